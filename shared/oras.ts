@@ -1,0 +1,191 @@
+/**
+ * The one module that runs the `oras` CLI.
+ *
+ * Arguments always go as an array (never through a shell); passwords go on stdin, never on
+ * the command line where `ps` would show them. Output is read from `--format json` and
+ * checked with zod. oras exits 1 for every failure, so failures are classified from stderr
+ * into the four kinds callers act on: not found, unauthorized, unreachable, invalid.
+ */
+import { execa, type ExecaError } from 'execa'
+import { z } from 'zod'
+import { EnvironmentError, RemoteError } from './errors.ts'
+
+/** How to reach a registry. */
+export type RegistryAccess = {
+  /** Plain HTTP (`--plain-http`), for a registry without TLS. */
+  plainHttp?: boolean
+  /** CA bundle that signed the registry's certificate. */
+  caFile?: string
+  /** Skip TLS verification (`--insecure`). For tests and emergencies only. */
+  insecure?: boolean
+  /** Docker-style credentials file (`--registry-config`); default: oras's own lookup. */
+  registryConfig?: string
+}
+
+export type OrasOptions = RegistryAccess & {
+  /** oras binary; default `$BERTH_ORAS`, then `oras` on PATH. */
+  binary?: string
+  /** Working folder: oras names a pushed layer after the path it was given, relative to this. */
+  cwd?: string
+  signal?: AbortSignal
+}
+
+export type OrasFailureKind = 'not-found' | 'unauthorized' | 'unreachable' | 'invalid'
+
+/** A registry operation failed; `kind` says why, `message` says what to do. */
+export class OrasError extends RemoteError {
+  readonly kind: OrasFailureKind
+
+  constructor(kind: OrasFailureKind, message: string, options?: { cause?: unknown }) {
+    super(REASONS[kind], message, options)
+    this.kind = kind
+  }
+}
+
+const REASONS: Record<OrasFailureKind, string> = {
+  'not-found': 'ArtifactNotFound',
+  unauthorized: 'RegistryUnauthorized',
+  unreachable: 'RegistryUnreachable',
+  invalid: 'RegistryRefused',
+}
+
+const descriptor = z.object({
+  reference: z.string(),
+  mediaType: z.string(),
+  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/),
+  size: z.number().int().nonnegative(),
+  annotations: z.record(z.string(), z.string()).optional(),
+})
+
+const pushOutput = descriptor.extend({
+  artifactType: z.string().optional(),
+  referenceAsTags: z.array(z.string()).optional(),
+})
+export type PushResult = z.infer<typeof pushOutput>
+
+const pullOutput = z.object({
+  reference: z.string(),
+  files: z.array(descriptor.extend({ path: z.string() })),
+})
+export type PullResult = z.infer<typeof pullOutput>
+
+const manifestOutput = descriptor.extend({ content: z.record(z.string(), z.unknown()) })
+export type FetchedManifest = z.infer<typeof manifestOutput>
+
+/** Store credentials for `registry` (host:port) in the credentials file. */
+export async function login(registry: string, credentials: { username: string; password: string }, options: OrasOptions = {}): Promise<void> {
+  await run(['login', registry, '--username', credentials.username, '--password-stdin', ...accessFlags(options)], options, {
+    what: `log in to ${registry}`,
+    stdin: credentials.password,
+  })
+}
+
+export type PushRequest = {
+  /** Files to push as layers, each `path` relative to `cwd`, with its media type. */
+  files: ReadonlyArray<{ path: string; mediaType: string }>
+  annotations?: Readonly<Record<string, string>>
+  artifactType?: string
+  config?: { path: string; mediaType: string }
+}
+
+/** Push `request.files` as one manifest tagged `reference`. */
+export async function push(reference: string, request: PushRequest, options: OrasOptions = {}): Promise<PushResult> {
+  const args = ['push', reference, '--format', 'json', '--no-tty', ...accessFlags(options)]
+  if (request.artifactType) args.push('--artifact-type', request.artifactType)
+  if (request.config) args.push('--config', `${request.config.path}:${request.config.mediaType}`)
+  for (const [key, value] of Object.entries(request.annotations ?? {})) args.push('--annotation', `${key}=${value}`)
+  for (const file of request.files) args.push(`${file.path}:${file.mediaType}`)
+  return parseJson(await run(args, options, { what: `push ${reference}` }), pushOutput, 'oras push')
+}
+
+/** Pull every layer of `reference` into `outputDir`. */
+export async function pull(reference: string, outputDir: string, options: OrasOptions = {}): Promise<PullResult> {
+  const args = ['pull', reference, '--output', outputDir, '--format', 'json', '--no-tty', ...accessFlags(options)]
+  return parseJson(await run(args, options, { what: `pull ${reference}` }), pullOutput, 'oras pull')
+}
+
+/** Fetch and parse the manifest `reference` (a tag or a digest) points at. */
+export async function fetchManifest(reference: string, options: OrasOptions = {}): Promise<FetchedManifest> {
+  const args = ['manifest', 'fetch', reference, '--format', 'json', ...accessFlags(options)]
+  return parseJson(await run(args, options, { what: `fetch the manifest of ${reference}` }), manifestOutput, 'oras manifest fetch')
+}
+
+function accessFlags(access: RegistryAccess): string[] {
+  const flags: string[] = []
+  if (access.plainHttp) flags.push('--plain-http')
+  if (access.caFile) flags.push('--ca-file', access.caFile)
+  if (access.insecure) flags.push('--insecure')
+  if (access.registryConfig) flags.push('--registry-config', access.registryConfig)
+  return flags
+}
+
+async function run(args: string[], options: OrasOptions, call: { what: string; stdin?: string }): Promise<string> {
+  const binary = options.binary ?? process.env.BERTH_ORAS ?? 'oras'
+  try {
+    const result = await execa(binary, args, {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.signal ? { cancelSignal: options.signal } : {}),
+      input: call.stdin ?? '',
+      // oras prints progress bars and colours only to a TTY; never let a caller's env change that.
+      env: { NO_COLOR: '1' },
+    })
+    return result.stdout
+  } catch (error: unknown) {
+    const failure = error as ExecaError
+    if (failure.code === 'ENOENT') {
+      throw new EnvironmentError('OrasMissing', `oras was not found (${binary}). Install oras v1.3 or newer on PATH, or set BERTH_ORAS to its path.`, { cause: error })
+    }
+    const stderr = typeof failure.stderr === 'string' ? failure.stderr : ''
+    throw orasFailure(call.what, stderr, error)
+  }
+}
+
+/** Turn oras's stderr into a classified, actionable error. Exported for unit tests. */
+export function orasFailure(what: string, stderr: string, cause?: unknown): OrasError {
+  const detail = errorLines(stderr)
+  const kind = classify(detail)
+  const hint: Record<OrasFailureKind, string> = {
+    'not-found': 'check the repository and tag',
+    unauthorized: 'check the credentials: `oras login <registry>`, --registry-config, or the username/password given to berth',
+    unreachable: /x509|certificate/i.test(detail)
+      ? 'the registry certificate is not trusted: pass its CA file'
+      : 'check the registry address, that it is running, and plain HTTP vs TLS',
+    invalid: 'the registry refused the request',
+  }
+  return new OrasError(kind, `cannot ${what}: ${kindText(kind)} (${hint[kind]}). oras said: ${detail}`, { cause })
+}
+
+function kindText(kind: OrasFailureKind): string {
+  return { 'not-found': 'not found', unauthorized: 'unauthorized', unreachable: 'registry unreachable', invalid: 'refused' }[kind]
+}
+
+function classify(detail: string): OrasFailureKind {
+  if (/\b401\b|unauthorized|credential not found|authentication required/i.test(detail)) return 'unauthorized'
+  if (/: not found\b|\b404\b|manifest unknown|name unknown|not found$/im.test(detail)) return 'not-found'
+  if (/connection refused|no such host|dial tcp|i\/o timeout|x509|certificate|tls:|http: server gave HTTP response|connection reset|EOF$/im.test(detail)) {
+    return 'unreachable'
+  }
+  return 'invalid'
+}
+
+// oras writes progress ("Preparing f.txt") before its error; keep the error itself.
+function errorLines(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('WARNING'))
+  const first = lines.findIndex((l) => /^Error/.test(l))
+  const kept = first >= 0 ? lines.slice(first) : lines.slice(-3)
+  return kept.join(' ').replace(/^Error:\s*/, '') || '(no error text)'
+}
+
+function parseJson<T>(stdout: string, schema: z.ZodType<T>, command: string): T {
+  let value: unknown
+  try {
+    value = JSON.parse(stdout)
+  } catch (error: unknown) {
+    throw new EnvironmentError('OrasOutput', `${command} printed something that is not JSON; is the oras on PATH v1.3 or newer?`, { cause: error })
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) {
+    throw new EnvironmentError('OrasOutput', `${command} printed unexpected JSON (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}); is the oras on PATH v1.3 or newer?`)
+  }
+  return parsed.data
+}

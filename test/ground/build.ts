@@ -1,0 +1,130 @@
+/**
+ * Makes every part of the test ground present on this machine, building only what is
+ * missing: Debian's docker-registry through apt, oras/etcd/kube-apiserver from Go modules
+ * into the version-keyed cache. Build output goes to a log file; a failure shows its tail.
+ */
+import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { execa } from 'execa'
+import { EnvironmentError } from '../../shared/errors.ts'
+import { binaryPath, cacheDir, GO_PARTS, type GoPart } from './parts.ts'
+
+export type Say = (line: string) => void
+
+/** Commands the ground needs from the machine, and the Debian package that provides each. */
+const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
+  { command: 'docker-registry', pkg: 'docker-registry' },
+  { command: 'openssl', pkg: 'openssl' },
+]
+
+export type PartLocations = {
+  oras: string
+  etcd: string
+  kubeApiserver: string
+  registry: string
+  openssl: string
+  kubectl: string
+}
+
+/** Ensure every part exists, building what is missing; returns where each one is. */
+export async function ensureParts(say: Say): Promise<PartLocations> {
+  await ensureAptTools(say)
+  for (const part of GO_PARTS) await ensureGoPart(part, say)
+  const kubectl = await which('kubectl')
+  if (!kubectl) {
+    throw new EnvironmentError('MissingTool', 'kubectl is not on PATH; the proof tests read objects back with it. Install kubectl (v1.27 or newer) and run again.')
+  }
+  return {
+    oras: binaryPath({ name: 'oras', version: partVersion('oras') }),
+    etcd: binaryPath({ name: 'etcd', version: partVersion('etcd') }),
+    kubeApiserver: binaryPath({ name: 'kube-apiserver', version: partVersion('kube-apiserver') }),
+    registry: (await which('docker-registry')) ?? 'docker-registry',
+    openssl: (await which('openssl')) ?? 'openssl',
+    kubectl,
+  }
+}
+
+function partVersion(name: GoPart['name']): string {
+  return GO_PARTS.find((p) => p.name === name)?.version ?? ''
+}
+
+async function which(command: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir) continue
+    const candidate = join(dir, command)
+    if (await isExecutable(candidate)) return candidate
+  }
+  return undefined
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function ensureAptTools(say: Say): Promise<void> {
+  const missing: string[] = []
+  for (const tool of APT_TOOLS) if (!(await which(tool.command))) missing.push(tool.pkg)
+  if (missing.length === 0) return
+  if (process.getuid?.() !== 0) {
+    throw new EnvironmentError('MissingTool', `missing Debian packages: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${missing.join(' ')}`)
+  }
+  say(`installing ${missing.join(', ')} with apt-get`)
+  const log = join(cacheDir(), 'logs', 'apt.log')
+  await runLogged('apt-get', ['update', '-qq'], { log })
+  await runLogged('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    log,
+    // Debian's docker-registry package would start its own service; policy-rc.d or no
+    // systemd stops that on these machines, and the ground never uses it anyway.
+    env: { DEBIAN_FRONTEND: 'noninteractive' },
+  })
+}
+
+async function ensureGoPart(part: GoPart, say: Say): Promise<void> {
+  const target = binaryPath(part)
+  if (await isExecutable(target)) return
+  const started = Date.now()
+  say(`building ${part.name} ${part.version} (first time on this machine; cached afterwards)`)
+  await mkdir(dirname(target), { recursive: true })
+  const partial = `${target}.partial`
+  await rm(partial, { force: true })
+  const log = join(cacheDir(), 'logs', `${part.name}-${part.version}.log`)
+  const env = { CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' }
+  if (part.build.kind === 'install') {
+    const gobin = `${dirname(target)}/.gobin`
+    await runLogged('go', ['install', '-trimpath', '-ldflags=-s -w', part.build.pkg], { log, env: { ...env, GOBIN: gobin } })
+    await rename(join(gobin, part.name), partial)
+    await rm(gobin, { recursive: true, force: true })
+  } else {
+    await runLogged('go', ['build', '-trimpath', `-ldflags=${part.build.ldflags}`, '-o', partial, part.build.pkg], {
+      log,
+      env,
+      cwd: part.build.moduleDir,
+    })
+  }
+  // Rename last: an interrupted build never leaves a binary that looks finished.
+  await rename(partial, target)
+  say(`built ${part.name} ${part.version} in ${Math.round((Date.now() - started) / 1000)} s → ${target}`)
+}
+
+async function runLogged(command: string, args: string[], options: { log: string; env?: Record<string, string>; cwd?: string }): Promise<void> {
+  await mkdir(dirname(options.log), { recursive: true })
+  const log = { file: options.log, append: true } as const
+  try {
+    await execa(command, args, {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      stdin: 'ignore',
+      stdout: log,
+      stderr: log,
+    })
+  } catch (error: unknown) {
+    const text = await readFile(options.log, 'utf8').catch(() => '')
+    const tail = text.trimEnd().split('\n').slice(-15).join('\n')
+    throw new EnvironmentError('BuildFailed', `${command} ${args.join(' ')} failed (full log: ${options.log}):\n${tail}`, { cause: error })
+  }
+}

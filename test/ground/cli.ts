@@ -1,0 +1,112 @@
+/**
+ * `npm run testground [-- build|up|down|status]`
+ *   build (default)  build what is missing and say where each part is
+ *   up               start a ground that stays up for people; prints how to use it
+ *   down             stop the ground `up` started
+ *   run              start a ground in the foreground; prints its ground.json path, stops on
+ *                    SIGINT/SIGTERM (and is reaped by its guardian if killed outright)
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { BerthError } from '../../shared/errors.ts'
+import { ensureParts } from './build.ts'
+import { type GroundInfo, readGroundInfo, startGround, stopGround } from './ground.ts'
+import { cacheDir, GO_PARTS } from './parts.ts'
+import { isAlive } from './processes.ts'
+
+const say = (line: string): void => {
+  process.stderr.write(`testground: ${line}\n`)
+}
+const pointer = (): string => join(cacheDir(), 'run', 'ground-path')
+
+async function main(command: string): Promise<void> {
+  switch (command) {
+    case 'build': {
+      const parts = await ensureParts(say)
+      const versions = Object.fromEntries(GO_PARTS.map((p) => [p.name, p.version]))
+      process.stdout.write(
+        [
+          `oras            ${versions.oras}  ${parts.oras}`,
+          `etcd            ${versions.etcd}  ${parts.etcd}`,
+          `kube-apiserver  ${versions['kube-apiserver']}  ${parts.kubeApiserver}`,
+          `docker-registry (apt)  ${parts.registry}`,
+          `kubectl         (machine)  ${parts.kubectl}`,
+          '',
+        ].join('\n'),
+      )
+      return
+    }
+    case 'up': {
+      const running = await current()
+      if (running) {
+        printUsage(running)
+        say('already up (npm run testground -- down stops it)')
+        return
+      }
+      const info = await startGround({ say, persistent: true })
+      await mkdir(join(cacheDir(), 'run'), { recursive: true })
+      await writeFile(pointer(), join(info.dir, 'ground.json'))
+      printUsage(info)
+      return
+    }
+    case 'down': {
+      const running = await current()
+      if (!running) {
+        say('no ground is up')
+        return
+      }
+      await stopGround(running)
+      await rm(pointer(), { force: true })
+      say('stopped')
+      return
+    }
+    case 'run': {
+      // Listen before anything starts: a signal that arrives mid-start still stops cleanly.
+      const signalled = new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGINT', resolve)
+        process.once('SIGTERM', resolve)
+      })
+      const info = await startGround({ say })
+      process.stdout.write(`${join(info.dir, 'ground.json')}\n`)
+      // Every server is unref'd; this timer is what keeps the process waiting for a signal.
+      const keepAlive = setInterval(() => undefined, 60_000)
+      const signal = await signalled
+      clearInterval(keepAlive)
+      say(`${signal}: stopping`)
+      await stopGround(info)
+      return
+    }
+    default:
+      throw new BerthError('Usage', `unknown command "${command}": use build, up, down or run`)
+  }
+}
+
+async function current(): Promise<GroundInfo | undefined> {
+  try {
+    const info = await readGroundInfo((await readFile(pointer(), 'utf8')).trim())
+    return info.processes.some((p) => isAlive(p.pid)) ? info : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function printUsage(info: GroundInfo): void {
+  const { plain, secure } = info.registries
+  process.stdout.write(
+    [
+      `export KUBECONFIG=${info.kubeconfig}`,
+      `export BERTH_REGISTRY=${plain.host}            # plain HTTP: oras … --plain-http`,
+      `export BERTH_REGISTRY_TLS=${secure.host}        # TLS + basic auth: oras … --ca-file ${info.ca.cert}`,
+      `# user ${secure.username ?? ''}; password in ${join(info.dir, 'ground.json')}`,
+      `export PATH=${join(info.parts.oras, '..')}:$PATH`,
+      '',
+    ].join('\n'),
+  )
+}
+
+try {
+  await main(process.argv[2] ?? 'build')
+} catch (error: unknown) {
+  say(error instanceof Error ? error.message : String(error))
+  process.exitCode = error instanceof BerthError ? error.exitCode : 1
+}

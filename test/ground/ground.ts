@@ -1,0 +1,224 @@
+/**
+ * Starts and stops a whole test ground on 127.0.0.1: etcd, kube-apiserver (started the way
+ * envtest starts it), a plain-HTTP registry and a TLS registry with htpasswd basic auth.
+ */
+import { randomBytes } from 'node:crypto'
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { request } from 'node:https'
+import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import bcrypt from 'bcryptjs'
+import { stringify } from 'yaml'
+import { ensureParts, type PartLocations, type Say } from './build.ts'
+import { issueCert, type KeyPair, makeCa, makeServiceAccountKeys } from './certs.ts'
+import { freePort, GUARDED_PIDS, isAlive, type Started, startGuardian, startProcess, stopProcess, waitUntil } from './processes.ts'
+
+export type RegistryInfo = {
+  /** `host:port`, as it goes into an OCI reference. */
+  host: string
+  tls: boolean
+  /** Present on the authenticated registry. */
+  username?: string
+  password?: string
+}
+
+/** Everything a test or a person needs to use a running ground. Serialized as `ground.json`. */
+export type GroundInfo = {
+  dir: string
+  kubeconfig: string
+  apiserverUrl: string
+  ca: KeyPair
+  registries: { plain: RegistryInfo; secure: RegistryInfo }
+  parts: PartLocations
+  processes: Started[]
+  guardianPid?: number
+}
+
+export type StartOptions = {
+  say: Say
+  /** Keep running after this process exits (`testground up`); otherwise a guardian reaps it. */
+  persistent?: boolean
+}
+
+const ADMIN_USER = 'berth-admin'
+
+/** Build what is missing, start every server, wait until all are ready. */
+export async function startGround(options: StartOptions): Promise<GroundInfo> {
+  const parts = await ensureParts(options.say)
+  const dir = await mkdtemp(join(tmpdir(), 'berth-ground-'))
+  const processes: Started[] = []
+  // Armed before any server starts: from here on, if this process dies, the ground goes too.
+  const guardianPid = options.persistent ? undefined : startGuardian(process.pid, dir)
+  const track = async (started: Started): Promise<void> => {
+    processes.push(started)
+    await appendFile(join(dir, GUARDED_PIDS), `${started.pid}\n`)
+  }
+  try {
+    const pki = join(dir, 'pki')
+    await mkdir(pki)
+    const ca = await makeCa(pki)
+    const [apiserverTls, registryTls, admin, sa] = await Promise.all([
+      issueCert(ca, pki, { name: 'apiserver', commonName: 'kube-apiserver', usage: 'server' }),
+      issueCert(ca, pki, { name: 'registry', commonName: 'registry', usage: 'server' }),
+      issueCert(ca, pki, { name: 'admin', commonName: ADMIN_USER, groups: ['system:masters'], usage: 'client' }),
+      makeServiceAccountKeys(pki),
+    ])
+    const { etcdPort, etcdPeerPort, apiPort, plainPort, securePort } = await distinctFreePorts(['etcdPort', 'etcdPeerPort', 'apiPort', 'plainPort', 'securePort'])
+
+    const etcd = startProcess('etcd', parts.etcd, [
+      '--name=ground',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-cluster=ground=http://127.0.0.1:${etcdPeerPort}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ], join(dir, 'etcd.log'))
+    await track(etcd)
+
+    const plain = await startRegistry(parts.registry, dir, 'registry-plain', plainPort)
+    await track(plain.started)
+    const password = randomBytes(18).toString('base64url')
+    const secure = await startRegistry(parts.registry, dir, 'registry-secure', securePort, { tls: registryTls, username: 'berth', password })
+    await track(secure.started)
+
+    await waitUntil(etcd, async () => (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).status === 200, 30_000)
+    const apiserver = startProcess('kube-apiserver', parts.kubeApiserver, [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      `--cert-dir=${pki}`,
+      `--tls-cert-file=${apiserverTls.cert}`,
+      `--tls-private-key-file=${apiserverTls.key}`,
+      `--client-ca-file=${ca.cert}`,
+      `--secure-port=${apiPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--allow-privileged=true',
+      // No controller-manager runs, so nothing would create the ServiceAccount this plugin demands.
+      '--disable-admission-plugins=ServiceAccount',
+      '--authorization-mode=RBAC',
+      `--service-account-issuer=https://127.0.0.1:${apiPort}/`,
+      `--service-account-key-file=${sa.pub}`,
+      `--service-account-signing-key-file=${sa.key}`,
+    ], join(dir, 'kube-apiserver.log'))
+    await track(apiserver)
+
+    const apiserverUrl = `https://127.0.0.1:${apiPort}`
+    await Promise.all([
+      waitUntil(plain.started, async () => (await httpGet(`http://${plain.host}/v2/`)).status === 200, 20_000),
+      waitUntil(secure.started, async () => (await httpsGet(`https://${secure.host}/v2/`, { ca: ca.cert })).status === 401, 20_000),
+      waitUntil(apiserver, async () => (await httpsGet(`${apiserverUrl}/readyz`, { ca: ca.cert, client: admin })).status === 200, 120_000),
+    ])
+
+    const kubeconfig = join(dir, 'kubeconfig')
+    await writeKubeconfig(kubeconfig, { server: apiserverUrl, ca: ca.cert, client: admin, user: ADMIN_USER, context: 'berth-testground' })
+    const info: GroundInfo = {
+      dir,
+      kubeconfig,
+      apiserverUrl,
+      ca,
+      registries: {
+        plain: { host: plain.host, tls: false },
+        secure: { host: secure.host, tls: true, username: 'berth', password },
+      },
+      parts,
+      processes,
+      ...(guardianPid === undefined ? {} : { guardianPid }),
+    }
+    await writeFile(join(dir, 'ground.json'), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 })
+    return info
+  } catch (error: unknown) {
+    await stopAll(processes, guardianPid)
+    await rm(dir, { recursive: true, force: true })
+    throw error
+  }
+}
+
+/** Stop every server of the ground and remove its folder. Safe to call twice. */
+export async function stopGround(info: Pick<GroundInfo, 'dir' | 'processes' | 'guardianPid'>): Promise<void> {
+  await stopAll(info.processes, info.guardianPid)
+  await rm(info.dir, { recursive: true, force: true })
+}
+
+async function stopAll(processes: readonly Started[], guardianPid: number | undefined): Promise<void> {
+  // The guardian first, so it does not race us; then the apiserver before etcd, newest first.
+  if (guardianPid !== undefined) await stopProcess(guardianPid, 0)
+  for (const p of [...processes].reverse()) if (isAlive(p.pid)) await stopProcess(p.pid)
+}
+
+export async function readGroundInfo(file: string): Promise<GroundInfo> {
+  return JSON.parse(await readFile(file, 'utf8')) as GroundInfo
+}
+
+type RegistryAuth = { tls: KeyPair; username: string; password: string }
+
+async function startRegistry(binary: string, dir: string, name: string, port: number, auth?: RegistryAuth): Promise<{ started: Started; host: string }> {
+  const host = `127.0.0.1:${port}`
+  const root = join(dir, name)
+  await mkdir(root)
+  const config: Record<string, unknown> = {
+    version: 0.1,
+    log: { level: 'warn', accesslog: { disabled: true } },
+    storage: { filesystem: { rootdirectory: join(root, 'data') }, delete: { enabled: true } },
+    http: { addr: host, secret: randomBytes(16).toString('hex'), ...(auth ? { tls: { certificate: auth.tls.cert, key: auth.tls.key } } : {}) },
+  }
+  if (auth) {
+    const htpasswd = join(root, 'htpasswd')
+    // The registry reads bcrypt entries only.
+    await writeFile(htpasswd, `${auth.username}:${bcrypt.hashSync(auth.password, 10)}\n`, { mode: 0o600 })
+    config.auth = { htpasswd: { realm: 'berth-testground', path: htpasswd } }
+  }
+  const configFile = join(root, 'config.yml')
+  await writeFile(configFile, stringify(config))
+  return { started: startProcess(name, binary, ['serve', configFile], join(dir, `${name}.log`)), host }
+}
+
+async function distinctFreePorts<K extends string>(names: readonly K[]): Promise<Record<K, number>> {
+  const ports = new Set<number>()
+  while (ports.size < names.length) ports.add(await freePort())
+  const list = [...ports]
+  return Object.fromEntries(names.map((name, i) => [name, list[i]])) as Record<K, number>
+}
+
+/** Write a kubeconfig that authenticates with a client certificate; kubectl and client-node both read it. */
+export async function writeKubeconfig(file: string, c: { server: string; ca: string; client: KeyPair; user: string; context: string }): Promise<void> {
+  const b64 = async (path: string): Promise<string> => (await readFile(path)).toString('base64')
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'berth-testground', cluster: { server: c.server, 'certificate-authority-data': await b64(c.ca) } }],
+    users: [{ name: c.user, user: { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) } }],
+    contexts: [{ name: c.context, context: { cluster: 'berth-testground', user: c.user } }],
+    'current-context': c.context,
+  }
+  await writeFile(file, stringify(config), { mode: 0o600 })
+}
+
+type Response = { status: number; body: string }
+
+function httpGet(url: string): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { timeout: 2000 }, (res) => collect(res, resolve, reject))
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('timeout'))).end()
+  })
+}
+
+async function httpsGet(url: string, tls: { ca: string; client?: KeyPair }): Promise<Response> {
+  const ca = await readFile(tls.ca)
+  const client = tls.client ? { cert: await readFile(tls.client.cert), key: await readFile(tls.client.key) } : {}
+  return await new Promise((resolve, reject) => {
+    const req = request(url, { ca, ...client, timeout: 2000 }, (res) => collect(res, resolve, reject))
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('timeout'))).end()
+  })
+}
+
+function collect(res: import('node:http').IncomingMessage, resolve: (r: Response) => void, reject: (e: Error) => void): void {
+  let body = ''
+  res.setEncoding('utf8')
+  res.on('data', (chunk: string) => (body += chunk))
+  res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+  res.on('error', reject)
+}

@@ -1,0 +1,80 @@
+/**
+ * The real parts of the test ground, pinned. A part's binary lives at
+ * `<cache>/<name>/<version>/<name>`: a new version builds beside the old one, an unchanged
+ * one is never built again.
+ */
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const KUBERNETES_VERSION = 'v1.36.3'
+export const ETCD_VERSION = 'v3.6.16'
+export const ORAS_VERSION = 'v1.3.6'
+
+/** Folder of this file: the Go modules that build kube-apiserver and etcd sit below it. */
+export const GROUND_DIR = fileURLToPath(new URL('.', import.meta.url))
+
+/**
+ * Where built binaries and run state live. Outside the checkout by default so every clone on
+ * the machine (CI clones afresh each run) shares one cache; `BERTH_CACHE_DIR=.cache` keeps it
+ * in the git-ignored `.cache/` of the checkout instead.
+ */
+export function cacheDir(): string {
+  const configured = process.env.BERTH_CACHE_DIR
+  if (configured) return resolve(configured)
+  const base = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache')
+  return join(base, 'berth')
+}
+
+export type GoPart = {
+  name: 'kube-apiserver' | 'etcd' | 'oras'
+  version: string
+  /** How to build it: `go install` of a module without replaces, or `go build` inside one of our modules. */
+  build:
+    | { kind: 'install'; pkg: string }
+    | { kind: 'module'; moduleDir: string; pkg: string; ldflags: string }
+}
+
+const k8sMinor = KUBERNETES_VERSION.split('.')[1] ?? ''
+
+export const GO_PARTS: readonly GoPart[] = [
+  {
+    name: 'oras',
+    version: ORAS_VERSION,
+    build: { kind: 'install', pkg: `oras.land/oras/cmd/oras@${ORAS_VERSION}` },
+  },
+  {
+    name: 'etcd',
+    version: ETCD_VERSION,
+    build: { kind: 'module', moduleDir: join(GROUND_DIR, 'go', 'etcdbin'), pkg: 'go.etcd.io/etcd/server/v3', ldflags: '-s -w' },
+  },
+  {
+    name: 'kube-apiserver',
+    version: KUBERNETES_VERSION,
+    build: {
+      kind: 'module',
+      moduleDir: join(GROUND_DIR, 'go', 'k8sbin'),
+      pkg: 'k8s.io/kubernetes/cmd/kube-apiserver',
+      // The apiserver reports its version from these; without them it says v0.0.0 and
+      // clients warn about skew.
+      ldflags: [
+        '-s -w',
+        `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
+        '-X k8s.io/component-base/version.gitMajor=1',
+        `-X k8s.io/component-base/version.gitMinor=${k8sMinor}`,
+        '-X k8s.io/component-base/version.gitTreeState=clean',
+      ].join(' '),
+    },
+  },
+]
+
+/** Path of a part's binary in the cache (it may not exist yet). */
+export function binaryPath(part: Pick<GoPart, 'name' | 'version'>): string {
+  return join(cacheDir(), part.name, part.version, part.name)
+}
+
+export function partNamed(name: GoPart['name']): GoPart {
+  const part = GO_PARTS.find((p) => p.name === name)
+  if (!part) throw new Error(`unknown test-ground part ${name}`)
+  return part
+}

@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config'
+
+// Two tiers: `unit` is pure logic beside the code it tests; `ground` runs against the real
+// registry, oras and kube-apiserver that test/ground/global-setup.ts starts once per run.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['{cli,shared,packager,reconciler}/**/*.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'ground',
+          include: ['test/**/*.test.ts'],
+          globalSetup: ['test/ground/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+})
