@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config'
 // registry, oras and kube-apiserver that test/ground/global-setup.ts starts once per run.
 export default defineConfig({
   test: {
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
         test: {

@@ -34,7 +34,7 @@ describe('berth CLI shell', () => {
   it('exits 2 with a hint on a usage error', async () => {
     const { code, stderr } = await berth(['--no-such-flag'])
     expect(code).toBe(2)
-    expect(stderr).toContain("unknown option '--no-such-flag'")
+    expect(stderr).toContain('unknown option \'--no-such-flag\'')
     expect(stderr).toContain('--help')
   })
 

@@ -44,9 +44,9 @@ export class OrasError extends RemoteError {
 
 const REASONS: Record<OrasFailureKind, string> = {
   'not-found': 'ArtifactNotFound',
-  unauthorized: 'RegistryUnauthorized',
-  unreachable: 'RegistryUnreachable',
-  invalid: 'RegistryRefused',
+  'unauthorized': 'RegistryUnauthorized',
+  'unreachable': 'RegistryUnreachable',
+  'invalid': 'RegistryRefused',
 }
 
 const descriptor = z.object({
@@ -146,17 +146,17 @@ export function orasFailure(what: string, stderr: string, cause?: unknown): Oras
   const kind = classify(detail)
   const hint: Record<OrasFailureKind, string> = {
     'not-found': 'check the repository and tag',
-    unauthorized: 'check the credentials: `oras login <registry>`, --registry-config, or the username/password given to berth',
-    unreachable: /x509|certificate/i.test(detail)
+    'unauthorized': 'check the credentials: `oras login <registry>`, --registry-config, or the username/password given to berth',
+    'unreachable': /x509|certificate/i.test(detail)
       ? 'the registry certificate is not trusted: pass its CA file'
       : 'check the registry address, that it is running, and plain HTTP vs TLS',
-    invalid: 'the registry refused the request',
+    'invalid': 'the registry refused the request',
   }
   return new OrasError(kind, `cannot ${what}: ${kindText(kind)} (${hint[kind]}). oras said: ${detail}`, { cause })
 }
 
 function kindText(kind: OrasFailureKind): string {
-  return { 'not-found': 'not found', unauthorized: 'unauthorized', unreachable: 'registry unreachable', invalid: 'refused' }[kind]
+  return { 'not-found': 'not found', 'unauthorized': 'unauthorized', 'unreachable': 'registry unreachable', 'invalid': 'refused' }[kind]
 }
 
 function classify(detail: string): OrasFailureKind {

@@ -14,7 +14,9 @@ async function startChildGround(): Promise<{ child: ReturnType<typeof spawn>; in
   const lines = createInterface({ input: child.stdout })
   const first = await new Promise<string>((resolve, reject) => {
     lines.once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`testground run exited early (${code})`)))
+    child.once('exit', (code) => {
+      reject(new Error(`testground run exited early (${String(code)})`))
+    })
   })
   return { child, info: await readGroundInfo(first) }
 }

@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { request } from 'node:https'
 import { request as httpRequest } from 'node:http'
+import { type RequestOptions, request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
@@ -85,7 +85,7 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
     const secure = await startRegistry(parts.registry, dir, 'registry-secure', securePort, { tls: registryTls, username: 'berth', password })
     await track(secure.started)
 
-    await waitUntil(etcd, async () => (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).status === 200, 30_000)
+    await waitUntil(etcd, async () => (await statusOf(`http://127.0.0.1:${etcdPort}/health`)) === 200, 30_000)
     const apiserver = startProcess('kube-apiserver', parts.kubeApiserver, [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       `--cert-dir=${pki}`,
@@ -108,9 +108,9 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
 
     const apiserverUrl = `https://127.0.0.1:${apiPort}`
     await Promise.all([
-      waitUntil(plain.started, async () => (await httpGet(`http://${plain.host}/v2/`)).status === 200, 20_000),
-      waitUntil(secure.started, async () => (await httpsGet(`https://${secure.host}/v2/`, { ca: ca.cert })).status === 401, 20_000),
-      waitUntil(apiserver, async () => (await httpsGet(`${apiserverUrl}/readyz`, { ca: ca.cert, client: admin })).status === 200, 120_000),
+      waitUntil(plain.started, async () => (await statusOf(`http://${plain.host}/v2/`)) === 200, 20_000),
+      waitUntil(secure.started, async () => (await statusOf(`https://${secure.host}/v2/`, { ca: ca.cert })) === 401, 20_000),
+      waitUntil(apiserver, async () => (await statusOf(`${apiserverUrl}/readyz`, { ca: ca.cert, client: admin })) === 200, 120_000),
     ])
 
     const kubeconfig = join(dir, 'kubeconfig')
@@ -187,38 +187,33 @@ async function distinctFreePorts<K extends string>(names: readonly K[]): Promise
 export async function writeKubeconfig(file: string, c: { server: string; ca: string; client: KeyPair; user: string; context: string }): Promise<void> {
   const b64 = async (path: string): Promise<string> => (await readFile(path)).toString('base64')
   const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'berth-testground', cluster: { server: c.server, 'certificate-authority-data': await b64(c.ca) } }],
-    users: [{ name: c.user, user: { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) } }],
-    contexts: [{ name: c.context, context: { cluster: 'berth-testground', user: c.user } }],
+    'apiVersion': 'v1',
+    'kind': 'Config',
+    'clusters': [{ name: 'berth-testground', cluster: { 'server': c.server, 'certificate-authority-data': await b64(c.ca) } }],
+    'users': [{ name: c.user, user: { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) } }],
+    'contexts': [{ name: c.context, context: { cluster: 'berth-testground', user: c.user } }],
     'current-context': c.context,
   }
   await writeFile(file, stringify(config), { mode: 0o600 })
 }
 
-type Response = { status: number; body: string }
-
-function httpGet(url: string): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { timeout: 2000 }, (res) => collect(res, resolve, reject))
-    req.on('error', reject).on('timeout', () => req.destroy(new Error('timeout'))).end()
-  })
-}
-
-async function httpsGet(url: string, tls: { ca: string; client?: KeyPair }): Promise<Response> {
-  const ca = await readFile(tls.ca)
-  const client = tls.client ? { cert: await readFile(tls.client.cert), key: await readFile(tls.client.key) } : {}
+/** HTTP status of a GET to `url` (https with the ground's CA and, optionally, a client certificate). */
+async function statusOf(url: string, tls?: { ca: string; client?: KeyPair }): Promise<number> {
+  const options: RequestOptions = { timeout: 2000 }
+  if (tls) {
+    options.ca = await readFile(tls.ca)
+    if (tls.client) Object.assign(options, { cert: await readFile(tls.client.cert), key: await readFile(tls.client.key) })
+  }
+  const get = url.startsWith('https:') ? httpsRequest : httpRequest
   return await new Promise((resolve, reject) => {
-    const req = request(url, { ca, ...client, timeout: 2000 }, (res) => collect(res, resolve, reject))
-    req.on('error', reject).on('timeout', () => req.destroy(new Error('timeout'))).end()
+    const req = get(url, options, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.on('timeout', () => {
+      req.destroy(new Error('timeout'))
+    })
+    req.end()
   })
-}
-
-function collect(res: import('node:http').IncomingMessage, resolve: (r: Response) => void, reject: (e: Error) => void): void {
-  let body = ''
-  res.setEncoding('utf8')
-  res.on('data', (chunk: string) => (body += chunk))
-  res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-  res.on('error', reject)
 }

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest'
+import { orasFailure } from './oras.ts'
+
+// Real stderr text of oras v1.3.6, captured against docker-registry 2.8.
+const cases = [
+  {
+    kind: 'unauthorized',
+    stderr: 'WARNING! Using --password via the CLI is insecure. Use --password-stdin.\nPreparing f.txt\nError response from registry: HEAD "https://127.0.0.1:40279/v2/x/y/manifests/sha256:0ac3": response status code 401: Unauthorized\n',
+  },
+  {
+    kind: 'unauthorized',
+    stderr: 'Preparing f.txt\nError: basic credential not found\nPlease check whether the registry credential stored in the authentication file at "/root/.docker/config.json" is correct\n',
+  },
+  {
+    kind: 'not-found',
+    stderr: 'Error response from registry: failed to fetch the content of "127.0.0.1:46337/x/y:9.9.9": 127.0.0.1:46337/x/y:9.9.9: not found\n',
+  },
+  {
+    kind: 'unreachable',
+    stderr: 'Preparing f.txt\nError: Head "http://127.0.0.1:1/v2/x/y/manifests/sha256:0ac3": dial tcp 127.0.0.1:1: connect: connection refused\n',
+  },
+  {
+    kind: 'unreachable',
+    stderr: 'Error: Get "https://127.0.0.1:40279/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority\n',
+  },
+  { kind: 'invalid', stderr: 'Error: invalid reference: invalid tag "1.0.0+build"\n' },
+] as const
+
+describe('orasFailure', () => {
+  it.each(cases)('classifies "$stderr" as $kind', ({ kind, stderr }) => {
+    expect(orasFailure('push x', stderr).kind).toBe(kind)
+  })
+
+  it('keeps the error line, drops progress and warnings, and says what to do', () => {
+    const error = orasFailure('push 127.0.0.1:1/x:1.0.0', cases[3].stderr)
+    expect(error.message).toBe(
+      'cannot push 127.0.0.1:1/x:1.0.0: registry unreachable (check the registry address, that it is running, and plain HTTP vs TLS). '
+      + 'oras said: Head "http://127.0.0.1:1/v2/x/y/manifests/sha256:0ac3": dial tcp 127.0.0.1:1: connect: connection refused',
+    )
+    expect(error.reason).toBe('RegistryUnreachable')
+    expect(error.exitCode).toBe(4)
+  })
+
+  it('points at the CA file when the certificate is not trusted', () => {
+    expect(orasFailure('pull x', cases[4].stderr).message).toContain('the registry certificate is not trusted: pass its CA file')
+  })
+})
