@@ -10,12 +10,15 @@ import { ROOT } from './support/ground.ts'
 
 /** Start `testground run` in a child process; resolve once its ground is up. */
 async function startChildGround(): Promise<{ child: ReturnType<typeof spawn>; info: GroundInfo }> {
-  const child = spawn(process.execPath, [join(ROOT, 'test/ground/cli.ts'), 'run'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [join(ROOT, 'test/ground/cli.ts'), 'run'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its progress lines are kept for a failure message, not printed into the test output.
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const lines = createInterface({ input: child.stdout })
   const first = await new Promise<string>((resolve, reject) => {
     lines.once('line', resolve)
     child.once('exit', (code) => {
-      reject(new Error(`testground run exited early (${String(code)})`))
+      reject(new Error(`testground run exited early (${String(code)}):\n${stderr}`))
     })
   })
   return { child, info: await readGroundInfo(first) }
