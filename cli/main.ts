@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../shared/errors.ts'
+import { registerPackage } from './package.ts'
+import { registerPush } from './push.ts'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const
 
@@ -24,8 +26,12 @@ export function buildProgram(name: string): Command {
     .version(pkg.version, '-v, --version', 'print the berth version')
     .helpOption('-h, --help', 'show help')
     .showHelpAfterError('(add --help for usage)')
+    // `berth package --version 1.2.3` means the release version, not berth's own.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+  registerPackage(program)
+  registerPush(program)
   program.addHelpText(
     'after',
     `

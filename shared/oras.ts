@@ -88,14 +88,24 @@ export type PushRequest = {
   config?: { path: string; mediaType: string }
 }
 
-/** Push `request.files` as one manifest tagged `reference`. */
-export async function push(reference: string, request: PushRequest, options: OrasOptions = {}): Promise<PushResult> {
-  const args = ['push', reference, '--format', 'json', '--no-tty', ...accessFlags(options)]
+/**
+ * Push `request.files` as one manifest tagged `reference`. With `ociLayout`, `reference` is
+ * `<folder>:<tag>` of a local OCI image layout: nothing leaves the machine, and the digest
+ * is known before any registry is touched.
+ */
+export async function push(reference: string, request: PushRequest, options: OrasOptions & { ociLayout?: boolean } = {}): Promise<PushResult> {
+  const args = ['push', reference, '--format', 'json', '--no-tty', ...(options.ociLayout ? ['--oci-layout'] : accessFlags(options))]
   if (request.artifactType) args.push('--artifact-type', request.artifactType)
   if (request.config) args.push('--config', `${request.config.path}:${request.config.mediaType}`)
   for (const [key, value] of Object.entries(request.annotations ?? {})) args.push('--annotation', `${key}=${value}`)
   for (const file of request.files) args.push(`${file.path}:${file.mediaType}`)
   return parseJson(await run(args, options, { what: `push ${reference}` }), pushOutput, 'oras push')
+}
+
+/** Copy `layoutReference` (`<folder>:<tag>` of an OCI layout) to the registry `reference`, byte for byte. */
+export async function copyFromLayout(layoutReference: string, reference: string, options: OrasOptions = {}): Promise<void> {
+  const to = accessFlags(options).map((flag) => (flag.startsWith('--') ? `--to-${flag.slice(2)}` : flag))
+  await run(['cp', '--from-oci-layout', layoutReference, reference, '--no-tty', ...to], options, { what: `push ${reference}` })
 }
 
 /** Pull every layer of `reference` into `outputDir`. */

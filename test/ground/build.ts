@@ -19,6 +19,8 @@ const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
 
 export type PartLocations = {
   oras: string
+  helm: string
+  actionlint: string
   etcd: string
   kubeApiserver: string
   registry: string
@@ -36,6 +38,8 @@ export async function ensureParts(say: Say): Promise<PartLocations> {
   }
   return {
     oras: binaryPath({ name: 'oras', version: partVersion('oras') }),
+    helm: binaryPath({ name: 'helm', version: partVersion('helm') }),
+    actionlint: binaryPath({ name: 'actionlint', version: partVersion('actionlint') }),
     etcd: binaryPath({ name: 'etcd', version: partVersion('etcd') }),
     kubeApiserver: binaryPath({ name: 'kube-apiserver', version: partVersion('kube-apiserver') }),
     registry: (await which('docker-registry')) ?? 'docker-registry',

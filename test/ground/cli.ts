@@ -27,6 +27,8 @@ async function main(command: string): Promise<void> {
       process.stdout.write(
         [
           `oras            ${versions.oras}  ${parts.oras}`,
+          `helm            ${versions.helm}  ${parts.helm}`,
+          `actionlint      ${versions.actionlint}  ${parts.actionlint}`,
           `etcd            ${versions.etcd}  ${parts.etcd}`,
           `kube-apiserver  ${versions['kube-apiserver']}  ${parts.kubeApiserver}`,
           `docker-registry (apt)  ${parts.registry}`,

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url'
 export const KUBERNETES_VERSION = 'v1.36.3'
 export const ETCD_VERSION = 'v3.6.16'
 export const ORAS_VERSION = 'v1.3.6'
+export const HELM_VERSION = 'v3.22.0'
+export const ACTIONLINT_VERSION = 'v1.7.12'
 
 /** Folder of this file: the Go modules that build kube-apiserver and etcd sit below it. */
 export const GROUND_DIR = fileURLToPath(new URL('.', import.meta.url))
@@ -27,7 +29,7 @@ export function cacheDir(): string {
 }
 
 export type GoPart = {
-  name: 'kube-apiserver' | 'etcd' | 'oras'
+  name: 'kube-apiserver' | 'etcd' | 'oras' | 'helm' | 'actionlint'
   version: string
   /** How to build it: `go install` of a module without replaces, or `go build` inside one of our modules. */
   build:
@@ -42,6 +44,18 @@ export const GO_PARTS: readonly GoPart[] = [
     name: 'oras',
     version: ORAS_VERSION,
     build: { kind: 'install', pkg: `oras.land/oras/cmd/oras@${ORAS_VERSION}` },
+  },
+  {
+    // Renders Helm-chart environments in the packager's tests.
+    name: 'helm',
+    version: HELM_VERSION,
+    build: { kind: 'install', pkg: `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}` },
+  },
+  {
+    // Lints .github/workflows in the test command.
+    name: 'actionlint',
+    version: ACTIONLINT_VERSION,
+    build: { kind: 'install', pkg: `github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}` },
   },
   {
     name: 'etcd',

@@ -1,0 +1,70 @@
+/**
+ * The config-repository contract: `berth.yaml` at the root names the artifact repository and
+ * the environments, each rendered from one source — a folder of plain YAML, a kustomize
+ * overlay, or a Helm chart with values files.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseDocument } from 'yaml'
+import { z } from 'zod'
+import { InvalidInputError, UsageError } from '../shared/errors.ts'
+import { formatIssues } from '../shared/validation.ts'
+
+export const CONFIG_FILE = 'berth.yaml'
+
+const relativePath = z
+  .string()
+  .min(1, 'give a folder relative to berth.yaml')
+  .refine((p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'), 'must be a path inside the config repository (relative, no "..")')
+
+const helmSource = z.strictObject({
+  chart: relativePath.describe('folder of the chart'),
+  values: z.array(relativePath).default([]),
+  releaseName: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label (lowercase letters, digits, "-")').optional(),
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').optional(),
+})
+
+const environment = z
+  .strictObject({
+    manifests: relativePath.optional(),
+    kustomize: relativePath.optional(),
+    helm: helmSource.optional(),
+  })
+  .refine((e) => [e.manifests, e.kustomize, e.helm].filter((s) => s !== undefined).length === 1, {
+    message: 'give exactly one source: manifests (a folder of YAML), kustomize (an overlay folder) or helm (chart and values)',
+  })
+
+export const configSchema = z.strictObject({
+  apiVersion: z.literal('berth.dev/v1alpha1', 'must be berth.dev/v1alpha1'),
+  kind: z.literal('Package', 'must be Package'),
+  artifact: z.strictObject({
+    repository: z
+      .string()
+      .regex(/^oci:\/\/[^/\s]+\/[a-z0-9]+([._/-][a-z0-9]+)*$/, 'must be oci://<registry>/<path>, lowercase path, no tag (for example oci://ghcr.io/acme/app-config)'),
+    source: z.url('must be a URL (the config repository, for org.opencontainers.image.source)').optional(),
+  }),
+  environments: z
+    .record(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'environment names must be DNS labels (lowercase letters, digits, "-")'), environment)
+    .refine((envs) => Object.keys(envs).length > 0, 'name at least one environment'),
+})
+
+export type PackageConfig = z.infer<typeof configSchema>
+export type EnvironmentSource = PackageConfig['environments'][string]
+
+/** Read and validate `<dir>/berth.yaml`. Errors name the field and what to do. */
+export async function loadConfig(dir: string): Promise<PackageConfig> {
+  const file = join(dir, CONFIG_FILE)
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error: unknown) {
+    throw new UsageError('NoConfig', `no ${CONFIG_FILE} in ${dir}: berth package needs a config repository with a ${CONFIG_FILE} at its root`, { cause: error })
+  }
+  const doc = parseDocument(text)
+  if (doc.errors.length > 0) {
+    throw new InvalidInputError('InvalidConfig', `${file}: not valid YAML: ${doc.errors.map((e) => e.message).join('; ')}`)
+  }
+  const parsed = configSchema.safeParse(doc.toJS())
+  if (!parsed.success) throw new InvalidInputError('InvalidConfig', `${file}: ${formatIssues(parsed.error)}`)
+  return parsed.data
+}

@@ -1,0 +1,63 @@
+/**
+ * `berth package`: render every environment of a config repository, check every object,
+ * and write the reproducible tar.gz. Nothing is written unless everything passes.
+ */
+import { rename, rm } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { releaseTag } from '../shared/artifact.ts'
+import { UsageError } from '../shared/errors.ts'
+import { checkObjects } from '../shared/manifests.ts'
+import { loadConfig, type PackageConfig } from './config.ts'
+import { pack, type Packed, type RenderedEnvironment } from './pack.ts'
+import { renderEnvironment, type RenderTools } from './render.ts'
+
+export type PackageRequest = {
+  dir: string
+  version: string
+  /** Output file; default `<dir>/../berth-<version>.tgz`… see {@link defaultOutput}. */
+  out?: string
+  allowSecrets?: boolean
+  revision?: string
+  source?: string
+  tools?: RenderTools
+}
+
+export type PackageResult = Packed & { tag: string; config: PackageConfig }
+
+/** Validate the version, then render, check and pack. */
+export async function packageRepository(request: PackageRequest): Promise<PackageResult> {
+  const tag = versionTag(request.version)
+  const dir = resolve(request.dir)
+  const config = await loadConfig(dir)
+  const environments: RenderedEnvironment[] = []
+  for (const [name, source] of Object.entries(config.environments)) {
+    const objects = await renderEnvironment(dir, name, source, request.tools)
+    checkObjects(objects, { allowSecrets: request.allowSecrets ?? false })
+    environments.push({ name, objects })
+  }
+  const out = resolve(request.out ?? defaultOutput(tag))
+  // Written beside the target and renamed: a failure never leaves a half-written artifact.
+  const partial = join(dirname(out), `.${tag}.${process.pid}.partial.tgz`)
+  try {
+    const packed = await pack(environments, {
+      version: tag,
+      ...(request.revision ? { revision: request.revision } : {}),
+      ...(request.source ? { source: request.source } : {}),
+    }, partial)
+    await rename(partial, out)
+    return { ...packed, file: out, tag, config }
+  } finally {
+    await rm(partial, { force: true })
+  }
+}
+
+export function defaultOutput(tag: string): string {
+  return `berth-${tag}.tgz`
+}
+
+/** The OCI tag for `version`, or a usage error saying what is wrong. */
+export function versionTag(version: string): string {
+  const result = releaseTag(version)
+  if ('problem' in result) throw new UsageError('InvalidVersion', `--version ${result.problem}`)
+  return result.tag
+}

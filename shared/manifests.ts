@@ -1,0 +1,112 @@
+/**
+ * Kubernetes manifests as berth handles them on both sides: parsing YAML streams into
+ * objects, the checks every object must pass before it is packed or applied, and the
+ * identity (`group/kind/namespace/name`) that finds duplicates and names files.
+ */
+import { parseAllDocuments, stringify } from 'yaml'
+import { InvalidInputError } from './errors.ts'
+
+export type KubeObject = {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; namespace?: string; [key: string]: unknown }
+  [key: string]: unknown
+}
+
+/** Where a document came from, for error messages: `dev/deploy.yaml#2`. */
+export type Located = { object: KubeObject; source: string }
+
+/** Parse a YAML stream. Empty documents are skipped; `*List` kinds are unwrapped. Throws on the first problem with its location. */
+export function parseManifests(text: string, source: string): Located[] {
+  const out: Located[] = []
+  const problems: string[] = []
+  parseAllDocuments(text).forEach((doc, index) => {
+    const where = `${source}#${index + 1}`
+    if (doc.errors.length > 0) {
+      problems.push(`${where}: not valid YAML: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`)
+      return
+    }
+    const value: unknown = doc.toJS()
+    if (value === null || value === undefined) return
+    for (const item of unwrapList(value)) {
+      const problem = objectProblem(item)
+      if (problem) problems.push(`${where}: ${problem}`)
+      else out.push({ object: item as KubeObject, source: where })
+    }
+  })
+  if (problems.length > 0) throw new InvalidInputError('InvalidManifest', problems.join('\n'))
+  return out
+}
+
+function unwrapList(value: unknown): unknown[] {
+  if (isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items)) return value.items as unknown[]
+  return [value]
+}
+
+function objectProblem(value: unknown): string | undefined {
+  if (!isRecord(value)) return 'not a Kubernetes object (expected a mapping with apiVersion, kind and metadata.name)'
+  const missing: string[] = []
+  if (typeof value.apiVersion !== 'string' || value.apiVersion === '') missing.push('apiVersion')
+  if (typeof value.kind !== 'string' || value.kind === '') missing.push('kind')
+  const metadata = value.metadata
+  if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') missing.push('metadata.name')
+  if (missing.length > 0) return `${typeof value.kind === 'string' && value.kind ? value.kind : 'object'} has no ${missing.join(', ')}`
+  if (isRecord(metadata) && metadata.namespace !== undefined && typeof metadata.namespace !== 'string') return 'metadata.namespace must be a string'
+  return undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** API group of an object (`apps`, `` for core). */
+export function groupOf(object: Pick<KubeObject, 'apiVersion'>): string {
+  const slash = object.apiVersion.indexOf('/')
+  return slash < 0 ? '' : object.apiVersion.slice(0, slash)
+}
+
+/** Identity of an object regardless of API version: `group/Kind/namespace/name`. */
+export function objectKey(object: KubeObject): string {
+  return `${groupOf(object)}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`
+}
+
+/** Human form: `Deployment web/api`, `ClusterRole reader`. */
+export function describeObject(object: KubeObject): string {
+  const ns = object.metadata.namespace ? `${object.metadata.namespace}/` : ''
+  return `${object.kind} ${ns}${object.metadata.name}`
+}
+
+export type CheckOptions = { allowSecrets?: boolean }
+
+/**
+ * Checks across a set of objects that will be applied together: no object twice, and no
+ * Secret carrying literal data unless allowed. All problems are reported at once.
+ */
+export function checkObjects(objects: readonly Located[], options: CheckOptions = {}): void {
+  const problems: string[] = []
+  const seen = new Map<string, string>()
+  for (const { object, source } of objects) {
+    const key = objectKey(object)
+    const first = seen.get(key)
+    if (first) problems.push(`${source}: ${describeObject(object)} is defined twice (first at ${first}); keep one`)
+    else seen.set(key, source)
+    if (!options.allowSecrets && isLiteralSecret(object)) {
+      problems.push(
+        `${source}: ${describeObject(object)} carries literal data; artifacts are readable by anyone who can pull them. `
+        + 'Keep secrets out (SealedSecrets, External Secrets, SOPS) or pass --allow-secrets',
+      )
+    }
+  }
+  if (problems.length > 0) throw new InvalidInputError('InvalidManifest', problems.join('\n'))
+}
+
+function isLiteralSecret(object: KubeObject): boolean {
+  if (object.kind !== 'Secret' || groupOf(object) !== '') return false
+  const filled = (v: unknown): boolean => isRecord(v) && Object.keys(v).length > 0
+  return filled(object.data) || filled(object.stringData)
+}
+
+/** Serialize one object as YAML, the same way every time. */
+export function toYaml(object: KubeObject): string {
+  return stringify(object, { lineWidth: 0, aliasDuplicateObjects: false })
+}
