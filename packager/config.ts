@@ -12,6 +12,8 @@ import { formatIssues } from '../shared/validation.ts'
 
 export const CONFIG_FILE = 'berth.yaml'
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+
 const relativePath = z
   .string()
   .min(1, 'give a folder relative to berth.yaml')
@@ -20,8 +22,8 @@ const relativePath = z
 const helmSource = z.strictObject({
   chart: relativePath.describe('folder of the chart'),
   values: z.array(relativePath).default([]),
-  releaseName: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label (lowercase letters, digits, "-")').optional(),
-  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').optional(),
+  releaseName: z.string().regex(DNS_LABEL, 'must be a DNS label (lowercase letters, digits, "-")').optional(),
+  namespace: z.string().regex(DNS_LABEL, 'must be a DNS label (lowercase letters, digits, "-")').optional(),
 })
 
 const environment = z
@@ -44,8 +46,14 @@ export const configSchema = z.strictObject({
     source: z.url('must be a URL (the config repository, for org.opencontainers.image.source)').optional(),
   }),
   environments: z
-    .record(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'environment names must be DNS labels (lowercase letters, digits, "-")'), environment)
-    .refine((envs) => Object.keys(envs).length > 0, 'name at least one environment'),
+    .record(z.string(), environment)
+    .refine((envs) => Object.keys(envs).length > 0, 'name at least one environment')
+    // Checked here rather than by the record's key schema: zod reports a bad key without its message.
+    .superRefine((envs, ctx) => {
+      for (const name of Object.keys(envs)) {
+        if (!DNS_LABEL.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'environment names must be DNS labels (lowercase letters, digits, "-")' })
+      }
+    }),
 })
 
 export type PackageConfig = z.infer<typeof configSchema>

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { fetchManifest, login, type OrasOptions, pull, push } from '../shared/oras.ts'
 import type { RegistryInfo } from './ground/ground.ts'
 import { useGround } from './support/ground.ts'
+import { failureOf } from './support/failure.ts'
 
 const g = useGround(import.meta.url)
 const LAYER = 'application/vnd.cncf.flux.content.v1.tar+gzip'
@@ -71,9 +72,9 @@ describe('oras failures are classified with a clear message', () => {
   it('the password never appears in the process arguments or the error', async () => {
     const registry = g.ground.registries.secure
     const secret = `s3cret-${randomBytes(6).toString('hex')}`
-    const failure = await login(registry.host, { username: 'berth', password: secret }, { ...g.orasAccess(registry), registryConfig: join(g.scratch(), 'x.json') }).catch((e: unknown) => e)
+    const failure = await failureOf(login(registry.host, { username: 'berth', password: secret }, { ...g.orasAccess(registry), registryConfig: join(g.scratch(), 'x.json') }))
     expect(failure).toBeInstanceOf(Error)
-    expect(JSON.stringify({ message: (failure as Error).message, cause: String((failure as Error).cause) })).not.toContain(secret)
+    expect(JSON.stringify({ message: failure.message, cause: String(failure.cause) })).not.toContain(secret)
   })
 
   it('a missing tag is not-found; a closed port is unreachable; an untrusted certificate says so', async () => {

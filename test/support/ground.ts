@@ -36,7 +36,10 @@ export function useGround(fileUrl: string): FileGround {
   const suffix = randomBytes(3).toString('hex')
   const namespace = `t-${slug}-${suffix}`
   const repository = `t/${slug}-${suffix}`
+  // The parts the code under test runs, from the ground's cache rather than whatever is on PATH.
   process.env.BERTH_ORAS = ground.parts.oras
+  process.env.BERTH_HELM = ground.parts.helm
+  process.env.BERTH_KUBECTL = ground.parts.kubectl
   let kube: Kube | undefined
   let scratch: string | undefined
 
