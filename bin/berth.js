@@ -6,5 +6,8 @@ if (major < 22 || (major === 22 && minor < 18)) {
   process.stderr.write(`berth: Node ${process.versions.node} is too old; berth needs Node >= 22.18 (24 LTS recommended).\n`)
   process.exit(1)
 }
+// Cache compiled modules on disk (Node >= 22.1): later runs skip parsing and type stripping.
+const { enableCompileCache } = await import('node:module')
+enableCompileCache()
 const { run } = await import('../cli/main.ts')
 process.exitCode = await run(process.argv)

@@ -1,9 +1,6 @@
 /** `berth package [dir] --version X [-o out.tgz]` */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { loadConfig } from '../packager/config.ts'
-import { defaultOutput, packageRepository, versionTag } from '../packager/package.ts'
-import { provenance } from '../packager/provenance.ts'
 
 type Options = { version: string; output?: string; allowSecrets?: boolean; revision?: string; source?: string }
 
@@ -18,6 +15,12 @@ export function registerPackage(program: Command): void {
     .option('--revision <ref@sha1:commit>', 'source revision for the metadata (default: from Git)')
     .option('--source <url>', 'config repository URL for the metadata (default: berth.yaml, then Git)')
     .action(async (dir: string, options: Options) => {
+      // Loaded on use: `berth --help` and the other commands start without the packager.
+      const [{ loadConfig }, { defaultOutput, packageRepository, versionTag }, { provenance }] = await Promise.all([
+        import('../packager/config.ts'),
+        import('../packager/package.ts'),
+        import('../packager/provenance.ts'),
+      ])
       const tag = versionTag(options.version)
       const config = await loadConfig(resolve(dir))
       const origin = await provenance(resolve(dir), { source: options.source ?? config.artifact.source, revision: options.revision })

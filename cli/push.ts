@@ -1,7 +1,5 @@
 /** `berth push [dir|file.tgz] --version X [--repository oci://…]` */
 import type { Command } from 'commander'
-import { z } from 'zod'
-import { publish } from '../packager/publish.ts'
 import { UsageError } from '../shared/errors.ts'
 
 type Options = {
@@ -17,7 +15,7 @@ type Options = {
   output: string
 }
 
-const outputFormat = z.enum(['text', 'json'])
+const OUTPUT_FORMATS = ['text', 'json'] as const
 
 export function registerPush(program: Command): void {
   program
@@ -36,13 +34,13 @@ export function registerPush(program: Command): void {
     .option('-o, --output <format>', 'text or json', 'text')
     .addHelpText('after', '\nCredentials: BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, when set, are used instead of the credentials file.')
     .action(async (input: string, options: Options) => {
-      const format = outputFormat.safeParse(options.output)
-      if (!format.success) throw new UsageError('InvalidOutput', `-o ${options.output}: use text or json`)
+      if (!(OUTPUT_FORMATS as readonly string[]).includes(options.output)) throw new UsageError('InvalidOutput', `-o ${options.output}: use text or json`)
       const username = process.env.BERTH_REGISTRY_USERNAME
       const password = process.env.BERTH_REGISTRY_PASSWORD
       if ((username === undefined) !== (password === undefined)) {
         throw new UsageError('PartialCredentials', 'set both BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, or neither')
       }
+      const { publish } = await import('../packager/publish.ts')
       const result = await publish({
         input,
         version: options.version,
@@ -59,7 +57,7 @@ export function registerPush(program: Command): void {
         ...(username !== undefined && password !== undefined ? { credentials: { username, password } } : {}),
         progress: (line) => process.stderr.write(`berth: ${line}\n`),
       })
-      if (format.data === 'json') {
+      if (options.output === 'json') {
         process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
       } else {
         process.stdout.write(`${result.alreadyPublished ? 'already published' : 'published'} ${result.reference}\ndigest ${result.digest}\n`)

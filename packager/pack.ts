@@ -7,10 +7,11 @@
  * rendered input gives the same bytes on the same Node/zlib.
  */
 import { createHash } from 'node:crypto'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { create as createTar } from 'tar'
+import { createWriteStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { createGzip } from 'node:zlib'
+import { pack as tarStream } from 'tar-stream'
 import { type ArtifactMetadata, METADATA_FILE, objectFileName } from '../shared/artifact.ts'
 import { type Located, toYaml } from '../shared/manifests.ts'
 
@@ -20,53 +21,46 @@ export type Packed = { file: string; digest: string; size: number; metadata: Art
 
 const FIXED_MTIME = new Date(0)
 
-/** Write the tar.gz for `environments` to `outFile`. */
+/** Write the tar.gz for `environments` to `outFile`. Built in memory: no staging files. */
 export async function pack(environments: readonly RenderedEnvironment[], release: ReleaseInfo, outFile: string): Promise<Packed> {
-  const staging = await mkdtemp(join(tmpdir(), 'berth-pack-'))
-  try {
-    const entries: string[] = [METADATA_FILE]
-    const metadata: ArtifactMetadata = {
-      apiVersion: 'berth.dev/v1alpha1',
-      kind: 'ArtifactMetadata',
-      version: release.version,
-      ...(release.revision ? { revision: release.revision } : {}),
-      ...(release.source ? { source: release.source } : {}),
-      environments: {},
-    }
-    for (const env of [...environments].sort((a, b) => compare(a.name, b.name))) {
-      await mkdir(join(staging, env.name))
-      await chmod(join(staging, env.name), 0o755)
-      entries.push(env.name)
-      const files: Record<string, string> = {}
-      const named = env.objects.map((o) => ({ path: `${env.name}/${objectFileName(o.object)}`, text: toYaml(o.object) }))
-      for (const { path, text } of named.sort((a, b) => compare(a.path, b.path))) {
-        await writeFile(join(staging, path), text)
-        await chmod(join(staging, path), 0o644)
-        files[path] = `sha256:${createHash('sha256').update(text).digest('hex')}`
-        entries.push(path)
-      }
-      metadata.environments[env.name] = { objects: named.length, files }
-    }
-    await writeFile(join(staging, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`)
-    await chmod(join(staging, METADATA_FILE), 0o644)
-
-    await createTar(
-      {
-        cwd: staging,
-        file: outFile,
-        gzip: { level: 9 },
-        portable: true,
-        mtime: FIXED_MTIME,
-        noDirRecurse: true,
-        strict: true,
-      },
-      entries.sort(compare),
-    )
-    const bytes = await readFile(outFile)
-    return { file: outFile, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length, metadata }
-  } finally {
-    await rm(staging, { recursive: true, force: true })
+  const files = new Map<string, Buffer>()
+  const folders: string[] = []
+  const metadata: ArtifactMetadata = {
+    apiVersion: 'berth.dev/v1alpha1',
+    kind: 'ArtifactMetadata',
+    version: release.version,
+    ...(release.revision ? { revision: release.revision } : {}),
+    ...(release.source ? { source: release.source } : {}),
+    environments: {},
   }
+  for (const env of [...environments].sort((a, b) => compare(a.name, b.name))) {
+    folders.push(env.name)
+    const digests: Record<string, string> = {}
+    const named = env.objects.map((o) => ({ path: `${env.name}/${objectFileName(o.object)}`, body: Buffer.from(toYaml(o.object)) }))
+    for (const { path, body } of named.sort((a, b) => compare(a.path, b.path))) {
+      files.set(path, body)
+      digests[path] = sha256(body)
+    }
+    metadata.environments[env.name] = { objects: named.length, files: digests }
+  }
+  files.set(METADATA_FILE, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`))
+
+  const archive = tarStream()
+  const gzipped = pipeline(archive, createGzip(), createWriteStream(outFile))
+  for (const path of [...folders, ...files.keys()].sort(compare)) {
+    const body = files.get(path)
+    const header = { mtime: FIXED_MTIME, uid: 0, gid: 0, uname: '', gname: '' }
+    if (body) archive.entry({ ...header, name: path, type: 'file', mode: 0o644, size: body.length }, body)
+    else archive.entry({ ...header, name: `${path}/`, type: 'directory', mode: 0o755 })
+  }
+  archive.finalize()
+  await gzipped
+  const bytes = await readFile(outFile)
+  return { file: outFile, digest: sha256(bytes), size: bytes.length, metadata }
+}
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
 // Byte order, not locale order: the same on every machine.

@@ -18,9 +18,12 @@ export async function provenance(dir: string, given: Given, env: NodeJS.ProcessE
   if (given.revision !== undefined && !REVISION_FORMAT.test(given.revision)) {
     throw new UsageError('InvalidRevision', `--revision "${given.revision}" must be <tag or branch>@sha1:<40-hex commit>, for example v1.2.3@sha1:${'0'.repeat(40)}`)
   }
-  const source = given.source ?? githubSource(env) ?? (await gitRemote(dir))
-  const revision = given.revision ?? githubRevision(env) ?? (await gitRevision(dir))
-  const created = await createdTime(dir, env)
+  // Each asks git only when nothing more explicit answers; the questions run in parallel.
+  const [source, revision, created] = await Promise.all([
+    given.source ?? githubSource(env) ?? gitRemote(dir),
+    given.revision ?? githubRevision(env) ?? gitRevision(dir),
+    createdTime(dir, env),
+  ])
   return { ...(source ? { source: withoutCredentials(source) } : {}), ...(revision ? { revision } : {}), ...created }
 }
 
@@ -51,9 +54,13 @@ async function gitRemote(dir: string): Promise<string | undefined> {
 }
 
 async function gitRevision(dir: string): Promise<string | undefined> {
-  const sha = await git(dir, ['rev-parse', 'HEAD'])
+  const [sha, tag, branch] = await Promise.all([
+    git(dir, ['rev-parse', 'HEAD']),
+    git(dir, ['describe', '--tags', '--exact-match', 'HEAD']),
+    git(dir, ['rev-parse', '--abbrev-ref', 'HEAD']),
+  ])
   if (!sha) return undefined
-  const ref = (await git(dir, ['describe', '--tags', '--exact-match', 'HEAD'])) ?? (await git(dir, ['rev-parse', '--abbrev-ref', 'HEAD']))
+  const ref = tag ?? branch
   return `${ref && ref !== 'HEAD' ? ref : 'HEAD'}@sha1:${sha}`
 }
 

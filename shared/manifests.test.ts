@@ -16,6 +16,10 @@ describe('parseManifests', () => {
     ])
   })
 
+  it('reports a syntax error with its line and column', () => {
+    expect(() => parseManifests('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n   bad: indent\n', 'y.yaml')).toThrow(/^y\.yaml:5:\d+: not valid YAML: /)
+  })
+
   it('reports every problem with its location', () => {
     const text = 'kind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {namespace: 3, name: d}\n'
     expect(() => parseManifests(text, 'x.yaml')).toThrow(

@@ -80,7 +80,7 @@ describe('berth package', () => {
     const cases: Array<[string, Record<string, string | object>, RegExp, boolean?]> = [
       ['a document without kind', { 'm/a.yaml': 'apiVersion: v1\nmetadata:\n  name: x\n' }, /m\/a\.yaml#1: object has no kind/],
       ['a document without metadata.name', { 'm/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n' }, /m\/a\.yaml#1: ConfigMap has no metadata\.name/],
-      ['YAML that does not parse', { 'm/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkey: [unclosed\n` }, /m\/a\.yaml#2: not valid YAML/],
+      ['YAML that does not parse', { 'm/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkey: [unclosed\n` }, /m\/a\.yaml:\d+:\d+: not valid YAML/],
       ['the same object twice', { 'm/a.yaml': configMap('dup', { a: '1' }, 'x'), 'm/b.yaml': configMap('dup', { a: '2' }, 'x') }, /ConfigMap x\/dup is defined twice \(first at m\/a\.yaml#1\)/],
       [
         'a Secret with literal data',

@@ -1,0 +1,103 @@
+/**
+ * packager: `berth package` + `berth push` of a generated bundle (2,000 objects over three
+ * environments) against the transport floor — `tar czf` + `oras push` of the same rendered
+ * files — on the same registry in the same run, five rounds each, alternating.
+ * Prints one line: `packager: …` with both medians, the ratio and berth's peak RSS.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { stringify } from 'yaml'
+import { startGround, stopGround } from '../test/ground/ground.ts'
+import { median, timed } from './support/stats.ts'
+
+const ROUNDS = 5
+const ENVIRONMENTS = ['dev', 'staging', 'prod']
+const OBJECTS = 2000
+const root = join(import.meta.dirname, '..')
+
+function objectsFor(env: string, count: number): object[] {
+  const out: object[] = []
+  for (let i = 0; i < count; i++) {
+    const name = `svc-${String(i).padStart(4, '0')}`
+    const labels = { 'app.kubernetes.io/name': name, 'example.com/env': env }
+    if (i % 3 === 0) {
+      out.push({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace: env, labels },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { 'app.kubernetes.io/name': name } },
+          template: {
+            metadata: { labels },
+            spec: { containers: [{ name: 'app', image: `registry.example.com/${name}:1.0.${i}`, ports: [{ containerPort: 8080 }], resources: { requests: { cpu: '50m', memory: '64Mi' } } }] },
+          },
+        },
+      })
+    } else if (i % 3 === 1) {
+      out.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: env, labels }, spec: { selector: { 'app.kubernetes.io/name': name }, ports: [{ port: 80, targetPort: 8080 }] } })
+    } else {
+      out.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: env, labels }, data: { LOG_LEVEL: 'info', FEATURE: `f-${i}`, TIMEOUT: `${i % 30}s` } })
+    }
+  }
+  return out
+}
+
+const ground = await startGround({ say: (line) => process.stderr.write(`bench: ${line}\n`) })
+const work = await mkdtemp(join(tmpdir(), 'berth-bench-'))
+try {
+  const repo = join(work, 'repo')
+  const perEnv = Math.ceil(OBJECTS / ENVIRONMENTS.length)
+  const environments: Record<string, object> = {}
+  for (const env of ENVIRONMENTS) {
+    await mkdir(join(repo, env), { recursive: true })
+    await writeFile(join(repo, env, 'all.yaml'), objectsFor(env, perEnv).map((o) => stringify(o)).join('---\n'))
+    environments[env] = { manifests: env }
+  }
+  const registry = ground.registries.plain.host
+  await writeFile(join(repo, 'berth.yaml'), stringify({ apiVersion: 'berth.dev/v1alpha1', kind: 'Package', artifact: { repository: `oci://${registry}/bench/berth` }, environments }))
+
+  // The floor: the same rendered files, tarred and pushed by hand.
+  const floorDir = join(work, 'floor')
+  await mkdir(floorDir)
+  await execa(process.execPath, [join(root, 'bin/berth.js'), 'package', repo, '--version', '0.0.0', '-o', join(work, 'seed.tgz')])
+  await execa('tar', ['xzf', join(work, 'seed.tgz'), '-C', floorDir])
+
+  const rssFile = join(work, 'rss')
+  const env = { ...process.env, BERTH_ORAS: ground.parts.oras, SOURCE_DATE_EPOCH: '1700000000', BERTH_BENCH_RSS_FILE: rssFile }
+  const berthNode = [`--import=${join(root, 'bench/support/peak-rss.ts')}`, join(root, 'bin/berth.js')]
+  const berthTimes: number[] = []
+  const oneCommandTimes: number[] = []
+  const floorTimes: number[] = []
+  for (let round = 1; round <= ROUNDS; round++) {
+    const version = `1.0.${round}`
+    berthTimes.push(await timed(async () => {
+      const out = join(work, `berth-${version}.tgz`)
+      await execa(process.execPath, [...berthNode, 'package', repo, '--version', version, '-o', out], { env })
+      await execa(process.execPath, [...berthNode, 'push', out, '--version', version, '--repository', `oci://${registry}/bench/berth`, '--plain-http'], { env })
+    }))
+    // What the release workflow runs: one `berth push <dir>` that packages and pushes.
+    oneCommandTimes.push(await timed(async () => {
+      await execa(process.execPath, [...berthNode, 'push', repo, '--version', `2.0.${round}`, '--repository', `oci://${registry}/bench/berth-one`, '--plain-http'], { env })
+    }))
+    floorTimes.push(await timed(async () => {
+      const out = join(work, `floor-${version}.tgz`)
+      await execa('tar', ['czf', out, '-C', floorDir, '.'])
+      await execa(ground.parts.oras, ['push', '--plain-http', `${registry}/bench/floor:${version}`, `floor-${version}.tgz:application/vnd.cncf.flux.content.v1.tar+gzip`], { cwd: work })
+    }))
+  }
+  const peakRss = Math.max(...(await readFile(rssFile, 'utf8')).trim().split('\n').map(Number))
+  const b = median(berthTimes)
+  const f = median(floorTimes)
+  process.stdout.write(
+    `packager: ${OBJECTS} objects x ${ENVIRONMENTS.length} envs, ${ROUNDS} rounds; berth package+push p50 ${b.toFixed(0)} ms; `
+    + `tar czf+oras push p50 ${f.toFixed(0)} ms; ratio ${(b / f).toFixed(2)} (target <= 1.3); `
+    + `berth push <dir> (one command) p50 ${median(oneCommandTimes).toFixed(0)} ms, ratio ${(median(oneCommandTimes) / f).toFixed(2)}; `
+    + `berth peak RSS ${(peakRss / 1024).toFixed(0)} MiB\n`,
+  )
+} finally {
+  await rm(work, { recursive: true, force: true })
+  await stopGround(ground)
+}
