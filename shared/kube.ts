@@ -2,11 +2,14 @@
  * The one module that talks to the Kubernetes API client (@kubernetes/client-node).
  *
  * Everything else in berth goes through {@link Kube}: it loads the kubeconfig the way kubectl
- * does (KUBECONFIG, --context, in-cluster), applies with server-side apply, and turns the
- * client's ApiException into a {@link KubeApiError} whose `reason` is the apiserver's own
- * (Forbidden, NotFound, Conflict, Invalid…).
+ * does (KUBECONFIG, --context, in-cluster) and sends requests with its credentials. Objects
+ * travel as plain JSON, exactly as berth has them — client-node's typed models are not in
+ * the path, since they can drop fields they do not know. Failures become a
+ * {@link KubeApiError} whose `reason` is the apiserver's own (Forbidden, NotFound, Conflict…).
  */
-import { ApiException, KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node'
+import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
+import { type RequestOptions, request as httpsRequest } from 'node:https'
+import { ApiException, KubeConfig, type KubernetesObject } from '@kubernetes/client-node'
 import { RemoteError, UsageError } from './errors.ts'
 
 export type KubeTarget = {
@@ -55,31 +58,64 @@ export type ApplyOptions = {
   dryRun?: boolean
 }
 
+type Resource = { plural: string; namespaced: boolean }
+
 export class Kube {
   readonly config: KubeConfig
-  private readonly objects: KubernetesObjectApi
+  /** Discovery: `apiVersion/Kind` → resource, filled per group-version on first use. */
+  private readonly resources = new Map<string, Resource>()
 
   constructor(config: KubeConfig) {
     this.config = config
-    this.objects = KubernetesObjectApi.makeApiClient(config)
   }
 
   static connect(target: KubeTarget = {}): Kube {
     return new Kube(loadKubeConfig(target))
   }
 
-  /** Server-side apply `object`; returns the object as the apiserver stored (or would store) it. */
+  /**
+   * Server-side apply `object` exactly as given; returns what the apiserver stored (or would
+   * store). Sent as JSON without passing through the client's typed models, which can drop
+   * fields they do not know.
+   */
   async apply<T extends KubernetesObject>(object: T, options: ApplyOptions = {}): Promise<T> {
-    const manager = options.fieldManager ?? 'berth'
-    return await call(describe(object), () =>
-      this.objects.patch(object, undefined, options.dryRun ? 'All' : undefined, manager, options.force ?? true, PatchStrategy.ServerSideApply),
-    )
+    const query = new URLSearchParams({ fieldManager: options.fieldManager ?? 'berth', force: String(options.force ?? true) })
+    if (options.dryRun) query.set('dryRun', 'All')
+    return await this.request<T>('PATCH', `${await this.pathOf(object)}?${query.toString()}`, {
+      what: describe(object),
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+    })
+  }
+
+  /** Merge-patch the status subresource of `ref`. */
+  async patchStatus<T extends KubernetesObject>(ref: ObjectRef, status: unknown): Promise<T> {
+    return await this.request<T>('PATCH', `${await this.pathOf(ref)}/status`, {
+      what: `status of ${describe(ref)}`,
+      body: { status },
+      contentType: 'application/merge-patch+json',
+    })
+  }
+
+  /** Merge-patch `ref` itself (metadata such as finalizers or annotations). */
+  async mergePatch<T extends KubernetesObject>(ref: ObjectRef, patch: unknown): Promise<T> {
+    return await this.request<T>('PATCH', await this.pathOf(ref), { what: describe(ref), body: patch, contentType: 'application/merge-patch+json' })
+  }
+
+  /** List objects of a kind, across namespaces unless `namespace` is given. */
+  async list<T extends KubernetesObject>(apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+    const resource = await this.resource(apiVersion, kind)
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
+    const scope = resource.namespaced && options.namespace ? `/namespaces/${encodeURIComponent(options.namespace)}` : ''
+    const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : ''
+    const result = await this.request<{ items: T[] }>('GET', `${base}${scope}/${resource.plural}${query}`, { what: `list ${kind}` })
+    return result.items.map((item) => ({ ...item, apiVersion, kind }))
   }
 
   /** Read an object; undefined when it does not exist. */
   async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return await call(describe(ref), () => this.objects.read<T>(ref as Parameters<typeof this.objects.read<T>>[0]))
+      return await this.request<T>('GET', await this.pathOf(ref), { what: describe(ref) })
     } catch (error: unknown) {
       if (error instanceof KubeApiError && error.code === 404) return undefined
       throw error
@@ -89,7 +125,7 @@ export class Kube {
   /** Delete an object; false when it was already gone. */
   async delete(ref: ObjectRef): Promise<boolean> {
     try {
-      await call(describe(ref), () => this.objects.delete(ref as KubernetesObject))
+      await this.request('DELETE', await this.pathOf(ref), { what: describe(ref), body: { propagationPolicy: 'Background' } })
       return true
     } catch (error: unknown) {
       if (error instanceof KubeApiError && error.code === 404) return false
@@ -107,19 +143,73 @@ export class Kube {
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
   }
+
+  /** Forget discovery answers, e.g. after a CRD was created. */
+  forgetDiscovery(): void {
+    this.resources.clear()
+  }
+
+  /** The REST resource behind `apiVersion`/`kind` (discovery, cached). */
+  async resource(apiVersion: string, kind: string): Promise<Resource> {
+    const key = `${apiVersion}/${kind}`
+    let found = this.resources.get(key)
+    if (!found) {
+      const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
+      const list = await this.request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>('GET', base, { what: `discovery of ${apiVersion}` }).catch((error: unknown) => {
+        if (error instanceof KubeApiError && error.code === 404) return { resources: [] }
+        throw error
+      })
+      for (const r of list.resources) if (!r.name.includes('/')) this.resources.set(`${apiVersion}/${r.kind}`, { plural: r.name, namespaced: r.namespaced })
+      found = this.resources.get(key)
+    }
+    if (!found) throw new KubeApiError(404, 'NoKind', `the cluster does not serve ${kind} in ${apiVersion} (is its CRD installed?)`)
+    return found
+  }
+
+  private async pathOf(ref: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }): Promise<string> {
+    const apiVersion = ref.apiVersion ?? ''
+    const resource = await this.resource(apiVersion, ref.kind ?? '')
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
+    const namespace = ref.metadata?.namespace ?? (resource.namespaced ? 'default' : undefined)
+    const scope = resource.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''
+    return `${base}${scope}/${resource.plural}/${encodeURIComponent(ref.metadata?.name ?? '')}`
+  }
+
+  /** One HTTP request to the apiserver with the kubeconfig's credentials; JSON in and out. */
+  async request<T>(method: string, path: string, options: { what: string; body?: unknown; contentType?: string }): Promise<T> {
+    const cluster = this.config.getCurrentCluster()
+    if (!cluster) throw new UsageError('NoCluster', 'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context')
+    const url = new URL(path, cluster.server)
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
+    const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
+    if (payload !== undefined) Object.assign(headers, { 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) })
+    const https: RequestOptions = { method, headers: { ...headers } }
+    // Adds client certificates, CA and bearer tokens (it may replace the headers object).
+    await this.config.applyToHTTPSOptions(https)
+    https.headers = { ...(https.headers as OutgoingHttpHeaders), ...headers }
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+      const req = send(url, https, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => (body += chunk))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }))
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+      req.end(payload)
+    }).catch((error: unknown) => {
+      throw toKubeError(options.what, error)
+    })
+    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : {}) as T
+    const parsed = parseStatus(text)
+    throw new KubeApiError(status, parsed.reason ?? `Http${status}`, `${options.what}: ${parsed.message ?? text}`)
+  }
 }
 
 function describe(object: { kind?: string; metadata?: { name?: string; namespace?: string } }): string {
   const ns = object.metadata?.namespace ? `${object.metadata.namespace}/` : ''
   return `${object.kind ?? 'object'} ${ns}${object.metadata?.name ?? '?'}`
-}
-
-async function call<T>(what: string, request: () => Promise<T>): Promise<T> {
-  try {
-    return await request()
-  } catch (error: unknown) {
-    throw toKubeError(what, error)
-  }
 }
 
 /** Map a client error to a {@link KubeApiError} carrying the apiserver's reason and message. */
