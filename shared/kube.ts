@@ -9,7 +9,7 @@
  */
 import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
 import { type RequestOptions, request as httpsRequest } from 'node:https'
-import { ApiException, KubeConfig, type KubernetesObject } from '@kubernetes/client-node'
+import { ApiException, KubeConfig } from '@kubernetes/client-node'
 import { RemoteError, UsageError } from './errors.ts'
 
 export type KubeTarget = {
@@ -78,7 +78,7 @@ export class Kube {
    * store). Sent as JSON without passing through the client's typed models, which can drop
    * fields they do not know.
    */
-  async apply<T extends KubernetesObject>(object: T, options: ApplyOptions = {}): Promise<T> {
+  async apply<T extends { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }>(object: T, options: ApplyOptions = {}): Promise<T> {
     const query = new URLSearchParams({ fieldManager: options.fieldManager ?? 'berth', force: String(options.force ?? true) })
     if (options.dryRun) query.set('dryRun', 'All')
     return await this.request<T>('PATCH', `${await this.pathOf(object)}?${query.toString()}`, {
@@ -89,7 +89,7 @@ export class Kube {
   }
 
   /** Merge-patch the status subresource of `ref`. */
-  async patchStatus<T extends KubernetesObject>(ref: ObjectRef, status: unknown): Promise<T> {
+  async patchStatus<T extends object>(ref: ObjectRef, status: unknown): Promise<T> {
     return await this.request<T>('PATCH', `${await this.pathOf(ref)}/status`, {
       what: `status of ${describe(ref)}`,
       body: { status },
@@ -98,12 +98,12 @@ export class Kube {
   }
 
   /** Merge-patch `ref` itself (metadata such as finalizers or annotations). */
-  async mergePatch<T extends KubernetesObject>(ref: ObjectRef, patch: unknown): Promise<T> {
+  async mergePatch<T extends object>(ref: ObjectRef, patch: unknown): Promise<T> {
     return await this.request<T>('PATCH', await this.pathOf(ref), { what: describe(ref), body: patch, contentType: 'application/merge-patch+json' })
   }
 
   /** List objects of a kind, across namespaces unless `namespace` is given. */
-  async list<T extends KubernetesObject>(apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+  async list<T extends object>(apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
     const resource = await this.resource(apiVersion, kind)
     const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
     const scope = resource.namespaced && options.namespace ? `/namespaces/${encodeURIComponent(options.namespace)}` : ''
@@ -113,7 +113,7 @@ export class Kube {
   }
 
   /** Read an object; undefined when it does not exist. */
-  async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+  async get<T extends object>(ref: ObjectRef): Promise<T | undefined> {
     try {
       return await this.request<T>('GET', await this.pathOf(ref), { what: describe(ref) })
     } catch (error: unknown) {
@@ -134,7 +134,7 @@ export class Kube {
   }
 
   /** Poll an object until `done` says so; throws after `timeoutMs`. Returns the last read. */
-  async waitFor<T extends KubernetesObject>(ref: ObjectRef, done: (object: T | undefined) => boolean, timeoutMs: number): Promise<T | undefined> {
+  async waitFor<T extends object>(ref: ObjectRef, done: (object: T | undefined) => boolean, timeoutMs: number): Promise<T | undefined> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const object = await this.get<T>(ref)

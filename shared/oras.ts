@@ -108,6 +108,22 @@ export async function copyFromLayout(layoutReference: string, reference: string,
   await run(['cp', '--from-oci-layout', layoutReference, reference, '--no-tty', ...to], options, { what: `push ${reference}` })
 }
 
+/** Tags of `repository` (`host/path`). A repository that does not exist yet has none. */
+export async function listTags(repository: string, options: OrasOptions = {}): Promise<string[]> {
+  try {
+    const out = await run(['repo', 'tags', repository, ...accessFlags(options)], options, { what: `list the tags of ${repository}` })
+    return out.split('\n').map((t) => t.trim()).filter((t) => t.length > 0)
+  } catch (error: unknown) {
+    if (error instanceof OrasError && error.kind === 'not-found') return []
+    throw error
+  }
+}
+
+/** Download the blob `reference` (`host/path@sha256:…`) to `outFile`; oras checks its digest while reading. */
+export async function fetchBlob(reference: string, outFile: string, options: OrasOptions = {}): Promise<void> {
+  await run(['blob', 'fetch', reference, '--output', outFile, '--no-tty', ...accessFlags(options)], options, { what: `fetch ${reference}` })
+}
+
 /** Pull every layer of `reference` into `outputDir`. */
 export async function pull(reference: string, outputDir: string, options: OrasOptions = {}): Promise<PullResult> {
   const args = ['pull', reference, '--output', outputDir, '--format', 'json', '--no-tty', ...accessFlags(options)]

@@ -1,0 +1,148 @@
+/**
+ * The `Environment` API (berth.dev/v1alpha1): one zod schema is the source of truth for the
+ * reconciler's validation and for the CRD's OpenAPI schema, so the two never disagree.
+ */
+import semver from 'semver'
+import { z } from 'zod'
+
+export const GROUP = 'berth.dev'
+export const VERSION = 'v1alpha1'
+export const API_VERSION = `${GROUP}/${VERSION}`
+export const KIND = 'Environment'
+export const PLURAL = 'environments'
+
+/** Labels berth puts on every object it applies; prune deletes only objects carrying both. */
+export const OWNER_LABELS = { name: 'berth.dev/environment', namespace: 'berth.dev/environment-namespace' } as const
+export const FINALIZER = 'berth.dev/finalizer'
+export const RECONCILE_REQUESTED_AT = 'berth.dev/reconcile-requested-at'
+
+const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such as 30s, 5m or 1h')
+
+export const specSchema = z.strictObject({
+  source: z.strictObject({
+    repository: z.string().regex(/^oci:\/\/[^/\s]+\/[a-z0-9]+([._/-][a-z0-9]+)*$/, 'must be oci://<registry>/<path> without a tag').describe('OCI repository of the artifacts, oci://<registry>/<path>'),
+    secretRef: z.strictObject({ name: z.string().min(1) }).optional().describe('a kubernetes.io/dockerconfigjson Secret in the same namespace'),
+    plainHTTP: z.boolean().optional().describe('the registry speaks plain HTTP'),
+    insecure: z.boolean().optional().describe('skip TLS verification of the registry'),
+  }),
+  version: z
+    .string()
+    .min(1)
+    .refine((v) => semver.validRange(v) !== null, 'must be a version (1.2.3) or a semver range (~1.2, >=1.0.0 <2)')
+    .describe('exact version or semver range; prereleases only when the range names one'),
+  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>').optional().describe('when set, the version must resolve to this digest'),
+  path: z.string().regex(/^[^/.][^\\]*$/, 'must be a relative folder inside the artifact').optional().describe('folder inside the artifact; default the Environment name'),
+  interval: duration.default('5m').describe('how often to re-check the artifact and correct drift'),
+  timeout: duration.default('5m').describe('how long applied objects may take to become healthy'),
+  prune: z.boolean().default(true).describe('delete objects that left the artifact'),
+  suspend: z.boolean().default(false).describe('stop every change until resumed'),
+  driftPolicy: z.enum(['correct', 'warn']).default('correct'),
+  deletionPolicy: z.enum(['delete', 'orphan']).default('delete').describe('what deleting the Environment does to what it applied'),
+  targetNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').optional(),
+})
+export type EnvironmentSpec = z.infer<typeof specSchema>
+
+export type Condition = { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }
+export type InventoryEntry = { apiVersion: string; kind: string; namespace?: string; name: string }
+export type HistoryEntry = { version: string; digest: string; started: string; finished: string; result: string }
+
+export type EnvironmentStatus = {
+  observedGeneration?: number
+  conditions?: Condition[]
+  lastAppliedVersion?: string
+  lastAppliedDigest?: string
+  lastAttemptedVersion?: string
+  lastAttemptedDigest?: string
+  lastHandledReconcileAt?: string
+  inventory?: InventoryEntry[]
+  history?: HistoryEntry[]
+}
+
+export type Environment = {
+  apiVersion: typeof API_VERSION
+  kind: typeof KIND
+  metadata: {
+    name: string
+    namespace: string
+    generation?: number
+    resourceVersion?: string
+    uid?: string
+    deletionTimestamp?: string
+    finalizers?: string[]
+    annotations?: Record<string, string>
+  }
+  spec: unknown
+  status?: EnvironmentStatus
+}
+
+/** The OpenAPI v3 schema of `spec`, structural as CRDs require, from the zod schema. */
+export function specOpenApi(): Record<string, unknown> {
+  return structural(z.toJSONSchema(specSchema, { io: 'input' }))
+}
+
+// JSON Schema → a CRD structural schema: drop what CRDs refuse ($schema, additionalProperties: false).
+function structural(node: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) {
+    if (key === '$schema' || key === 'additionalProperties') continue
+    if (key === 'properties' && value && typeof value === 'object') {
+      out.properties = Object.fromEntries(Object.entries(value as Record<string, Record<string, unknown>>).map(([k, v]) => [k, structural(v)]))
+    } else {
+      out[key] = value
+    }
+  }
+  return out
+}
+
+const statusOpenApi = { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true }
+
+/** The CustomResourceDefinition for `Environment`. */
+export function environmentCrd(): Record<string, unknown> & { metadata: { name: string } } {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${PLURAL}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: { plural: PLURAL, singular: 'environment', kind: KIND, listKind: `${KIND}List`, shortNames: ['env', 'envs'], categories: ['berth'] },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Version', type: 'string', jsonPath: '.status.lastAppliedVersion' },
+            { name: 'Digest', type: 'string', jsonPath: '.status.shortDigest' },
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].status' },
+            { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message', priority: 0 },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: specOpenApi(),
+                status: statusOpenApi,
+              },
+            },
+          },
+        },
+      ],
+    },
+  }
+}
+
+/** Parse a duration such as `1m30s` into milliseconds. */
+export function durationMs(value: string): number {
+  let total = 0
+  for (const [, amount, unit] of value.matchAll(/(\d+)(ms|s|m|h)/g)) {
+    total += Number(amount) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'])
+  }
+  return total
+}

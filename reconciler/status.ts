@@ -1,0 +1,36 @@
+/** Status bookkeeping for Environments: kstatus-style conditions and the bounded history. */
+import type { Condition, EnvironmentStatus, HistoryEntry } from './api.ts'
+
+const HISTORY = 10
+
+/** Set a condition, keeping its lastTransitionTime while its status does not change. */
+export function setCondition(status: EnvironmentStatus, condition: Omit<Condition, 'lastTransitionTime'>, now: Date): void {
+  const conditions = status.conditions ?? []
+  const previous = conditions.find((c) => c.type === condition.type)
+  const lastTransitionTime = previous && previous.status === condition.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z')
+  status.conditions = [...conditions.filter((c) => c.type !== condition.type), { ...condition, lastTransitionTime }]
+}
+
+export function removeCondition(status: EnvironmentStatus, type: string): void {
+  if (status.conditions) status.conditions = status.conditions.filter((c) => c.type !== type)
+}
+
+/** Record an application; a pass that repeats the last entry's digest and result only updates its finish time. */
+export function recordHistory(status: EnvironmentStatus, entry: HistoryEntry): void {
+  const history = status.history ?? []
+  const last = history.at(-1)
+  if (last && last.digest === entry.digest && last.result === entry.result) {
+    last.finished = entry.finished
+    status.history = history
+    return
+  }
+  status.history = [...history, entry].slice(-HISTORY)
+}
+
+/** When the current digest was first attempted: the start of the health timeout. */
+export function firstAttemptOf(status: EnvironmentStatus, digest: string): string | undefined {
+  const history = status.history ?? []
+  let since: string | undefined
+  for (let i = history.length - 1; i >= 0 && history[i]?.digest === digest; i--) since = history[i]?.started
+  return since
+}
