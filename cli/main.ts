@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander'
 import { BerthError } from '../shared/errors.ts'
 import { registerPackage } from './package.ts'
 import { registerPush } from './push.ts'
+import { registerReconciler } from './reconciler.ts'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const
 
@@ -32,6 +33,7 @@ export function buildProgram(name: string): Command {
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
   registerPackage(program)
   registerPush(program)
+  registerReconciler(program)
   program.addHelpText(
     'after',
     `

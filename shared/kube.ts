@@ -9,7 +9,7 @@
  */
 import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
 import { type RequestOptions, request as httpsRequest } from 'node:https'
-import { ApiException, KubeConfig } from '@kubernetes/client-node'
+import { ADD, ApiException, DELETE, ERROR, KubeConfig, type KubernetesListObject, type KubernetesObject, makeInformer, UPDATE } from '@kubernetes/client-node'
 import { RemoteError, UsageError } from './errors.ts'
 
 export type KubeTarget = {
@@ -141,6 +141,55 @@ export class Kube {
       if (done(object)) return object
       if (Date.now() > deadline) throw new RemoteError('Timeout', `${describe(ref)} did not reach the expected state within ${timeoutMs / 1000} s`)
       await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+
+  /**
+   * Watch every object of a kind, cluster-wide or in one namespace (list, then watch). client-node's informer
+   * stops on any error other than 410 Gone, including its inactivity timeout, and nothing
+   * restarts it; this does, with backoff, so a watch never silently ends.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the kind it watches; the events carry that kind
+  async watch<T extends { metadata?: { name?: string; namespace?: string } }>(
+    apiVersion: string,
+    kind: string,
+    onEvent: (type: 'add' | 'update' | 'delete', object: T) => void,
+    onError: (error: unknown) => void = () => undefined,
+    namespace?: string,
+  ): Promise<{ stop: () => Promise<void> }> {
+    const resource = await this.resource(apiVersion, kind)
+    const scope = namespace && resource.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : ''
+    const path = `${apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`}${scope}/${resource.plural}`
+    const list = (): Promise<KubernetesListObject<KubernetesObject>> => this.request<KubernetesListObject<KubernetesObject>>('GET', path, { what: `list ${kind}` })
+    const informer = makeInformer<KubernetesObject>(this.config, path, list)
+    let stopped = false
+    let failures = 0
+    let timer: NodeJS.Timeout | undefined
+    informer.on(ADD, (o) => {
+      failures = 0
+      onEvent('add', o as T)
+    })
+    informer.on(UPDATE, (o) => {
+      failures = 0
+      onEvent('update', o as T)
+    })
+    informer.on(DELETE, (o) => onEvent('delete', o as T))
+    informer.on(ERROR, (error: unknown) => {
+      if (stopped) return
+      onError(error)
+      failures++
+      // Not straight from the handler: restarting at once has caused request storms upstream.
+      timer = setTimeout(() => {
+        if (!stopped) informer.start().catch(onError)
+      }, Math.min(1000 * 2 ** (failures - 1), 30_000))
+    })
+    await informer.start()
+    return {
+      stop: async () => {
+        stopped = true
+        if (timer) clearTimeout(timer)
+        await informer.stop()
+      },
     }
   }
 

@@ -1,0 +1,71 @@
+/**
+ * The controller: watches Environments and feeds a keyed queue whose work is one reconcile
+ * pass. A spec change (new generation), a deletion, or a new
+ * `berth.dev/reconcile-requested-at` annotation queues the Environment at once; status-only
+ * updates (berth's own) do not. Each pass decides when it comes back: its interval
+ * (jittered) when healthy, sooner while rolling out, backoff after a failure.
+ */
+import type { Kube } from '../shared/kube.ts'
+import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from './api.ts'
+import { KeyedQueue } from './queue.ts'
+import { type ReconcileContext, reconcileEnvironment } from './reconcile.ts'
+
+export type ControllerOptions = {
+  concurrency?: number
+  log?: (fields: Record<string, unknown>) => void
+  cacheDir: string
+  /** Watch only this namespace (default: all). */
+  namespace?: string | undefined
+}
+
+type Seen = { generation: number | undefined; requested: string | undefined; deleting: boolean }
+
+export class Controller {
+  private readonly kube: Kube
+  private readonly queue: KeyedQueue
+  private readonly seen = new Map<string, Seen>()
+  private watch: { stop: () => Promise<void> } | undefined
+  private readonly log: (fields: Record<string, unknown>) => void
+  private readonly namespace: string | undefined
+
+  constructor(kube: Kube, options: ControllerOptions) {
+    this.kube = kube
+    this.log = options.log ?? ((): void => undefined)
+    this.namespace = options.namespace
+    const ctx: ReconcileContext = { kube, cacheDir: options.cacheDir, log: this.log }
+    this.queue = new KeyedQueue(async (key) => {
+      const [namespace = '', name = ''] = key.split('/')
+      const started = Date.now()
+      try {
+        return await reconcileEnvironment(ctx, { namespace, name })
+      } finally {
+        this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })
+      }
+    }, { concurrency: options.concurrency ?? 4 })
+  }
+
+  async start(): Promise<void> {
+    this.watch = await this.kube.watch<Environment>(API_VERSION, KIND, (type, env) => this.onEvent(type, env), (error) => {
+      this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
+    }, this.namespace)
+  }
+
+  /** Stop watching; the pass in flight finishes, nothing new starts. */
+  async stop(): Promise<void> {
+    await this.watch?.stop()
+    await this.queue.stop()
+  }
+
+  private onEvent(type: 'add' | 'update' | 'delete', env: Environment): void {
+    const key = `${env.metadata.namespace}/${env.metadata.name}`
+    if (type === 'delete') {
+      this.seen.delete(key)
+      this.queue.forget(key)
+      return
+    }
+    const now: Seen = { generation: env.metadata.generation, requested: env.metadata.annotations?.[RECONCILE_REQUESTED_AT], deleting: Boolean(env.metadata.deletionTimestamp) }
+    const before = this.seen.get(key)
+    this.seen.set(key, now)
+    if (type === 'add' || !before || before.generation !== now.generation || before.requested !== now.requested || (now.deleting && !before.deleting)) this.queue.add(key)
+  }
+}

@@ -1,0 +1,98 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from '../reconciler/api.ts'
+import { configMap } from './support/config-repo.ts'
+import { environment, publishApp } from './support/environments.ts'
+import { ROOT, useGround } from './support/ground.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+const run = promisify(execFile)
+
+const deployment = (name: string): object => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name },
+  spec: { replicas: 2, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'example.com/app:1' }] } } },
+})
+
+/** Poll until `check` passes or `timeoutMs` runs out; returns how long it took. */
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = Date.now()
+  for (;;) {
+    if (await check()) return Date.now() - started
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+describe('berth reconciler, a real process watching a real apiserver', () => {
+  let reconciler: ChildProcess | undefined
+  let logs = ''
+  let repository = ''
+  const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
+  const get = async (name: string): Promise<Environment | undefined> => await g.kube().get<Environment>(envRef(name))
+  const berth = (args: string[]): Promise<{ stdout: string }> => run(process.execPath, [join(ROOT, 'bin/berth.js'), ...args], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })
+
+  beforeAll(async () => {
+    expect((await berth(['install', '--apply'])).stdout).toContain('Established')
+    repository = `${g.ground.registries.plain.host}/${g.repository}/app`
+    await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('settings', { v: '1' }) })
+    await publishApp(g.scratch(), repository, '1.1.0', { cm: configMap('settings', { v: '2' }) })
+    await publishApp(g.scratch(), repository, '2.0.0', { cm: configMap('settings', { v: '3' }), web: deployment('web') })
+    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '--namespace', g.namespace, '--cache-dir', join(g.scratch(), 'cache')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
+    await eventually(() => Promise.resolve(logs.includes('watching Environments')), 15_000)
+  })
+  afterAll(() => {
+    reconciler?.kill('SIGKILL')
+  })
+
+  it('applies a new Environment, then follows a spec change within seconds', async () => {
+    await g.kube().apply(environment(g.namespace, 'web', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', interval: '1h' }))
+    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/web', '-n', g.namespace, '--timeout=30s'])
+    expect((await get('web'))?.status?.lastAppliedVersion).toBe('1.0.0')
+
+    await g.kube().mergePatch(envRef('web'), { spec: { version: '1.1.0' } })
+    const took = await eventually(async () => (await get('web'))?.status?.lastAppliedVersion === '1.1.0', 10_000)
+    expect(took).toBeLessThan(5_000)
+    expect((await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: g.namespace } }))?.data).toEqual({ v: '2' })
+  })
+
+  it('reconciles on demand when the request annotation changes, and says when it handled it', async () => {
+    await g.kubectl(['patch', 'configmap', 'settings', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"drifted"}}'])
+    const at = new Date().toISOString()
+    await g.kube().mergePatch(envRef('web'), { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
+    await eventually(async () => (await get('web'))?.status?.lastHandledReconcileAt === at, 10_000)
+    expect((await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: g.namespace } }))?.data).toEqual({ v: '2' })
+  })
+
+  it('is Ready only once the Deployment has rolled out (status played by the test, as no controllers run here)', async () => {
+    await g.kube().mergePatch(envRef('web'), { spec: { version: '2.0.0' } })
+    await eventually(async () => (await get('web'))?.status?.lastAppliedVersion === '2.0.0', 10_000)
+    const progressing = (await get('web'))?.status?.conditions?.find((c) => c.type === 'Ready')
+    expect(progressing).toMatchObject({ status: 'False', reason: 'Progressing', message: expect.stringContaining(`Deployment ${g.namespace}/web`) })
+
+    const live = await g.kube().get<{ metadata: { generation: number } }>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: g.namespace } })
+    await g.kube().patchStatus({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: g.namespace } }, {
+      observedGeneration: live?.metadata.generation,
+      replicas: 2,
+      updatedReplicas: 2,
+      readyReplicas: 2,
+      availableReplicas: 2,
+      conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
+    })
+    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/web', '-n', g.namespace, '--timeout=20s'])
+  })
+
+  it('stops on SIGTERM with exit code 0', async () => {
+    const exited = new Promise<number | null>((resolve) => reconciler?.once('exit', resolve))
+    reconciler?.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(logs).toContain('SIGTERM: finishing the pass in flight')
+  })
+})
