@@ -37,6 +37,13 @@ export async function applyObjects(kube: Kube, located: readonly Located[], owne
   return [...first, ...placed].map(entryOf)
 }
 
+/** The objects as they would be applied (owner labels, namespaces), for comparing with live ones. Kinds must be served already. */
+export async function placeObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<KubeObject[]> {
+  const placed: KubeObject[] = []
+  for (const l of located) placed.push(await withNamespace(kube, labelled(l.object, owner), owner))
+  return placed
+}
+
 /** Identity of an applied object as kept in status. */
 export function entryOf(o: KubeObject): InventoryEntry {
   return { apiVersion: o.apiVersion, kind: o.kind, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name }

@@ -14,7 +14,9 @@ import { checkObjects, type Located, parseManifests } from '../shared/manifests.
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
 import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, RECONCILE_REQUESTED_AT, specSchema } from './api.ts'
-import { applyObjects, type Owner } from './apply.ts'
+import { applyObjects, type Owner, placeObjects } from './apply.ts'
+import { findDrift } from './drift.ts'
+import { recordEvent } from './events.ts'
 import { fetchArtifact } from './fetch.ts'
 import { health } from './health.ts'
 import { entryKey, prune } from './prune.ts'
@@ -71,6 +73,21 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       const files = await fetchArtifact(repository, resolved, registry.access, ctx.cacheDir)
       const objects = selectObjects(files, spec.path ?? env.metadata.name)
 
+      // The same digest and spec as last time: this is a periodic pass, so look for drift first.
+      const unchanged = status.lastAppliedDigest === resolved.digest && status.observedGeneration === env.metadata.generation
+      if (unchanged) {
+        const drift = await findDrift(ctx.kube, await placeObjects(ctx.kube, objects, { ...owner, targetNamespace: spec.targetNamespace }))
+        const described = drift.map((d) => `${d.object} (${d.fields.join(', ')})`).join('; ')
+        if (drift.length > 0 && spec.driftPolicy === 'warn') {
+          setCondition(status, { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `differs from ${resolved.version}: ${described}` }, now())
+          setCondition(status, { type: 'Reconciling', status: 'False', reason: 'DriftDetected', message: 'driftPolicy warn: nothing changed' }, now())
+          await recordEvent(ctx.kube, env, 'Warning', 'DriftDetected', `differs from ${resolved.version}: ${described}`, ctx.log)
+          return { requeueAfterMs: durationMs(spec.interval) }
+        }
+        removeCondition(status, 'Drifted')
+        if (drift.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'DriftCorrected', `re-applied ${resolved.version}: ${described}`, ctx.log)
+      }
+
       const previous = status.inventory ?? []
       const applied = await applyObjects(ctx.kube, objects, { ...owner, targetNamespace: spec.targetNamespace })
       const pruned = spec.prune ? await prune(ctx.kube, previous, applied, owner) : { deleted: [], kept: [], failed: [] }
@@ -79,7 +96,12 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       status.inventory = [...applied, ...pruned.failed.map((f) => f.entry).filter((e) => !applyKeys.has(entryKey(e)))]
       status.lastAppliedVersion = resolved.version
       status.lastAppliedDigest = resolved.digest
+      // Applying made the cluster match the artifact: whatever drifted is corrected.
+      removeCondition(status, 'Drifted')
       ctx.log?.({ msg: 'applied', environment: `${owner.namespace}/${owner.name}`, version: resolved.version, digest: resolved.digest, objects: applied.length, pruned: pruned.deleted.length })
+      if (!unchanged) await recordEvent(ctx.kube, env, 'Normal', 'Applied', `applied ${resolved.version} (${resolved.digest}): ${applied.length} objects`, ctx.log)
+      if (pruned.deleted.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'Pruned', `deleted ${pruned.deleted.map((e) => `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name}`).join(', ')}`, ctx.log)
+      if (pruned.failed.length > 0) await recordEvent(ctx.kube, env, 'Warning', 'PruneFailed', pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}: ${f.error}`).join('; '), ctx.log)
 
       const since = firstAttemptOf(status, resolved.digest) ?? started.toISOString()
       const verdict = await healthOf(ctx.kube, applied)
@@ -113,11 +135,13 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
     const kept = status.lastAppliedVersion ? `; still running ${status.lastAppliedVersion}` : ''
     setCondition(status, { type: 'Ready', status: 'False', reason, message: `${message}${kept}` }, now())
     if (error instanceof StalledError) {
+      await recordEvent(ctx.kube, env, 'Warning', reason, message, ctx.log)
       setCondition(status, { type: 'Stalled', status: 'True', reason, message }, now())
       setCondition(status, { type: 'Reconciling', status: 'False', reason, message }, now())
       return {}
     }
     setCondition(status, { type: 'Reconciling', status: 'True', reason: 'RetryingAfterFailure', message }, now())
+    await recordEvent(ctx.kube, env, 'Warning', reason, message, ctx.log)
     ctx.log?.({ msg: 'reconcile failed', environment: `${owner.namespace}/${owner.name}`, reason, error: message })
     throw error
   } finally {

@@ -97,6 +97,14 @@ export class Kube {
     })
   }
 
+  /** Create an object (POST); for objects named by `generateName`, such as Events. */
+  async create<T extends { apiVersion: string; kind: string; metadata: { namespace?: string } }>(object: T): Promise<T> {
+    const resource = await this.resource(object.apiVersion, object.kind)
+    const base = object.apiVersion.includes('/') ? `/apis/${object.apiVersion}` : `/api/${object.apiVersion}`
+    const scope = resource.namespaced ? `/namespaces/${encodeURIComponent(object.metadata.namespace ?? 'default')}` : ''
+    return await this.request<T>('POST', `${base}${scope}/${resource.plural}`, { what: `create ${object.kind}`, body: object })
+  }
+
   /** Merge-patch `ref` itself (metadata such as finalizers or annotations). */
   async mergePatch<T extends object>(ref: ObjectRef, patch: unknown): Promise<T> {
     return await this.request<T>('PATCH', await this.pathOf(ref), { what: describe(ref), body: patch, contentType: 'application/merge-patch+json' })

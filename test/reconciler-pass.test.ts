@@ -122,6 +122,25 @@ describe('one reconcile pass against the real apiserver and registry', () => {
     expect((await cm('alpha'))?.data).toEqual({ v: '1' })
   })
 
+  it('with driftPolicy warn, reports drift with the object and field, changes nothing, and records events', async () => {
+    await setSpec('first', { driftPolicy: 'warn' })
+    await pass('first')
+    await g.kubectl(['patch', 'configmap', 'alpha', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"edited again"}}'])
+    const env = await pass('first')
+    expect(env.status?.conditions?.find((c) => c.type === 'Drifted')).toMatchObject({ status: 'True', message: expect.stringContaining(`ConfigMap ${g.namespace}/alpha (data.v)`) })
+    expect((await cm('alpha'))?.data).toEqual({ v: 'edited again' })
+
+    const events = JSON.parse(await g.kubectl(['get', 'events', '-n', g.namespace, '--field-selector', 'involvedObject.name=first', '-o', 'json'])) as { items: Array<{ reason: string; message: string }> }
+    const reasons = events.items.map((e) => e.reason)
+    expect(reasons).toEqual(expect.arrayContaining(['Applied', 'Pruned', 'VersionNotFound', 'DriftCorrected', 'DriftDetected']))
+    expect(events.items.find((e) => e.reason === 'Pruned')?.message).toContain('ConfigMap')
+
+    await setSpec('first', { driftPolicy: 'correct' })
+    await pass('first')
+    expect((await cm('alpha'))?.data).toEqual({ v: '1' })
+    expect((await getEnv('first')).status?.conditions?.find((c) => c.type === 'Drifted')).toBeUndefined()
+  })
+
   it('deleting the Environment removes what it applied, then the Environment itself', async () => {
     await g.kube().delete(envRef('first'))
     await pass('first').catch(() => undefined)

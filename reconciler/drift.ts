@@ -1,0 +1,45 @@
+/**
+ * Drift: a live object that differs from what applying the artifact would make of it. The
+ * server-side dry run of the apply is compared with the live object, so defaults and fields
+ * other managers own are alike on both sides, and only what berth's apply would change shows.
+ */
+import type { Kube } from '../shared/kube.ts'
+import type { KubeObject } from '../shared/manifests.ts'
+
+export type Drift = { object: string; fields: string[] }
+
+const VOLATILE = new Set(['resourceVersion', 'generation', 'managedFields', 'creationTimestamp', 'uid', 'selfLink'])
+
+/** Objects that drifted, with up to five differing field paths each. */
+export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Promise<Drift[]> {
+  const drifted: Drift[] = []
+  for (const object of objects) {
+    const ref = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } }
+    const live = await kube.get<Record<string, unknown>>(ref)
+    const name = `${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+    if (!live) {
+      drifted.push({ object: name, fields: ['(deleted)'] })
+      continue
+    }
+    const wanted = await kube.apply<Record<string, unknown>>(object, { dryRun: true })
+    const fields = diffPaths(comparable(wanted), comparable(live), '')
+    if (fields.length > 0) drifted.push({ object: name, fields: fields.slice(0, 5) })
+  }
+  return drifted
+}
+
+function comparable(object: Record<string, unknown>): Record<string, unknown> {
+  const { status: _status, metadata, ...rest } = object
+  const meta = Object.fromEntries(Object.entries((metadata ?? {}) as Record<string, unknown>).filter(([k]) => !VOLATILE.has(k)))
+  return { ...rest, metadata: meta }
+}
+
+/** Paths (`spec.replicas`, `data.v`) where `a` and `b` differ. Pure. */
+export function diffPaths(a: unknown, b: unknown, prefix: string): string[] {
+  if (a === b) return []
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()
+    return keys.flatMap((k) => diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k))
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)']
+}
