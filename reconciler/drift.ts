@@ -29,7 +29,10 @@ export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Pro
 }
 
 function comparable(object: Record<string, unknown>): Record<string, unknown> {
-  const { status: _status, metadata, ...rest } = object
+  const rest = { ...object }
+  const metadata = rest.metadata
+  delete rest.status
+  delete rest.metadata
   const meta = Object.fromEntries(Object.entries((metadata ?? {}) as Record<string, unknown>).filter(([k]) => !VOLATILE.has(k)))
   return { ...rest, metadata: meta }
 }
