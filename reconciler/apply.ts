@@ -14,27 +14,34 @@ export type Owner = { name: string; namespace: string; targetNamespace?: string 
 const PARALLEL = 8
 const FIRST = new Set(['/Namespace', 'apiextensions.k8s.io/CustomResourceDefinition'])
 
-export async function applyObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<InventoryEntry[]> {
+/** What an application left in the cluster: the inventory, and each object as the apiserver returned it (status included). */
+export type Applied = { inventory: InventoryEntry[]; live: KubeObject[] }
+
+export async function applyObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<Applied> {
   const objects = located.map((l) => labelled(l.object, owner))
   const first = objects.filter((o) => FIRST.has(`${groupOf(o)}/${o.kind}`))
   const rest = objects.filter((o) => !FIRST.has(`${groupOf(o)}/${o.kind}`))
 
-  for (const object of first) await kube.apply(object)
+  const live: KubeObject[] = []
+  for (const object of first) live.push(await kube.apply(object))
   const crds = first.filter((o) => o.kind === 'CustomResourceDefinition')
   for (const crd of crds) {
-    await kube.waitFor<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
+    const established = await kube.waitFor<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
       { apiVersion: crd.apiVersion, kind: crd.kind, metadata: { name: crd.metadata.name } },
       (live) => live?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
       30_000,
     )
+    // Report the CRD as it is now (Established), not as the apply first returned it.
+    const index = live.findIndex((o) => o.kind === crd.kind && o.metadata.name === crd.metadata.name)
+    if (established && index >= 0) live[index] = established
   }
   if (crds.length > 0) kube.forgetDiscovery()
 
   const placed: KubeObject[] = []
   for (const object of rest) placed.push(await withNamespace(kube, object, owner))
   await inBatches(placed, (o) => kube.apply(o, { dryRun: true }))
-  await inBatches(placed, (o) => kube.apply(o))
-  return [...first, ...placed].map(entryOf)
+  live.push(...(await inBatches(placed, (o) => kube.apply(o))))
+  return { inventory: [...first, ...placed].map(entryOf), live }
 }
 
 /** The objects as they would be applied (owner labels, namespaces), for comparing with live ones. Kinds must be served already. */
@@ -66,6 +73,8 @@ async function withNamespace(kube: Kube, object: KubeObject, owner: Owner): Prom
   return { ...object, metadata: { ...object.metadata, namespace } }
 }
 
-async function inBatches<T>(items: readonly T[], action: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += PARALLEL) await Promise.all(items.slice(i, i + PARALLEL).map(action))
+async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = []
+  for (let i = 0; i < items.length; i += PARALLEL) results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
+  return results
 }

@@ -11,7 +11,8 @@ const num = (value: unknown): number => (typeof value === 'number' ? value : 0)
 const conditions = (o: Obj): Cond[] => (Array.isArray(o.status?.conditions) ? (o.status.conditions as Cond[]) : [])
 const condition = (o: Obj, type: string): Cond | undefined => conditions(o).find((c) => c.type === type)
 
-export function health(o: Obj): Health {
+export function health(object: object): Health {
+  const o = object as Obj
   if (o.metadata?.deletionTimestamp) return { status: 'InProgress', message: 'terminating' }
   const observed = o.status?.observedGeneration
   if (typeof observed === 'number' && o.metadata?.generation !== undefined && observed !== o.metadata.generation) {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BerthError } from '../shared/errors.ts'
 import { type Kube, KubeApiError } from '../shared/kube.ts'
-import { checkObjects, type Located, parseManifests } from '../shared/manifests.ts'
+import { checkObjects, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
 import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, RECONCILE_REQUESTED_AT, specSchema } from './api.ts'
@@ -89,7 +89,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       }
 
       const previous = status.inventory ?? []
-      const applied = await applyObjects(ctx.kube, objects, { ...owner, targetNamespace: spec.targetNamespace })
+      const { inventory: applied, live } = await applyObjects(ctx.kube, objects, { ...owner, targetNamespace: spec.targetNamespace })
       const pruned = spec.prune ? await prune(ctx.kube, previous, applied, owner) : { deleted: [], kept: [], failed: [] }
       // Failed deletes stay in the inventory, so the next pass tries them again.
       const applyKeys = new Set(applied.map(entryKey))
@@ -104,7 +104,8 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       if (pruned.failed.length > 0) await recordEvent(ctx.kube, env, 'Warning', 'PruneFailed', pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}: ${f.error}`).join('; '), ctx.log)
 
       const since = firstAttemptOf(status, resolved.digest) ?? started.toISOString()
-      const verdict = await healthOf(ctx.kube, applied)
+      // The apply responses carry status: health needs no second read right after applying.
+      const verdict = healthOf(live)
       const timedOut = now().getTime() - Date.parse(since) > durationMs(spec.timeout)
       const pruneNote = pruned.failed.length > 0 ? `; could not prune ${pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}`).join(', ')}` : ''
       if (verdict.failed.length === 0 && verdict.waiting.length === 0) {
@@ -178,17 +179,12 @@ function selectObjects(files: ReadonlyMap<string, Buffer>, path: string): Locate
   return objects
 }
 
-async function healthOf(kube: Kube, applied: ReadonlyArray<{ apiVersion: string; kind: string; namespace?: string; name: string }>): Promise<{ failed: string[]; waiting: string[] }> {
+function healthOf(objects: readonly KubeObject[]): { failed: string[]; waiting: string[] } {
   const failed: string[] = []
   const waiting: string[] = []
-  for (const entry of applied) {
-    const live = await kube.get({ apiVersion: entry.apiVersion, kind: entry.kind, metadata: { name: entry.name, ...(entry.namespace ? { namespace: entry.namespace } : {}) } })
-    const name = `${entry.kind} ${entry.namespace ? `${entry.namespace}/` : ''}${entry.name}`
-    if (!live) {
-      waiting.push(`${name}: not found`)
-      continue
-    }
-    const h = health(live)
+  for (const object of objects) {
+    const name = `${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+    const h = health(object)
     if (h.status === 'Failed') failed.push(`${name}: ${h.message}`)
     else if (h.status === 'InProgress') waiting.push(`${name}: ${h.message}`)
   }
