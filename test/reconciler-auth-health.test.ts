@@ -1,0 +1,81 @@
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { publish } from '../packager/publish.ts'
+import { API_VERSION, type Environment, KIND } from '../reconciler/api.ts'
+import { reconcileEnvironment } from '../reconciler/reconcile.ts'
+import { berthYaml, configMap, writeTree } from './support/config-repo.ts'
+import { environment, installCrd, publishApp } from './support/environments.ts'
+import { useGround } from './support/ground.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+
+describe('registry credentials from a Secret, deletion policy, and the health timeout', () => {
+  const ctx = (): Parameters<typeof reconcileEnvironment>[0] => ({ kube: g.kube(), cacheDir: join(g.scratch(), 'cache') })
+  const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
+  const pass = async (name: string): Promise<Environment> => {
+    await reconcileEnvironment(ctx(), { namespace: g.namespace, name }).catch(() => undefined)
+    return (await g.kube().get<Environment>(envRef(name))) as Environment
+  }
+  const ready = (env: Environment): unknown => env.status?.conditions?.find((c) => c.type === 'Ready')
+
+  beforeAll(async () => {
+    await installCrd(g.kube())
+  })
+
+  it('pulls from the TLS registry with basic auth through a dockerconfigjson Secret, and says Unauthorized without it', async () => {
+    // oras, which the pass runs, trusts the ground's CA through SSL_CERT_FILE, as a pod would through its CA bundle.
+    process.env.SSL_CERT_FILE = g.ground.ca.cert
+    const secure = g.ground.registries.secure
+    const repository = `${secure.host}/${g.repository}/private`
+    const src = await writeTree(join(g.scratch(), 'private-src'), { 'berth.yaml': berthYaml(`oci://${repository}`, { app: { manifests: 'app' } }), 'app/cm.yaml': configMap('private', { v: '1' }) })
+    await publish({ input: src, version: '1.0.0', access: { caFile: g.ground.ca.cert }, credentials: { username: secure.username ?? '', password: secure.password ?? '' } })
+
+    await g.kube().apply(environment(g.namespace, 'private', { source: { repository: `oci://${repository}` }, version: '1.0.0' }))
+    expect(ready(await pass('private'))).toMatchObject({ status: 'False', reason: 'RegistryUnauthorized' })
+
+    const auth = Buffer.from(`${secure.username ?? ''}:${secure.password ?? ''}`).toString('base64')
+    await g.kube().apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'registry', namespace: g.namespace },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [secure.host]: { auth } } })).toString('base64') },
+    })
+    await g.kube().mergePatch(envRef('private'), { spec: { source: { secretRef: { name: 'registry' } } } })
+    const env = await pass('private')
+    expect(ready(env)).toMatchObject({ status: 'True' })
+    expect(JSON.stringify(env.status)).not.toContain(secure.password ?? 'never')
+  })
+
+  it('a missing or wrong Secret stalls with a message naming it', async () => {
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/x`
+    await g.kube().apply(environment(g.namespace, 'nosecret', { source: { repository: `oci://${repository}`, plainHTTP: true, secretRef: { name: 'absent' } }, version: '1.0.0' }))
+    const env = await pass('nosecret')
+    expect(env.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSecret', message: expect.stringContaining(`Secret ${g.namespace}/absent must exist`) })
+  })
+
+  it('deletionPolicy orphan leaves what was applied when the Environment is deleted', async () => {
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/orphan`
+    await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('orphaned', { v: '1' }) })
+    await g.kube().apply(environment(g.namespace, 'orphan', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', deletionPolicy: 'orphan' }))
+    expect(ready(await pass('orphan'))).toMatchObject({ status: 'True' })
+    await g.kube().delete(envRef('orphan'))
+    await reconcileEnvironment(ctx(), { namespace: g.namespace, name: 'orphan' })
+    expect(await g.kube().get(envRef('orphan'))).toBeUndefined()
+    expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orphaned', namespace: g.namespace } })).toBeDefined()
+  })
+
+  it('past spec.timeout an object that never becomes healthy makes Ready False, naming it', async () => {
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/slow`
+    await publishApp(g.scratch(), repository, '1.0.0', {
+      web: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'slow' }, spec: { replicas: 1, selector: { matchLabels: { app: 'slow' } }, template: { metadata: { labels: { app: 'slow' } }, spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] } } } },
+    })
+    await g.kube().apply(environment(g.namespace, 'slow', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', timeout: '1s' }))
+    expect(ready(await pass('slow'))).toMatchObject({ status: 'False', reason: 'Progressing' })
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    const env = await pass('slow')
+    expect(ready(env)).toMatchObject({ status: 'False', reason: 'HealthCheckFailed', message: expect.stringContaining(`Deployment ${g.namespace}/slow`) })
+    expect(env.status?.history?.at(-1)).toMatchObject({ version: '1.0.0', result: 'HealthCheckFailed' })
+  })
+})
