@@ -12,8 +12,9 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { stringify } from 'yaml'
 import { publish } from '../packager/publish.ts'
-import { API_VERSION, type Environment, environmentCrd, KIND } from '../reconciler/api.ts'
+import { API_VERSION, type Environment, KIND } from '../reconciler/api.ts'
 import { applyObjects } from '../reconciler/apply.ts'
+import { installEnvironmentCrd } from '../reconciler/crds.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { type Located } from '../shared/manifests.ts'
 import { startGround, stopGround } from '../test/ground/ground.ts'
@@ -47,14 +48,7 @@ try {
   await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } })
   await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench-kubectl' } })
   await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench-berth' } })
-  const crd = environmentCrd()
-  await kube.apply(crd)
-  await kube.waitFor<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
-    { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: crd.metadata.name } },
-    (o) => o?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
-    30_000,
-  )
-  kube.forgetDiscovery()
+  await installEnvironmentCrd(kube)
 
   // Releases 1.0.0 … 1.0.10 of the same 100 objects, each with other data.
   const repository = `${ground.registries.plain.host}/bench/app`

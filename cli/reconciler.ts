@@ -41,21 +41,13 @@ export function registerReconciler(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig')
     .option('--context <name>', 'kubeconfig context')
     .action(async (options: Target & { apply?: boolean }) => {
-      const { environmentCrd } = await import('../reconciler/api.ts')
-      const crd = environmentCrd()
       if (!options.apply) {
-        const { dump } = await import('js-yaml')
-        process.stdout.write(dump(crd, { lineWidth: -1, noRefs: true }))
+        const [{ environmentCrd }, { dump }] = await Promise.all([import('../reconciler/api.ts'), import('js-yaml')])
+        process.stdout.write(dump(environmentCrd(), { lineWidth: -1, noRefs: true }))
         return
       }
-      const { Kube } = await import('../shared/kube.ts')
-      const kube = Kube.connect(target(options))
-      await kube.apply(crd)
-      await kube.waitFor<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
-        { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: crd.metadata.name } },
-        (o) => o?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
-        60_000,
-      )
-      process.stdout.write(`customresourcedefinition/${crd.metadata.name} applied and Established\n`)
+      const [{ Kube }, { installEnvironmentCrd }] = await Promise.all([import('../shared/kube.ts'), import('../reconciler/crds.ts')])
+      const name = await installEnvironmentCrd(Kube.connect(target(options)))
+      process.stdout.write(`customresourcedefinition/${name} applied and Established\n`)
     })
 }

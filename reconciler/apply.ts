@@ -8,6 +8,7 @@
 import type { Kube } from '../shared/kube.ts'
 import { groupOf, type KubeObject, type Located } from '../shared/manifests.ts'
 import { type InventoryEntry, OWNER_LABELS } from './api.ts'
+import { waitEstablished } from './crds.ts'
 
 export type Owner = { name: string; namespace: string; targetNamespace?: string | undefined }
 
@@ -26,11 +27,7 @@ export async function applyObjects(kube: Kube, located: readonly Located[], owne
   for (const object of first) live.push(await kube.apply(object))
   const crds = first.filter((o) => o.kind === 'CustomResourceDefinition')
   for (const crd of crds) {
-    const established = await kube.waitFor<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
-      { apiVersion: crd.apiVersion, kind: crd.kind, metadata: { name: crd.metadata.name } },
-      (live) => live?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
-      30_000,
-    )
+    const established = await waitEstablished<KubeObject>(kube, crd.metadata.name)
     // Report the CRD as it is now (Established), not as the apply first returned it.
     const index = live.findIndex((o) => o.kind === crd.kind && o.metadata.name === crd.metadata.name)
     if (established && index >= 0) live[index] = established

@@ -5,33 +5,16 @@ import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { issueCert, makeCa } from './ground/certs.ts'
 import { writeKubeconfig } from './ground/ground.ts'
 import { useGround } from './support/ground.ts'
+import { namespacedUser } from './support/users.ts'
 
 const g = useGround(import.meta.url)
 
 describe('RBAC is enforced for a user with a client certificate', () => {
   it('lets a user read ConfigMaps in its namespace and refuses everything else', async () => {
-    const user = `reader-${g.namespace}`
-    const cert = await issueCert(g.ground.ca, g.scratch(), { name: 'reader', commonName: user, usage: 'client' })
-    const kubeconfig = join(g.scratch(), 'reader.kubeconfig')
-    await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, client: cert, user, context: 'reader' })
-
-    await g.kube().apply({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'configmap-reader', namespace: g.namespace },
-      rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }],
-    })
-    await g.kube().apply({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'reader', namespace: g.namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'configmap-reader' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-    })
+    const { name: user, kube: reader } = await namespacedUser(g, 'reader', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }])
     const readable = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'readable', namespace: g.namespace }, data: { a: '1' } }
     await g.kube().apply(readable)
 
-    const reader = new Kube(loadKubeConfig({ kubeconfig }))
     expect(await reader.get(readable)).toMatchObject({ data: { a: '1' } })
 
     await expect(reader.apply({ ...readable, data: { a: 'changed' } })).rejects.toMatchObject({

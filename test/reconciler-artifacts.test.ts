@@ -6,11 +6,10 @@ import { gzipSync } from 'node:zlib'
 import { pack } from 'tar-stream'
 import { stringify } from 'yaml'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { API_VERSION, type Environment, KIND } from '../reconciler/api.ts'
-import { reconcileEnvironment } from '../reconciler/reconcile.ts'
+import type { Environment } from '../reconciler/api.ts'
 import { MEDIA_TYPES } from '../shared/artifact.ts'
 import { configMap } from './support/config-repo.ts'
-import { environment, installCrd, publishApp } from './support/environments.ts'
+import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -43,13 +42,7 @@ async function pushRaw(reference: string, layer: Buffer, mediaTypes: { layer?: s
 
 describe('what the reconciler accepts and refuses from a registry', () => {
   let repository = ''
-  const ctx = (): Parameters<typeof reconcileEnvironment>[0] => ({ kube: g.kube(), cacheDir: join(g.scratch(), 'cache') })
-  const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
-  const pass = async (name: string): Promise<Environment> => {
-    await reconcileEnvironment(ctx(), { namespace: g.namespace, name }).catch(() => undefined)
-    return (await g.kube().get<Environment>(envRef(name))) as Environment
-  }
-  const ready = (env: Environment): unknown => env.status?.conditions?.find((c) => c.type === 'Ready')
+  const { envRef, pass, ready } = passes(g)
   const cm = (name: string): Promise<{ data?: Record<string, string> } | undefined> => g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
 
   beforeAll(async () => {

@@ -1,23 +1,15 @@
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { publish } from '../packager/publish.ts'
-import { API_VERSION, type Environment, KIND } from '../reconciler/api.ts'
-import { reconcileEnvironment } from '../reconciler/reconcile.ts'
 import { berthYaml, configMap, writeTree } from './support/config-repo.ts'
-import { environment, installCrd, publishApp } from './support/environments.ts'
+import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 describe('registry credentials from a Secret, deletion policy, and the health timeout', () => {
-  const ctx = (): Parameters<typeof reconcileEnvironment>[0] => ({ kube: g.kube(), cacheDir: join(g.scratch(), 'cache') })
-  const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
-  const pass = async (name: string): Promise<Environment> => {
-    await reconcileEnvironment(ctx(), { namespace: g.namespace, name }).catch(() => undefined)
-    return (await g.kube().get<Environment>(envRef(name))) as Environment
-  }
-  const ready = (env: Environment): unknown => env.status?.conditions?.find((c) => c.type === 'Ready')
+  const { envRef, pass, ready } = passes(g)
 
   beforeAll(async () => {
     await installCrd(g.kube())
@@ -61,8 +53,7 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     await g.kube().apply(environment(g.namespace, 'orphan', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', deletionPolicy: 'orphan' }))
     expect(ready(await pass('orphan'))).toMatchObject({ status: 'True' })
     await g.kube().delete(envRef('orphan'))
-    await reconcileEnvironment(ctx(), { namespace: g.namespace, name: 'orphan' })
-    expect(await g.kube().get(envRef('orphan'))).toBeUndefined()
+    await expect(pass('orphan')).rejects.toThrow('Environment orphan is gone')
     expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orphaned', namespace: g.namespace } })).toBeDefined()
   })
 

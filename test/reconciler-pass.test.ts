@@ -1,8 +1,6 @@
-import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { API_VERSION, type Environment, FINALIZER, KIND, OWNER_LABELS } from '../reconciler/api.ts'
-import { reconcileEnvironment } from '../reconciler/reconcile.ts'
-import { environment, installCrd, publishApp } from './support/environments.ts'
+import { type Environment, FINALIZER, OWNER_LABELS } from '../reconciler/api.ts'
+import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { configMap } from './support/config-repo.ts'
 import { useGround } from './support/ground.ts'
 
@@ -15,18 +13,12 @@ type Cm = { metadata: { labels?: Record<string, string> }; data?: Record<string,
 describe('one reconcile pass against the real apiserver and registry', () => {
   let repository = ''
   const digests: Record<string, string> = {}
-  const ctx = (): Parameters<typeof reconcileEnvironment>[0] => ({ kube: g.kube(), cacheDir: join(g.scratch(), 'cache') })
+  const { envRef, pass, ready } = passes(g)
   const cm = (name: string): Promise<Cm | undefined> => g.kube().get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
-  const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
   const getEnv = async (name: string): Promise<Environment> => {
     const env = await g.kube().get<Environment>(envRef(name))
     if (!env) throw new Error(`${name} missing`)
     return env
-  }
-  const ready = (env: Environment): { status?: string; reason?: string; message?: string } | undefined => env.status?.conditions?.find((c) => c.type === 'Ready')
-  const pass = async (name: string): Promise<Environment> => {
-    await reconcileEnvironment(ctx(), { namespace: g.namespace, name }).catch(() => undefined)
-    return await getEnv(name)
   }
   const setSpec = async (name: string, spec: Record<string, unknown>): Promise<void> => {
     await g.kube().mergePatch(envRef(name), { spec })

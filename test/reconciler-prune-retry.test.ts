@@ -1,48 +1,27 @@
-import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { API_VERSION, type Environment, KIND } from '../reconciler/api.ts'
-import { reconcileEnvironment } from '../reconciler/reconcile.ts'
-import { Kube, loadKubeConfig } from '../shared/kube.ts'
-import { issueCert } from './ground/certs.ts'
-import { writeKubeconfig } from './ground/ground.ts'
+import type { Environment } from '../reconciler/api.ts'
 import { configMap } from './support/config-repo.ts'
-import { environment, installCrd, publishApp } from './support/environments.ts'
+import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
+import { namespacedUser, type Rule, type TestUser } from './support/users.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 describe('a delete that fails is retried, never forgotten', () => {
-  let limited: Kube | undefined
-  const rules = (canDelete: boolean): object[] => [
+  let user: TestUser | undefined
+  const rules = (canDelete: boolean): Rule[] => [
     { apiGroups: ['berth.dev'], resources: ['environments', 'environments/status'], verbs: ['get', 'list', 'watch', 'patch', 'update'] },
     { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'patch', ...(canDelete ? ['delete'] : [])] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ]
-  const grant = async (canDelete: boolean): Promise<void> => {
-    await g.kube().apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reconciler', namespace: g.namespace }, rules: rules(canDelete) })
-  }
-  const envRef = { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'app', namespace: g.namespace } }
-  const pass = async (): Promise<Environment> => {
-    await reconcileEnvironment({ kube: limited as Kube, cacheDir: join(g.scratch(), 'cache') }, { namespace: g.namespace, name: 'app' }).catch(() => undefined)
-    return (await g.kube().get<Environment>(envRef)) as Environment
-  }
+  const harness = passes(g, () => (user as TestUser).kube)
+  const envRef = harness.envRef('app')
+  const pass = (): Promise<Environment> => harness.pass('app')
 
   beforeAll(async () => {
     await installCrd(g.kube())
-    const user = `reconciler-${g.namespace}`
-    const cert = await issueCert(g.ground.ca, g.scratch(), { name: 'reconciler', commonName: user, usage: 'client' })
-    const kubeconfig = join(g.scratch(), 'reconciler.kubeconfig')
-    await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, client: cert, user, context: 'reconciler' })
-    await grant(false)
-    await g.kube().apply({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'reconciler', namespace: g.namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reconciler' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-    })
-    limited = new Kube(loadKubeConfig({ kubeconfig }))
+    user = await namespacedUser(g, 'reconciler', rules(false))
   })
 
   it('keeps the object in the inventory and says so, then deletes it once it can', async () => {
@@ -58,7 +37,7 @@ describe('a delete that fails is retried, never forgotten', () => {
     expect(failed.status?.inventory?.map((e) => e.name).sort()).toEqual(['leaves', 'stays'])
     expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'leaves', namespace: g.namespace } })).toBeDefined()
 
-    await grant(true)
+    await user?.grant(rules(true))
     const retried = await pass()
     expect(retried.status?.inventory?.map((e) => e.name)).toEqual(['stays'])
     expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'leaves', namespace: g.namespace } })).toBeUndefined()

@@ -2,19 +2,37 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { publish } from '../../packager/publish.ts'
-import { API_VERSION, type Environment, environmentCrd, KIND } from '../../reconciler/api.ts'
+import { API_VERSION, type Condition, type Environment, KIND } from '../../reconciler/api.ts'
+import { installEnvironmentCrd } from '../../reconciler/crds.ts'
+import { reconcileEnvironment } from '../../reconciler/reconcile.ts'
+import type { FileGround } from './ground.ts'
 import type { Kube } from '../../shared/kube.ts'
 import { berthYaml, writeTree } from './config-repo.ts'
 
 export async function installCrd(kube: Kube): Promise<void> {
-  const crd = environmentCrd()
-  await kube.apply(crd)
-  await kube.waitFor<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
-    { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: crd.metadata.name } },
-    (o) => o?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
-    30_000,
-  )
-  kube.forgetDiscovery()
+  await installEnvironmentCrd(kube)
+}
+
+type EnvRef = { apiVersion: string; kind: string; metadata: { name: string; namespace: string } }
+
+/** Running reconcile passes by hand in a test file's namespace, and reading the result. */
+export function passes(g: FileGround, kube: () => Kube = g.kube): {
+  envRef: (name: string) => EnvRef
+  pass: (name: string) => Promise<Environment>
+  ready: (env: Environment) => Condition | undefined
+} {
+  const envRef = (name: string): EnvRef => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
+  return {
+    envRef,
+    // A failing pass rethrows for the queue's backoff; tests read its verdict from status.
+    pass: async (name) => {
+      await reconcileEnvironment({ kube: kube(), cacheDir: join(g.scratch(), 'cache') }, { namespace: g.namespace, name }).catch(() => undefined)
+      const env = await g.kube().get<Environment>(envRef(name))
+      if (!env) throw new Error(`Environment ${name} is gone`)
+      return env
+    },
+    ready: (env) => env.status?.conditions?.find((c) => c.type === 'Ready'),
+  }
 }
 
 /** Publish `version` of a one-environment (`app`) artifact made of `objects` to a plain-HTTP registry. */
