@@ -51,8 +51,9 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
   const say = request.progress ?? ((): void => undefined)
   const tag = versionTag(request.version)
   const input = resolve(request.input)
-  const isDir = (await stat(input).catch(() => undefined))?.isDirectory() ?? false
-  if (!isDir && !(await stat(input).catch(() => undefined))?.isFile()) throw new UsageError('NoInput', `${request.input} is neither a config repository folder nor a .tgz file`)
+  const info = await stat(input).catch(() => undefined)
+  const isDir = info?.isDirectory() ?? false
+  if (!isDir && !info?.isFile()) throw new UsageError('NoInput', `${request.input} is neither a config repository folder nor a .tgz file`)
 
   const work = await mkdtemp(join(tmpdir(), 'berth-push-'))
   try {
