@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../shared/errors.ts'
+import { registerEnvironmentCommands } from './environments.ts'
 import { registerPackage } from './package.ts'
 import { registerPush } from './push.ts'
 import { registerReconciler } from './reconciler.ts'
@@ -34,6 +35,7 @@ export function buildProgram(name: string): Command {
   registerPackage(program)
   registerPush(program)
   registerReconciler(program)
+  registerEnvironmentCommands(program)
   program.addHelpText(
     'after',
     `

@@ -11,10 +11,7 @@ export const API_VERSION = `${GROUP}/${VERSION}`
 export const KIND = 'Environment'
 export const PLURAL = 'environments'
 
-/** Labels berth puts on every object it applies; prune deletes only objects carrying both. */
-export const OWNER_LABELS = { name: 'berth.dev/environment', namespace: 'berth.dev/environment-namespace' } as const
-export const FINALIZER = 'berth.dev/finalizer'
-export const RECONCILE_REQUESTED_AT = 'berth.dev/reconcile-requested-at'
+export { FINALIZER, OWNER_LABELS, RECONCILE_REQUESTED_AT, SUSPENDED } from './annotations.ts'
 
 const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such as 30s, 5m or 1h')
 

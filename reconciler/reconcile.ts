@@ -13,7 +13,7 @@ import { type Kube, KubeApiError } from '../shared/kube.ts'
 import { checkObjects, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
-import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, RECONCILE_REQUESTED_AT, specSchema } from './api.ts'
+import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, RECONCILE_REQUESTED_AT, SUSPENDED, specSchema } from './api.ts'
 import { applyObjects, type Owner, placeObjects } from './apply.ts'
 import { findDrift } from './drift.ts'
 import { recordEvent } from './events.ts'
@@ -59,7 +59,9 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
     }
     const spec = parseSpec(env.spec)
     if (spec.suspend) {
-      setCondition(status, { type: 'Reconciling', status: 'False', reason: 'Suspended', message: 'suspended: no change is made until resumed' }, now())
+      const a = env.metadata.annotations ?? {}
+      const why = a[SUSPENDED.reason] ? ` by ${a[SUSPENDED.by] ?? 'unknown'} at ${a[SUSPENDED.at] ?? '?'}: ${a[SUSPENDED.reason]}` : ''
+      setCondition(status, { type: 'Reconciling', status: 'False', reason: 'Suspended', message: `suspended${why}; no change is made until resumed` }, now())
       return {}
     }
     setCondition(status, { type: 'Reconciling', status: 'True', reason: 'Progressing', message: `reconciling ${spec.version}` }, now())

@@ -1,0 +1,241 @@
+/**
+ * The SRE's commands on Environments: status, promote, rollback, suspend, resume, reconcile,
+ * history. Each works as `berth …` and `kubectl berth …`, honours KUBECONFIG, --context and
+ * -n/-A, and has `-o json` where it prints something scripts read.
+ */
+import type { Command } from 'commander'
+import { SUSPENDED } from '../reconciler/annotations.ts'
+import type { Environment } from '../reconciler/api.ts'
+import { BerthError, UsageError } from '../shared/errors.ts'
+import type { Kube } from '../shared/kube.ts'
+
+type Common = { kubeconfig?: string; context?: string; namespace?: string }
+
+function common(command: Command): Command {
+  return command
+    .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG or ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context')
+    .option('-n, --namespace <ns>', 'namespace (default: the context\'s namespace, else "default")')
+}
+
+async function connect(options: Common): Promise<{ kube: Kube; namespace: string }> {
+  const { Kube } = await import('../shared/kube.ts')
+  const kube = Kube.connect({ ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}), ...(options.context ? { context: options.context } : {}) })
+  const namespace = options.namespace ?? kube.config.getContextObject(kube.config.getCurrentContext())?.namespace ?? 'default'
+  return { kube, namespace }
+}
+
+async function api(): Promise<typeof import('../reconciler/api.ts')> {
+  return await import('../reconciler/api.ts')
+}
+
+async function getEnvironment(kube: Kube, namespace: string, name: string): Promise<Environment> {
+  const { API_VERSION, KIND } = await api()
+  const env = await kube.get<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } })
+  if (!env) throw new UsageError('NotFound', `environment ${namespace}/${name} not found (berth status -A lists them)`)
+  return env
+}
+
+const readyOf = (env: Environment): { status: string; reason: string; message: string } => {
+  const c = env.status?.conditions?.find((x) => x.type === 'Ready')
+  return { status: c?.status ?? 'Unknown', reason: c?.reason ?? '', message: c?.message ?? '' }
+}
+
+const spec = (env: Environment): { version?: string; digest?: string; suspend?: boolean } => (env.spec ?? {})
+
+/** One row of `berth status`, also its JSON form. */
+export function summary(env: Environment): Record<string, unknown> {
+  const ready = readyOf(env)
+  const lastChange = env.status?.conditions?.map((c) => c.lastTransitionTime).sort().at(-1)
+  return {
+    namespace: env.metadata.namespace,
+    name: env.metadata.name,
+    pinned: spec(env).version ?? '',
+    applied: env.status?.lastAppliedVersion ?? '',
+    digest: env.status?.lastAppliedDigest ?? '',
+    ready: ready.status,
+    reason: ready.reason,
+    message: ready.message,
+    suspended: spec(env).suspend === true,
+    ...(spec(env).suspend ? { suspendedReason: env.metadata.annotations?.[SUSPENDED.reason] ?? '', suspendedBy: env.metadata.annotations?.[SUSPENDED.by] ?? '' } : {}),
+    lastChange: lastChange ?? '',
+  }
+}
+
+function table(rows: ReadonlyArray<readonly string[]>): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
+  return `${rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('   ').trimEnd()).join('\n')}\n`
+}
+
+/** Wait until the reconciler has handled generation `generation`: Ready → ok; a terminal failure → error. */
+async function waitForOutcome(kube: Kube, namespace: string, name: string, generation: number, timeoutMs: number, done?: (env: Environment) => boolean): Promise<Environment> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const env = await getEnvironment(kube, namespace, name)
+    const ready = readyOf(env)
+    const observed = (env.status?.observedGeneration ?? 0) >= generation
+    if (observed && (done ? done(env) : true)) {
+      if (ready.status === 'True') return env
+      if (ready.reason !== 'Progressing' && ready.reason !== '') throw new BerthError(ready.reason, `${namespace}/${name}: ${ready.message}`)
+    }
+    if (Date.now() > deadline) throw new BerthError('Timeout', `${namespace}/${name} not Ready after ${timeoutMs / 1000} s: ${ready.message || 'no verdict yet'}`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
+async function who(kube: Kube): Promise<string> {
+  try {
+    const review = await kube.create<{ apiVersion: string; kind: string; metadata: { namespace?: string }; status?: { userInfo?: { username?: string } } }>({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'SelfSubjectReview',
+      metadata: {},
+    })
+    return review.status?.userInfo?.username ?? 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
+export function registerEnvironmentCommands(program: Command): void {
+  common(program.command('status').description('every Environment at a glance: pinned and applied version, digest, Ready, message, suspended'))
+    .argument('[env]', 'one Environment')
+    .option('-A, --all-namespaces', 'every namespace')
+    .option('-o, --output <format>', 'table, json or yaml', 'table')
+    .action(async (name: string | undefined, options: Common & { allNamespaces?: boolean; output: string }) => {
+      if (!['table', 'json', 'yaml'].includes(options.output)) throw new UsageError('InvalidOutput', `-o ${options.output}: use table, json or yaml`)
+      const { kube, namespace } = await connect(options)
+      const { API_VERSION, KIND } = await api()
+      const envs = name
+        ? [await getEnvironment(kube, namespace, name)]
+        : await kube.list<Environment>(API_VERSION, KIND, options.allNamespaces ? {} : { namespace })
+      const rows = envs.map(summary)
+      if (options.output === 'json') process.stdout.write(`${JSON.stringify(name ? rows[0] : rows, null, 2)}\n`)
+      else if (options.output === 'yaml') process.stdout.write((await import('js-yaml')).dump(name ? rows[0] : rows))
+      else if (rows.length === 0) process.stdout.write(`no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`)
+      else {
+        const header = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'LAST CHANGE', 'MESSAGE']
+        process.stdout.write(table([header, ...rows.map((r) => [
+          String(r.namespace), String(r.name), String(r.pinned), String(r.applied), String(r.digest).replace('sha256:', '').slice(0, 12),
+          String(r.ready), r.suspended ? 'yes' : 'no', String(r.lastChange), String(r.message),
+        ])]))
+      }
+    })
+
+  common(program.command('promote').description('pin an Environment to a version, or to what another Environment runs'))
+    .argument('<env>', 'the Environment to promote')
+    .option('--to <version>', 'the version to pin')
+    .option('--from <env>', 'copy the version and digest another Environment has applied and is Ready on')
+    .option('--wait', 'block until Ready (exit 0) or failure (exit non-zero)')
+    .option('--timeout <seconds>', 'how long --wait waits', (v) => Number.parseInt(v, 10), 300)
+    .action(async (name: string, options: Common & { to?: string; from?: string; wait?: boolean; timeout: number }) => {
+      if ((options.to === undefined) === (options.from === undefined)) throw new UsageError('Usage', 'give exactly one of --to <version> or --from <env>')
+      const { kube, namespace } = await connect(options)
+      const env = await getEnvironment(kube, namespace, name)
+      let pin: { version: string; digest: string | null }
+      if (options.from !== undefined) {
+        const source = await getEnvironment(kube, namespace, options.from)
+        const ready = readyOf(source)
+        if (ready.status !== 'True' || !source.status?.lastAppliedVersion || !source.status.lastAppliedDigest) {
+          throw new BerthError('SourceNotReady', `${options.from} is not Ready (${ready.message || 'no verdict'}); promote from an Environment that runs its version healthily`)
+        }
+        pin = { version: source.status.lastAppliedVersion, digest: source.status.lastAppliedDigest }
+      } else {
+        pin = { version: options.to ?? '', digest: null }
+      }
+      const before = spec(env).version ?? ''
+      const { API_VERSION, KIND } = await api()
+      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { spec: pin })
+      process.stdout.write(`${namespace}/${name}: ${before || '(none)'} → ${pin.version}${pin.digest ? ` (${pin.digest})` : ''}\n`)
+      if (options.wait) {
+        const done = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
+        process.stdout.write(`${namespace}/${name}: Ready on ${done.status?.lastAppliedVersion ?? ''}\n`)
+      }
+    })
+
+  common(program.command('rollback').description('re-pin the last version that was Ready before the current one'))
+    .argument('<env>', 'the Environment')
+    .option('--to <version>', 'a specific earlier version from history')
+    .option('--wait', 'block until Ready or failure')
+    .option('--timeout <seconds>', 'how long --wait waits', (v) => Number.parseInt(v, 10), 300)
+    .action(async (name: string, options: Common & { to?: string; wait?: boolean; timeout: number }) => {
+      const { kube, namespace } = await connect(options)
+      const env = await getEnvironment(kube, namespace, name)
+      // "Current" is the pin: when it failed (even before resolving), the last good version is the target.
+      const current = spec(env).version
+      const good = (env.status?.history ?? []).filter((h) => h.result === 'Succeeded')
+      const target = options.to !== undefined ? good.findLast((h) => h.version === options.to) : good.findLast((h) => h.version !== current)
+      if (!target) {
+        throw new BerthError('NoHistory', options.to !== undefined
+          ? `${options.to} was never Ready on ${namespace}/${name} (berth history ${name} lists what was)`
+          : `${namespace}/${name} has no earlier Ready version in its history to roll back to`)
+      }
+      const { API_VERSION, KIND } = await api()
+      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { spec: { version: target.version, digest: target.digest } })
+      process.stdout.write(`${namespace}/${name}: rolled back ${current ?? '(none)'} → ${target.version} (${target.digest})\n`)
+      if (options.wait) await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
+    })
+
+  common(program.command('suspend').description('stop every change to an Environment (incidents)'))
+    .argument('<env>', 'the Environment')
+    .requiredOption('--reason <text>', 'why, shown in status and events')
+    .action(async (name: string, options: Common & { reason: string }) => {
+      const { kube, namespace } = await connect(options)
+      await getEnvironment(kube, namespace, name)
+      const by = await who(kube)
+      const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
+      const { API_VERSION, KIND } = await api()
+      await kube.mergePatch({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, {
+        metadata: { annotations: { [SUSPENDED.reason]: options.reason, [SUSPENDED.by]: by, [SUSPENDED.at]: at } },
+        spec: { suspend: true },
+      })
+      process.stdout.write(`${namespace}/${name}: suspended by ${by} at ${at}: ${options.reason}\n`)
+    })
+
+  common(program.command('resume').description('let the reconciler change an Environment again'))
+    .argument('<env>', 'the Environment')
+    .action(async (name: string, options: Common) => {
+      const { kube, namespace } = await connect(options)
+      await getEnvironment(kube, namespace, name)
+      const { API_VERSION, KIND } = await api()
+      await kube.mergePatch({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, {
+        metadata: { annotations: { [SUSPENDED.reason]: null, [SUSPENDED.by]: null, [SUSPENDED.at]: null } },
+        spec: { suspend: false },
+      })
+      process.stdout.write(`${namespace}/${name}: resumed by ${await who(kube)}\n`)
+    })
+
+  common(program.command('reconcile').description('ask the reconciler for a pass now'))
+    .argument('<env>', 'the Environment')
+    .option('--wait', 'block until the reconciler has handled the request')
+    .option('--timeout <seconds>', 'how long --wait waits', (v) => Number.parseInt(v, 10), 120)
+    .action(async (name: string, options: Common & { wait?: boolean; timeout: number }) => {
+      const { kube, namespace } = await connect(options)
+      await getEnvironment(kube, namespace, name)
+      const { API_VERSION, KIND, RECONCILE_REQUESTED_AT } = await api()
+      const at = new Date().toISOString()
+      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
+      process.stdout.write(`${namespace}/${name}: reconcile requested at ${at}\n`)
+      if (options.wait) {
+        const env = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000, (e) => e.status?.lastHandledReconcileAt === at)
+        process.stdout.write(`${namespace}/${name}: handled; Ready on ${env.status?.lastAppliedVersion ?? ''}\n`)
+      }
+    })
+
+  common(program.command('history').description('the applications of an Environment: version, digest, when, result'))
+    .argument('<env>', 'the Environment')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (name: string, options: Common & { output: string }) => {
+      const { kube, namespace } = await connect(options)
+      const env = await getEnvironment(kube, namespace, name)
+      const history = env.status?.history ?? []
+      if (options.output === 'json') {
+        process.stdout.write(`${JSON.stringify(history, null, 2)}\n`)
+        return
+      }
+      if (history.length === 0) {
+        process.stdout.write(`${namespace}/${name} has no history yet\n`)
+        return
+      }
+      process.stdout.write(table([['VERSION', 'DIGEST', 'STARTED', 'FINISHED', 'RESULT'], ...history.map((h) => [h.version, h.digest.replace('sha256:', '').slice(0, 12), h.started, h.finished, h.result])]))
+    })
+}

@@ -1,0 +1,9 @@
+/** Annotations and labels berth reads and writes; dependency-free, so the CLI can load it at start. */
+
+/** Labels berth puts on every object it applies; prune deletes only objects carrying both. */
+export const OWNER_LABELS = { name: 'berth.dev/environment', namespace: 'berth.dev/environment-namespace' } as const
+export const FINALIZER = 'berth.dev/finalizer'
+/** Set by `berth reconcile`: a new value asks for a pass now. */
+export const RECONCILE_REQUESTED_AT = 'berth.dev/reconcile-requested-at'
+/** Left by `berth suspend`, shown in status while suspended. */
+export const SUSPENDED = { reason: 'berth.dev/suspended-reason', by: 'berth.dev/suspended-by', at: 'berth.dev/suspended-at' } as const

@@ -1,0 +1,112 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Environment } from '../reconciler/api.ts'
+import { configMap } from './support/config-repo.ts'
+import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { failureOf, type ProcessFailure } from './support/failure.ts'
+import { ROOT, useGround } from './support/ground.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+const run = promisify(execFile)
+
+describe('the SRE commands, as kubectl berth, against a real reconciler', () => {
+  let reconciler: ChildProcess | undefined
+  let repository = ''
+  const digests: Record<string, string> = {}
+  const { envRef } = passes(g)
+  const berth = async (args: string[]): Promise<string> =>
+    (await run(process.execPath, [join(ROOT, 'bin/kubectl-berth.js'), ...args, '-n', g.namespace], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })).stdout
+  const get = async (name: string): Promise<Environment> => (await g.kube().get<Environment>(envRef(name))) as Environment
+  const cmValue = async (ns: string): Promise<string | undefined> =>
+    (await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: ns } }))?.data.v
+
+  beforeAll(async () => {
+    await installCrd(g.kube())
+    repository = `${g.ground.registries.plain.host}/${g.repository}/app`
+    for (const v of ['1.0.0', '1.1.0', '1.2.0']) digests[v] = await publishApp(g.scratch(), repository, v, { cm: configMap('settings', { v }) })
+    for (const env of ['staging', 'prod']) {
+      await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `${g.namespace}-${env}` } })
+      await g.kube().apply(environment(g.namespace, env, { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', targetNamespace: `${g.namespace}-${env}`, interval: '1h' }))
+    }
+    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), 'cache')], { stdio: 'ignore' })
+    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/staging', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
+  })
+  afterAll(() => {
+    reconciler?.kill('SIGTERM')
+  })
+
+  it('status shows every Environment at a glance, and as JSON for scripts', async () => {
+    const out = await berth(['status'])
+    expect(out).toMatch(/^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+LAST CHANGE\s+MESSAGE\n/)
+    expect(out).toMatch(new RegExp(`${g.namespace}\\s+prod\\s+1\\.0\\.0\\s+1\\.0\\.0\\s+${(digests['1.0.0'] ?? '').slice(7, 19)}\\s+True\\s+no\\s+`))
+    const json = JSON.parse(await berth(['status', 'prod', '-o', 'json'])) as Record<string, unknown>
+    expect(json).toMatchObject({ name: 'prod', pinned: '1.0.0', applied: '1.0.0', digest: digests['1.0.0'], ready: 'True', suspended: false })
+  })
+
+  it('promote --to --wait moves staging and exits 0 once Ready', async () => {
+    const out = await berth(['promote', 'staging', '--to', '1.1.0', '--wait', '--timeout', '30'])
+    expect(out).toContain('staging: 1.0.0 → 1.1.0')
+    expect(out).toContain('Ready on 1.1.0')
+    expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
+  })
+
+  it('promote --from copies the version and digest staging runs', async () => {
+    await berth(['promote', 'prod', '--from', 'staging', '--wait', '--timeout', '30'])
+    const prod = await get('prod')
+    expect(prod.spec).toMatchObject({ version: '1.1.0', digest: digests['1.1.0'] })
+    expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')
+  })
+
+  it('promote to a version that does not exist fails with --wait (exit non-zero), naming why', async () => {
+    const failed = await failureOf<ProcessFailure>(berth(['promote', 'staging', '--to', '9.9.9', '--wait', '--timeout', '30']))
+    expect(failed.code).toBe(1)
+    expect(failed.stderr).toContain('version 9.9.9 is not published')
+    expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
+  })
+
+  it('promote --from an Environment that is not Ready is refused and changes nothing', async () => {
+    const failed = await failureOf<ProcessFailure>(berth(['promote', 'prod', '--from', 'staging']))
+    expect(failed.stderr).toContain('staging is not Ready')
+    expect((await get('prod')).spec).toMatchObject({ version: '1.1.0' })
+  })
+
+  it('rollback re-pins the last version that was Ready before the current one', async () => {
+    const out = await berth(['rollback', 'staging', '--wait', '--timeout', '30'])
+    expect(out).toContain('rolled back 9.9.9 → 1.1.0')
+    expect(readyVersion(await get('staging'))).toBe('1.1.0')
+    const history = await berth(['history', 'staging'])
+    expect(history).toMatch(/^VERSION\s+DIGEST\s+STARTED\s+FINISHED\s+RESULT\n1\.0\.0 .*Succeeded\n1\.1\.0 .*Succeeded/)
+  })
+
+  it('rollback with no earlier Ready version is refused', async () => {
+    await g.kube().apply(environment(g.namespace, 'fresh', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', targetNamespace: `${g.namespace}-staging`, suspend: true }))
+    const failed = await failureOf<ProcessFailure>(berth(['rollback', 'fresh']))
+    expect(failed.stderr).toContain('has no earlier Ready version in its history')
+  })
+
+  it('suspend blocks a promotion until resume, and status says who and why', async () => {
+    await berth(['suspend', 'prod', '--reason', 'incident 42'])
+    await berth(['promote', 'prod', '--to', '1.2.0'])
+    await berth(['reconcile', 'prod', '--wait', '--timeout', '30']).catch(() => undefined)
+    const suspended = await get('prod')
+    expect(suspended.status?.conditions?.find((c) => c.type === 'Reconciling')?.message).toMatch(/suspended by berth-admin at .*: incident 42/)
+    expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')
+    expect(JSON.parse(await berth(['status', 'prod', '-o', 'json']))).toMatchObject({ suspended: true, suspendedReason: 'incident 42', suspendedBy: 'berth-admin' })
+
+    await berth(['resume', 'prod'])
+    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=jsonpath={.status.lastAppliedVersion}=1.2.0', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
+    expect(await cmValue(`${g.namespace}-prod`)).toBe('1.2.0')
+  })
+
+  it('reconcile --wait returns once the reconciler handled the request', async () => {
+    const out = await berth(['reconcile', 'prod', '--wait', '--timeout', '30'])
+    expect(out).toContain('handled; Ready on 1.2.0')
+  })
+})
+
+function readyVersion(env: Environment): string | undefined {
+  return env.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? env.status.lastAppliedVersion : undefined
+}
