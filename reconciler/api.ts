@@ -36,6 +36,10 @@ export const specSchema = z.strictObject({
   driftPolicy: z.enum(['correct', 'warn']).default('correct'),
   deletionPolicy: z.enum(['delete', 'orphan']).default('delete').describe('what deleting the Environment does to what it applied'),
   targetNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').optional(),
+  promotion: z
+    .strictObject({ from: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace') })
+    .optional()
+    .describe('gate: only versions that have been Ready on this upstream Environment are applied'),
 })
 export type EnvironmentSpec = z.infer<typeof specSchema>
 

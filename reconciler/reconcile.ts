@@ -72,6 +72,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       const resolved = await resolve(repository, spec.version, spec.digest, registry.access)
       status.lastAttemptedVersion = resolved.version
       status.lastAttemptedDigest = resolved.digest
+      if (spec.promotion) await checkPromotionGate(ctx.kube, env.metadata.namespace, spec.promotion.from, resolved)
       const files = await fetchArtifact(repository, resolved, registry.access, ctx.cacheDir)
       const objects = selectObjects(files, spec.path ?? env.metadata.name)
 
@@ -191,6 +192,15 @@ function healthOf(objects: readonly KubeObject[]): { failed: string[]; waiting: 
     else if (h.status === 'InProgress') waiting.push(`${name}: ${h.message}`)
   }
   return { failed, waiting }
+}
+
+/** The gate holds in the cluster: a version is applied only once its digest has been Ready upstream. */
+async function checkPromotionGate(kube: Kube, namespace: string, upstream: string, resolved: { version: string; digest: string }): Promise<void> {
+  const source = await kube.get<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name: upstream, namespace } })
+  const proven = (source?.status?.history ?? []).some((h) => h.digest === resolved.digest && h.result === 'Succeeded')
+  if (!proven) {
+    throw new BerthError('PromotionBlocked', `promotion gate: ${resolved.version} (${resolved.digest}) has not been Ready on ${upstream}; promote it there first`)
+  }
 }
 
 /** Registry access from the spec; a secretRef becomes a credentials file that lives for this pass only. */

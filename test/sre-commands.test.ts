@@ -101,9 +101,23 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.2.0')
   })
 
+  it('a promotion gate in the cluster refuses a version that was never Ready upstream, and lets it through once it was', async () => {
+    await g.kube().mergePatch(envRef('prod'), { spec: { promotion: { from: 'staging' } } })
+    digests['1.3.0'] = await publishApp(g.scratch(), repository, '1.3.0', { cm: configMap('settings', { v: '1.3.0' }) })
+    const blocked = await failureOf<ProcessFailure>(berth(['promote', 'prod', '--to', '1.3.0', '--wait', '--timeout', '30']))
+    expect(blocked.stderr).toContain('promotion gate: 1.3.0')
+    expect(blocked.stderr).toContain('has not been Ready on staging')
+    expect(await cmValue(`${g.namespace}-prod`)).toBe('1.2.0')
+
+    await berth(['promote', 'staging', '--to', '1.3.0', '--wait', '--timeout', '30'])
+    // The blocked pass is retried with backoff and now finds 1.3.0 Ready upstream.
+    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=jsonpath={.status.lastAppliedVersion}=1.3.0', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
+    expect(await cmValue(`${g.namespace}-prod`)).toBe('1.3.0')
+  })
+
   it('reconcile --wait returns once the reconciler handled the request', async () => {
     const out = await berth(['reconcile', 'prod', '--wait', '--timeout', '30'])
-    expect(out).toContain('handled; Ready on 1.2.0')
+    expect(out).toContain('handled; Ready on 1.3.0')
   })
 })
 
