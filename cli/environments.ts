@@ -127,8 +127,15 @@ export function registerEnvironmentCommands(program: Command): void {
     .option('--from <env>', 'copy the version and digest another Environment has applied and is Ready on')
     .option('--wait', 'block until Ready (exit 0) or failure (exit non-zero)')
     .option('--timeout <seconds>', 'how long --wait waits', (v) => Number.parseInt(v, 10), 300)
-    .action(async (name: string, options: Common & { to?: string; from?: string; wait?: boolean; timeout: number }) => {
+    .option('--file <environment.yaml>', 'GitOps mode: edit the pin in this file (comments kept) and commit it, instead of the cluster')
+    .action(async (name: string, options: Common & { to?: string; from?: string; wait?: boolean; timeout: number; file?: string }) => {
       if ((options.to === undefined) === (options.from === undefined)) throw new UsageError('Usage', 'give exactly one of --to <version> or --from <env>')
+      if (options.file !== undefined && options.to !== undefined) {
+        const { promoteInFile } = await import('./gitops.ts')
+        const { before, commit } = await promoteInFile(options.file, name, { version: options.to, digest: null })
+        process.stdout.write(`${options.file}: promote ${name} ${before || '(none)'} → ${options.to} (commit ${commit.slice(0, 12)})\n`)
+        return
+      }
       const { kube, namespace } = await connect(options)
       const env = await getEnvironment(kube, namespace, name)
       let pin: { version: string; digest: string | null }
@@ -143,6 +150,12 @@ export function registerEnvironmentCommands(program: Command): void {
         pin = { version: options.to ?? '', digest: null }
       }
       const before = spec(env).version ?? ''
+      if (options.file !== undefined) {
+        const { promoteInFile } = await import('./gitops.ts')
+        const edited = await promoteInFile(options.file, name, pin)
+        process.stdout.write(`${options.file}: promote ${name} ${edited.before || '(none)'} → ${pin.version} (commit ${edited.commit.slice(0, 12)})\n`)
+        return
+      }
       const { API_VERSION, KIND } = await api()
       const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { spec: pin })
       process.stdout.write(`${namespace}/${name}: ${before || '(none)'} → ${pin.version}${pin.digest ? ` (${pin.digest})` : ''}\n`)
