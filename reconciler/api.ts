@@ -36,6 +36,7 @@ export const specSchema = z.strictObject({
   driftPolicy: z.enum(['correct', 'warn']).default('correct'),
   deletionPolicy: z.enum(['delete', 'orphan']).default('delete').describe('what deleting the Environment does to what it applied'),
   targetNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').optional(),
+  rollback: z.enum(['onFailure']).optional().describe('onFailure: when a new version fails health within timeout, re-apply the last healthy digest'),
   promotion: z
     .strictObject({ from: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace') })
     .optional()
@@ -55,6 +56,8 @@ export type EnvironmentStatus = {
   lastAttemptedVersion?: string
   lastAttemptedDigest?: string
   lastHandledReconcileAt?: string
+  /** The pinned digest that failed health and was rolled back from (spec.rollback: onFailure). */
+  rolledBackFrom?: string
   inventory?: InventoryEntry[]
   history?: HistoryEntry[]
 }

@@ -20,7 +20,7 @@ import { recordEvent } from './events.ts'
 import { fetchArtifact } from './fetch.ts'
 import { health } from './health.ts'
 import { entryKey, prune } from './prune.ts'
-import { resolve } from './resolve.ts'
+import { resolve, resolveDigest } from './resolve.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
 
 export type ReconcileContext = {
@@ -69,10 +69,15 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
     const registry = await registryAccess(ctx.kube, env.metadata.namespace, spec)
     try {
       const repository = spec.source.repository.slice('oci://'.length)
-      const resolved = await resolve(repository, spec.version, spec.digest, registry.access)
-      status.lastAttemptedVersion = resolved.version
-      status.lastAttemptedDigest = resolved.digest
-      if (spec.promotion) await checkPromotionGate(ctx.kube, env.metadata.namespace, spec.promotion.from, resolved)
+      const pinned = await resolve(repository, spec.version, spec.digest, registry.access)
+      status.lastAttemptedVersion = pinned.version
+      status.lastAttemptedDigest = pinned.digest
+      if (spec.promotion) await checkPromotionGate(ctx.kube, env.metadata.namespace, spec.promotion.from, pinned)
+      // After an automatic rollback the pin stays visible, but the last healthy digest is what runs:
+      // no retry loop against the version that failed.
+      if (status.rolledBackFrom && (status.rolledBackFrom !== pinned.digest || spec.rollback !== 'onFailure')) delete status.rolledBackFrom
+      const good = status.rolledBackFrom ? lastHealthy(status, pinned.digest) : undefined
+      const resolved = good ? await resolveDigest(repository, good.version, good.digest, registry.access) : pinned
       const files = await fetchArtifact(repository, resolved, registry.access, ctx.cacheDir)
       const objects = selectObjects(files, spec.path ?? env.metadata.name)
 
@@ -111,7 +116,13 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       const verdict = healthOf(live)
       const timedOut = now().getTime() - Date.parse(since) > durationMs(spec.timeout)
       const pruneNote = pruned.failed.length > 0 ? `; could not prune ${pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}`).join(', ')}` : ''
-      if (verdict.failed.length === 0 && verdict.waiting.length === 0) {
+      if (verdict.failed.length === 0 && verdict.waiting.length === 0 && good) {
+        const message = `${pinned.version} failed its health check and was rolled back; running ${resolved.version}. Pin another version to move on`
+        setCondition(status, { type: 'Ready', status: 'False', reason: 'RolledBack', message }, now())
+        setCondition(status, { type: 'Reconciling', status: 'False', reason: 'RolledBack', message }, now())
+        recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Succeeded' })
+        outcome = { requeueAfterMs: durationMs(spec.interval) }
+      } else if (verdict.failed.length === 0 && verdict.waiting.length === 0) {
         setCondition(status, { type: 'Ready', status: 'True', reason: 'Succeeded', message: `applied ${resolved.version}${pruneNote}` }, now())
         removeCondition(status, 'Stalled')
         setCondition(status, { type: 'Reconciling', status: 'False', reason: 'Succeeded', message: `applied ${resolved.version}` }, now())
@@ -123,6 +134,12 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
         setCondition(status, { type: 'Reconciling', status: 'False', reason: 'HealthCheckFailed', message: names }, now())
         recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'HealthCheckFailed' })
         outcome = { requeueAfterMs: durationMs(spec.interval) }
+        const fallback = spec.rollback === 'onFailure' && !good ? lastHealthy(status, resolved.digest) : undefined
+        if (fallback) {
+          status.rolledBackFrom = resolved.digest
+          await recordEvent(ctx.kube, env, 'Warning', 'RollingBack', `${resolved.version} is unhealthy (${names}); re-applying ${fallback.version} (${fallback.digest})`, ctx.log)
+          outcome = { requeueAfterMs: 1 }
+        }
       } else {
         setCondition(status, { type: 'Ready', status: 'False', reason: 'Progressing', message: `waiting for ${verdict.waiting.join('; ')}` }, now())
         recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Progressing' })
@@ -192,6 +209,11 @@ function healthOf(objects: readonly KubeObject[]): { failed: string[]; waiting: 
     else if (h.status === 'InProgress') waiting.push(`${name}: ${h.message}`)
   }
   return { failed, waiting }
+}
+
+/** The last application that was healthy with another digest than `failed`. */
+function lastHealthy(status: EnvironmentStatus, failed: string): { version: string; digest: string } | undefined {
+  return (status.history ?? []).findLast((h) => h.result === 'Succeeded' && h.digest !== failed)
 }
 
 /** The gate holds in the cluster: a version is applied only once its digest has been Ready upstream. */

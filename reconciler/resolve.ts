@@ -44,3 +44,9 @@ export async function resolve(repository: string, pin: string, expectedDigest: s
   }
   return { version: tag, tag, digest: fetched.digest, manifest: fetched.content, fromRange: !('tag' in exact) }
 }
+
+/** A known digest (from history) as a resolved artifact, without consulting tags. */
+export async function resolveDigest(repository: string, version: string, digest: string, access: RegistryAccess): Promise<Resolved> {
+  const fetched = await fetchManifest(`${repository}@${digest}`, access)
+  return { version, tag: version, digest: fetched.digest, manifest: fetched.content, fromRange: false }
+}

@@ -57,6 +57,37 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orphaned', namespace: g.namespace } })).toBeDefined()
   })
 
+  it('rollback onFailure: a version that fails health is rolled back to the last healthy digest, the failed pin stays visible, no retry loop', async () => {
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/autoroll`
+    const broken = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never' }, spec: { replicas: 1, selector: { matchLabels: { app: 'never' } }, template: { metadata: { labels: { app: 'never' } }, spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] } } } }
+    const good = await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('auto', { v: '1' }) })
+    await publishApp(g.scratch(), repository, '2.0.0', { cm: configMap('auto', { v: '2' }), web: broken })
+    await publishApp(g.scratch(), repository, '3.0.0', { cm: configMap('auto', { v: '3' }) })
+    const cm = async (): Promise<string | undefined> => (await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'auto', namespace: g.namespace } }))?.data.v
+    await g.kube().apply(environment(g.namespace, 'auto', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', timeout: '1s', rollback: 'onFailure' }))
+    expect(ready(await pass('auto'))).toMatchObject({ status: 'True' })
+
+    await g.kube().mergePatch(envRef('auto'), { spec: { version: '2.0.0' } })
+    expect(ready(await pass('auto'))).toMatchObject({ reason: 'Progressing' })
+    expect(await cm()).toBe('2')
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    expect(ready(await pass('auto'))).toMatchObject({ reason: 'HealthCheckFailed' })
+    const rolled = await pass('auto')
+    expect(ready(rolled)).toMatchObject({ status: 'False', reason: 'RolledBack', message: expect.stringContaining('2.0.0 failed its health check and was rolled back; running 1.0.0') })
+    expect(rolled.spec).toMatchObject({ version: '2.0.0' })
+    expect(rolled.status).toMatchObject({ lastAppliedVersion: '1.0.0', lastAppliedDigest: good, lastAttemptedVersion: '2.0.0' })
+    expect(await cm()).toBe('1')
+    expect(await g.kube().get({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never', namespace: g.namespace } })).toBeUndefined()
+
+    // Another pass on the same pin stays on the healthy version.
+    expect((await pass('auto')).status?.lastAppliedVersion).toBe('1.0.0')
+    expect(await cm()).toBe('1')
+
+    await g.kube().mergePatch(envRef('auto'), { spec: { version: '3.0.0' } })
+    expect(ready(await pass('auto'))).toMatchObject({ status: 'True', message: 'applied 3.0.0' })
+    expect(await cm()).toBe('3')
+  })
+
   it('past spec.timeout an object that never becomes healthy makes Ready False, naming it', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/slow`
     await publishApp(g.scratch(), repository, '1.0.0', {
