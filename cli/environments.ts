@@ -3,6 +3,8 @@
  * history. Each works as `berth …` and `kubectl berth …`, honours KUBECONFIG, --context and
  * -n/-A, and has `-o json` where it prints something scripts read.
  */
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { SUSPENDED } from '../reconciler/annotations.ts'
 import type { Environment } from '../reconciler/api.ts'
@@ -96,28 +98,42 @@ async function who(kube: Kube): Promise<string> {
   }
 }
 
+async function printStatus(rows: ReadonlyArray<Record<string, unknown>>, name: string | undefined, options: { output: string; allNamespaces?: boolean }, namespace: string): Promise<void> {
+  if (options.output === 'json') process.stdout.write(`${JSON.stringify(name ? rows[0] : rows, null, 2)}\n`)
+  else if (options.output === 'yaml') process.stdout.write((await import('js-yaml')).dump(name ? rows[0] : rows))
+  else if (rows.length === 0) process.stdout.write(`no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`)
+  else {
+    const header = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'LAST CHANGE', 'MESSAGE']
+    process.stdout.write(table([header, ...rows.map((r) => [
+      String(r.namespace), String(r.name), String(r.pinned), String(r.applied), String(r.digest).replace('sha256:', '').slice(0, 12),
+      String(r.ready), r.suspended ? 'yes' : 'no', String(r.lastChange), String(r.message),
+    ])]))
+  }
+}
+
 export function registerEnvironmentCommands(program: Command): void {
   common(program.command('status').description('every Environment at a glance: pinned and applied version, digest, Ready, message, suspended'))
     .argument('[env]', 'one Environment')
     .option('-A, --all-namespaces', 'every namespace')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
-    .action(async (name: string | undefined, options: Common & { allNamespaces?: boolean; output: string }) => {
+    .option('-w, --watch', 'print again whenever something changes, until interrupted')
+    .action(async (name: string | undefined, options: Common & { allNamespaces?: boolean; output: string; watch?: boolean }) => {
       if (!['table', 'json', 'yaml'].includes(options.output)) throw new UsageError('InvalidOutput', `-o ${options.output}: use table, json or yaml`)
       const { kube, namespace } = await connect(options)
       const { API_VERSION, KIND } = await api()
-      const envs = name
-        ? [await getEnvironment(kube, namespace, name)]
-        : await kube.list<Environment>(API_VERSION, KIND, options.allNamespaces ? {} : { namespace })
-      const rows = envs.map(summary)
-      if (options.output === 'json') process.stdout.write(`${JSON.stringify(name ? rows[0] : rows, null, 2)}\n`)
-      else if (options.output === 'yaml') process.stdout.write((await import('js-yaml')).dump(name ? rows[0] : rows))
-      else if (rows.length === 0) process.stdout.write(`no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`)
-      else {
-        const header = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'LAST CHANGE', 'MESSAGE']
-        process.stdout.write(table([header, ...rows.map((r) => [
-          String(r.namespace), String(r.name), String(r.pinned), String(r.applied), String(r.digest).replace('sha256:', '').slice(0, 12),
-          String(r.ready), r.suspended ? 'yes' : 'no', String(r.lastChange), String(r.message),
-        ])]))
+      const read = async (): Promise<Array<Record<string, unknown>>> =>
+        (name ? [await getEnvironment(kube, namespace, name)] : await kube.list<Environment>(API_VERSION, KIND, options.allNamespaces ? {} : { namespace })).map(summary)
+      let rows = await read()
+      await printStatus(rows, name, options, namespace)
+      if (!options.watch) return
+      const state = { stop: false }
+      process.once('SIGINT', () => (state.stop = true))
+      process.once('SIGTERM', () => (state.stop = true))
+      while (!state.stop) {
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+        const next = await read()
+        if (JSON.stringify(next) !== JSON.stringify(rows)) await printStatus(next, name, options, namespace)
+        rows = next
       }
     })
 
@@ -128,7 +144,9 @@ export function registerEnvironmentCommands(program: Command): void {
     .option('--wait', 'block until Ready (exit 0) or failure (exit non-zero)')
     .option('--timeout <seconds>', 'how long --wait waits', (v) => Number.parseInt(v, 10), 300)
     .option('--file <environment.yaml>', 'GitOps mode: edit the pin in this file (comments kept) and commit it, instead of the cluster')
-    .action(async (name: string, options: Common & { to?: string; from?: string; wait?: boolean; timeout: number; file?: string }) => {
+    .option('--dry-run', 'print what would change in the cluster (created, changed with fields, pruned), computed server-side; change nothing')
+    .option('--registry-config <file>', 'credentials for --dry-run to pull the artifact (default: oras/Docker lookup)')
+    .action(async (name: string, options: Common & { to?: string; from?: string; wait?: boolean; timeout: number; file?: string; dryRun?: boolean; registryConfig?: string }) => {
       if ((options.to === undefined) === (options.from === undefined)) throw new UsageError('Usage', 'give exactly one of --to <version> or --from <env>')
       if (options.file !== undefined && options.to !== undefined) {
         const { promoteInFile } = await import('./gitops.ts')
@@ -150,6 +168,20 @@ export function registerEnvironmentCommands(program: Command): void {
         pin = { version: options.to ?? '', digest: null }
       }
       const before = spec(env).version ?? ''
+      if (options.dryRun) {
+        const { planPromotion } = await import('../reconciler/plan.ts')
+        const cache = join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts')
+        const plan = await planPromotion(kube, env, pin.version, pin.digest ?? undefined, options.registryConfig ? { registryConfig: options.registryConfig } : {}, cache)
+        const lines = [
+          `${namespace}/${name}: ${before || '(none)'} → ${plan.version} (${plan.digest}), dry run: nothing changed`,
+          ...plan.created.map((o) => `  + ${o}`),
+          ...plan.changed.map((c) => `  ~ ${c.object}: ${c.fields.join(', ')}`),
+          ...plan.pruned.map((o) => `  - ${o}`),
+          `${plan.created.length} to create, ${plan.changed.length} to change, ${plan.pruned.length} to prune`,
+        ]
+        process.stdout.write(`${lines.join('\n')}\n`)
+        return
+      }
       if (options.file !== undefined) {
         const { promoteInFile } = await import('./gitops.ts')
         const edited = await promoteInFile(options.file, name, pin)

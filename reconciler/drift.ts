@@ -28,7 +28,7 @@ export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Pro
   return drifted
 }
 
-function comparable(object: Record<string, unknown>): Record<string, unknown> {
+export function comparable(object: Record<string, unknown>): Record<string, unknown> {
   const rest = { ...object }
   const metadata = rest.metadata
   delete rest.status

@@ -186,7 +186,7 @@ function parseSpec(spec: unknown): EnvironmentSpec {
 }
 
 /** The objects of one environment's folder: every YAML file below `path`, parsed and checked. */
-function selectObjects(files: ReadonlyMap<string, Buffer>, path: string): Located[] {
+export function selectObjects(files: ReadonlyMap<string, Buffer>, path: string): Located[] {
   const prefix = `${path.replace(/\/+$/, '')}/`
   const chosen = [...files.keys()].filter((f) => f.startsWith(prefix) && /\.(ya?ml|json)$/.test(f)).sort()
   if (chosen.length === 0) {

@@ -46,11 +46,42 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(json).toMatchObject({ name: 'prod', pinned: '1.0.0', applied: '1.0.0', digest: digests['1.0.0'], ready: 'True', suspended: false })
   })
 
+  it('status --watch prints again when something changes', async () => {
+    const watcher = spawn(process.execPath, [join(ROOT, 'bin/kubectl-berth.js'), 'status', '--watch', '-n', g.namespace], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig }, stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    watcher.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+    const until = async (check: () => boolean): Promise<void> => {
+      for (let i = 0; i < 100 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    await until(() => out.includes('prod'))
+    expect(out.match(/^NAMESPACE/gm)).toHaveLength(1)
+    await g.kube().mergePatch(envRef('staging'), { metadata: { annotations: { touched: 'no-change-to-the-row' } } })
+    await berth(['suspend', 'staging', '--reason', 'watch test'])
+    await until(() => (out.match(/^NAMESPACE/gm) ?? []).length >= 2)
+    watcher.kill('SIGINT')
+    await berth(['resume', 'staging'])
+    expect((out.match(/^NAMESPACE/gm) ?? []).length).toBeGreaterThanOrEqual(2)
+    expect(out).toMatch(/staging\s+1\.0\.0\s+1\.0\.0\s+[a-f0-9]{12}\s+True\s+yes/)
+  })
+
   it('promote --to --wait moves staging and exits 0 once Ready', async () => {
     const out = await berth(['promote', 'staging', '--to', '1.1.0', '--wait', '--timeout', '30'])
     expect(out).toContain('staging: 1.0.0 → 1.1.0')
     expect(out).toContain('Ready on 1.1.0')
     expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
+  })
+
+  it('promote --dry-run prints what would be created, changed (with fields) and pruned, and changes nothing', async () => {
+    digests['1.1.1'] = await publishApp(g.scratch(), repository, '1.1.1', { cm: configMap('settings', { v: '1.1.1' }), extra: configMap('added', { a: '1' }) })
+    const out = await berth(['promote', 'staging', '--to', '1.1.1', '--dry-run'])
+    expect(out).toContain(`staging: 1.1.0 → 1.1.1 (${digests['1.1.1'] ?? ''}), dry run: nothing changed`)
+    expect(out).toContain(`  + ConfigMap ${g.namespace}-staging/added`)
+    expect(out).toContain(`  ~ ConfigMap ${g.namespace}-staging/settings: data.v`)
+    expect(out).toContain('1 to create, 1 to change, 0 to prune')
+    expect((await get('staging')).spec).toMatchObject({ version: '1.1.0' })
+    expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'added', namespace: `${g.namespace}-staging` } })).toBeUndefined()
+    const back = await berth(['promote', 'staging', '--to', '1.0.0', '--dry-run'])
+    expect(back).toContain('0 to create, 1 to change, 0 to prune')
   })
 
   it('promote --from copies the version and digest staging runs', async () => {
