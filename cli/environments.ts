@@ -6,7 +6,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { SUSPENDED } from '../reconciler/annotations.ts'
+import { PROMOTED_BY, SUSPENDED } from '../reconciler/annotations.ts'
 import type { Environment } from '../reconciler/api.ts'
 import { BerthError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
@@ -189,7 +189,7 @@ export function registerEnvironmentCommands(program: Command): void {
         return
       }
       const { API_VERSION, KIND } = await api()
-      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { spec: pin })
+      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { metadata: { annotations: { [PROMOTED_BY]: await who(kube) } }, spec: pin })
       process.stdout.write(`${namespace}/${name}: ${before || '(none)'} → ${pin.version}${pin.digest ? ` (${pin.digest})` : ''}\n`)
       if (options.wait) {
         const done = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
@@ -215,7 +215,10 @@ export function registerEnvironmentCommands(program: Command): void {
           : `${namespace}/${name} has no earlier Ready version in its history to roll back to`)
       }
       const { API_VERSION, KIND } = await api()
-      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { spec: { version: target.version, digest: target.digest } })
+      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, {
+        metadata: { annotations: { [PROMOTED_BY]: await who(kube) } },
+        spec: { version: target.version, digest: target.digest },
+      })
       process.stdout.write(`${namespace}/${name}: rolled back ${current ?? '(none)'} → ${target.version} (${target.digest})\n`)
       if (options.wait) await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
     })
@@ -281,6 +284,6 @@ export function registerEnvironmentCommands(program: Command): void {
         process.stdout.write(`${namespace}/${name} has no history yet\n`)
         return
       }
-      process.stdout.write(table([['VERSION', 'DIGEST', 'STARTED', 'FINISHED', 'RESULT'], ...history.map((h) => [h.version, h.digest.replace('sha256:', '').slice(0, 12), h.started, h.finished, h.result])]))
+      process.stdout.write(table([['VERSION', 'DIGEST', 'BY', 'STARTED', 'FINISHED', 'RESULT'], ...history.map((h) => [h.version, h.digest.replace('sha256:', '').slice(0, 12), h.by ?? '-', h.started, h.finished, h.result])]))
     })
 }

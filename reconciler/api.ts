@@ -11,7 +11,7 @@ export const API_VERSION = `${GROUP}/${VERSION}`
 export const KIND = 'Environment'
 export const PLURAL = 'environments'
 
-export { FINALIZER, OWNER_LABELS, RECONCILE_REQUESTED_AT, SUSPENDED } from './annotations.ts'
+export { FINALIZER, OWNER_LABELS, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from './annotations.ts'
 
 const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such as 30s, 5m or 1h')
 
@@ -46,7 +46,7 @@ export type EnvironmentSpec = z.infer<typeof specSchema>
 
 export type Condition = { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }
 export type InventoryEntry = { apiVersion: string; kind: string; namespace?: string; name: string }
-export type HistoryEntry = { version: string; digest: string; started: string; finished: string; result: string }
+export type HistoryEntry = { version: string; digest: string; started: string; finished: string; result: string; by?: string }
 
 export type EnvironmentStatus = {
   observedGeneration?: number

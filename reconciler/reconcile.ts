@@ -13,7 +13,7 @@ import { type Kube, KubeApiError } from '../shared/kube.ts'
 import { checkObjects, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
-import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, RECONCILE_REQUESTED_AT, SUSPENDED, specSchema } from './api.ts'
+import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, specSchema } from './api.ts'
 import { applyObjects, type Owner, placeObjects } from './apply.ts'
 import { findDrift } from './drift.ts'
 import { recordEvent } from './events.ts'
@@ -61,8 +61,13 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
     if (spec.suspend) {
       const a = env.metadata.annotations ?? {}
       const why = a[SUSPENDED.reason] ? ` by ${a[SUSPENDED.by] ?? 'unknown'} at ${a[SUSPENDED.at] ?? '?'}: ${a[SUSPENDED.reason]}` : ''
+      const wasSuspended = status.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'Suspended') ?? false
       setCondition(status, { type: 'Reconciling', status: 'False', reason: 'Suspended', message: `suspended${why}; no change is made until resumed` }, now())
+      if (!wasSuspended) await recordEvent(ctx.kube, env, 'Normal', 'Suspended', `suspended${why}`, ctx.log)
       return {}
+    }
+    if (status.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'Suspended')) {
+      await recordEvent(ctx.kube, env, 'Normal', 'Resumed', 'resumed: changes are made again', ctx.log)
     }
     setCondition(status, { type: 'Reconciling', status: 'True', reason: 'Progressing', message: `reconciling ${spec.version}` }, now())
 
@@ -112,6 +117,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       if (pruned.failed.length > 0) await recordEvent(ctx.kube, env, 'Warning', 'PruneFailed', pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}: ${f.error}`).join('; '), ctx.log)
 
       const since = firstAttemptOf(status, resolved.digest) ?? started.toISOString()
+      const by = env.metadata.annotations?.[PROMOTED_BY]
       // The apply responses carry status: health needs no second read right after applying.
       const verdict = healthOf(live)
       const timedOut = now().getTime() - Date.parse(since) > durationMs(spec.timeout)
@@ -120,19 +126,19 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
         const message = `${pinned.version} failed its health check and was rolled back; running ${resolved.version}. Pin another version to move on`
         setCondition(status, { type: 'Ready', status: 'False', reason: 'RolledBack', message }, now())
         setCondition(status, { type: 'Reconciling', status: 'False', reason: 'RolledBack', message }, now())
-        recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Succeeded' })
+        recordHistory(status, { by, version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Succeeded' })
         outcome = { requeueAfterMs: durationMs(spec.interval) }
       } else if (verdict.failed.length === 0 && verdict.waiting.length === 0) {
         setCondition(status, { type: 'Ready', status: 'True', reason: 'Succeeded', message: `applied ${resolved.version}${pruneNote}` }, now())
         removeCondition(status, 'Stalled')
         setCondition(status, { type: 'Reconciling', status: 'False', reason: 'Succeeded', message: `applied ${resolved.version}` }, now())
-        recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Succeeded' })
+        recordHistory(status, { by, version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Succeeded' })
         outcome = { requeueAfterMs: pruned.failed.length > 0 ? HEALTH_POLL_MS : durationMs(spec.interval) }
       } else if (verdict.failed.length > 0 || timedOut) {
         const names = [...verdict.failed, ...verdict.waiting].join('; ')
         setCondition(status, { type: 'Ready', status: 'False', reason: 'HealthCheckFailed', message: `${resolved.version} is unhealthy: ${names}` }, now())
         setCondition(status, { type: 'Reconciling', status: 'False', reason: 'HealthCheckFailed', message: names }, now())
-        recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'HealthCheckFailed' })
+        recordHistory(status, { by, version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'HealthCheckFailed' })
         outcome = { requeueAfterMs: durationMs(spec.interval) }
         const fallback = spec.rollback === 'onFailure' && !good ? lastHealthy(status, resolved.digest) : undefined
         if (fallback) {
@@ -142,7 +148,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
         }
       } else {
         setCondition(status, { type: 'Ready', status: 'False', reason: 'Progressing', message: `waiting for ${verdict.waiting.join('; ')}` }, now())
-        recordHistory(status, { version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Progressing' })
+        recordHistory(status, { by, version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Progressing' })
         outcome = { requeueAfterMs: HEALTH_POLL_MS }
       }
     } finally {

@@ -16,7 +16,9 @@ export function removeCondition(status: EnvironmentStatus, type: string): void {
 }
 
 /** Record an application; a pass that repeats the last entry's digest and result only updates its finish time. */
-export function recordHistory(status: EnvironmentStatus, entry: HistoryEntry): void {
+export function recordHistory(status: EnvironmentStatus, given: Omit<HistoryEntry, 'by'> & { by?: string | undefined }): void {
+  const { by, ...rest } = given
+  const entry: HistoryEntry = by === undefined ? rest : { ...rest, by }
   const history = status.history ?? []
   const last = history.at(-1)
   if (last && last.digest === entry.digest && last.result === entry.result) {

@@ -109,7 +109,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(out).toContain('rolled back 9.9.9 → 1.1.0')
     expect(readyVersion(await get('staging'))).toBe('1.1.0')
     const history = await berth(['history', 'staging'])
-    expect(history).toMatch(/^VERSION\s+DIGEST\s+STARTED\s+FINISHED\s+RESULT\n1\.0\.0 .*Succeeded\n1\.1\.0 .*Succeeded/)
+    expect(history).toMatch(/^VERSION\s+DIGEST\s+BY\s+STARTED\s+FINISHED\s+RESULT\n1\.0\.0 .*-\s.*Succeeded\n1\.1\.0\s+[a-f0-9]{12}\s+berth-admin\s.*Succeeded/)
   })
 
   it('rollback with no earlier Ready version is refused', async () => {
@@ -126,6 +126,8 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(suspended.status?.conditions?.find((c) => c.type === 'Reconciling')?.message).toMatch(/suspended by berth-admin at .*: incident 42/)
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')
     expect(JSON.parse(await berth(['status', 'prod', '-o', 'json']))).toMatchObject({ suspended: true, suspendedReason: 'incident 42', suspendedBy: 'berth-admin' })
+    const events = JSON.parse(await g.kubectl(['get', 'events', '-n', g.namespace, '--field-selector', 'involvedObject.name=prod', '-o', 'json'])) as { items: Array<{ reason: string; message: string }> }
+    expect(events.items.find((e) => e.reason === 'Suspended')?.message).toMatch(/suspended by berth-admin at .*: incident 42/)
 
     await berth(['resume', 'prod'])
     await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=jsonpath={.status.lastAppliedVersion}=1.2.0', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
