@@ -85,6 +85,24 @@ async function waitForOutcome(kube: Kube, namespace: string, name: string, gener
   }
 }
 
+/**
+ * Refuse a pin the registry does not have, before anything changes. When the registry cannot
+ * be asked from here (in-cluster only, other credentials), say so and let the reconciler judge.
+ */
+async function checkPublished(env: Environment, version: string, registryConfig: string | undefined): Promise<void> {
+  const [{ specSchema }, { resolve, ResolveError }] = await Promise.all([api(), import('../reconciler/resolve.ts')])
+  const parsed = specSchema.safeParse(env.spec)
+  if (!parsed.success) return
+  const source = parsed.data.source
+  const access = { ...(source.plainHTTP ? { plainHttp: true } : {}), ...(source.insecure ? { insecure: true } : {}), ...(registryConfig ? { registryConfig } : {}) }
+  try {
+    await resolve(source.repository.slice('oci://'.length), version, undefined, access)
+  } catch (error: unknown) {
+    if (error instanceof ResolveError) throw new BerthError(error.reason, `${error.message}; nothing changed`)
+    process.stderr.write(`berth: could not check that ${version} is published (${error instanceof Error ? error.message : String(error)}); pinning anyway, the reconciler will report\n`)
+  }
+}
+
 async function who(kube: Kube): Promise<string> {
   try {
     const review = await kube.create<{ apiVersion: string; kind: string; metadata: { namespace?: string }; status?: { userInfo?: { username?: string } } }>({
@@ -166,6 +184,7 @@ export function registerEnvironmentCommands(program: Command): void {
         pin = { version: source.status.lastAppliedVersion, digest: source.status.lastAppliedDigest }
       } else {
         pin = { version: options.to ?? '', digest: null }
+        await checkPublished(env, pin.version, options.registryConfig)
       }
       const before = spec(env).version ?? ''
       if (options.dryRun) {

@@ -91,10 +91,21 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')
   })
 
-  it('promote to a version that does not exist fails with --wait (exit non-zero), naming why', async () => {
+  it('promote to a version that does not exist is refused before anything changes', async () => {
     const failed = await failureOf<ProcessFailure>(berth(['promote', 'staging', '--to', '9.9.9', '--wait', '--timeout', '30']))
     expect(failed.code).toBe(1)
     expect(failed.stderr).toContain('version 9.9.9 is not published')
+    expect(failed.stderr).toContain('nothing changed')
+    expect((await get('staging')).spec).toMatchObject({ version: '1.1.0' })
+    expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
+  })
+
+  it('a pin that fails in the cluster makes promote --wait exit non-zero with the reason', async () => {
+    // Set directly (not through promote, which refuses it): a range nothing satisfies. Staging stays not Ready for the next tests.
+    await g.kube().mergePatch(envRef('staging'), { spec: { version: '~7' } })
+    const generation = (await get('staging')).metadata.generation ?? 0
+    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', `--for=jsonpath={.status.observedGeneration}=${generation}`, 'environment/staging', '-n', g.namespace, '--timeout=30s'])
+    expect((await get('staging')).status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'VersionNotFound' })
     expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
   })
 
@@ -106,7 +117,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
 
   it('rollback re-pins the last version that was Ready before the current one', async () => {
     const out = await berth(['rollback', 'staging', '--wait', '--timeout', '30'])
-    expect(out).toContain('rolled back 9.9.9 → 1.1.0')
+    expect(out).toContain('rolled back ~7 → 1.1.0')
     expect(readyVersion(await get('staging'))).toBe('1.1.0')
     const history = await berth(['history', 'staging'])
     expect(history).toMatch(/^VERSION\s+DIGEST\s+BY\s+STARTED\s+FINISHED\s+RESULT\n1\.0\.0 .*-\s.*Succeeded\n1\.1\.0\s+[a-f0-9]{12}\s+berth-admin\s.*Succeeded/)
