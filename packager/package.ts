@@ -14,7 +14,7 @@ import { renderEnvironment, type RenderTools } from './render.ts'
 export type PackageRequest = {
   dir: string
   version: string
-  /** Output file; default `<dir>/../berth-<version>.tgz`… see {@link defaultOutput}. */
+  /** Output file; default {@link defaultOutput} in the working folder. */
   out?: string
   allowSecrets?: boolean
   revision?: string

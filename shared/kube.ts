@@ -9,7 +9,7 @@
  */
 import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
 import { type RequestOptions, request as httpsRequest } from 'node:https'
-import { ADD, ApiException, DELETE, ERROR, KubeConfig, type KubernetesListObject, type KubernetesObject, makeInformer, UPDATE } from '@kubernetes/client-node'
+import { ADD, DELETE, ERROR, KubeConfig, type KubernetesListObject, type KubernetesObject, makeInformer, UPDATE } from '@kubernetes/client-node'
 import { RemoteError, UsageError } from './errors.ts'
 
 export type KubeTarget = {
@@ -269,20 +269,15 @@ function describe(object: { kind?: string; metadata?: { name?: string; namespace
   return `${object.kind ?? 'object'} ${ns}${object.metadata?.name ?? '?'}`
 }
 
-/** Map a client error to a {@link KubeApiError} carrying the apiserver's reason and message. */
-export function toKubeError(what: string, error: unknown): Error {
-  if (error instanceof ApiException) {
-    const status = parseStatus(error.body)
-    const reason = status.reason ?? `Http${error.code}`
-    return new KubeApiError(error.code, reason, `${what}: ${status.message ?? error.message}`, { cause: error })
-  }
+/** Map a transport failure to a {@link KubeApiError} that says what to check. */
+function toKubeError(what: string, error: unknown): Error {
   if (error instanceof Error && /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|socket hang up/.test(error.message)) {
     return new KubeApiError(0, 'Unreachable', `${what}: cannot reach the Kubernetes API (${error.message}); check KUBECONFIG and the context`, { cause: error })
   }
   return error instanceof Error ? error : new Error(String(error))
 }
 
-// The client hands the body over as a string or as parsed JSON depending on the call.
+// An apiserver error body is a Status object; anything else is kept as the message.
 function parseStatus(body: unknown): { reason?: string; message?: string } {
   let value = body
   if (typeof body === 'string') {
