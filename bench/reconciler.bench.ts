@@ -62,7 +62,7 @@ try {
 
   // (1) Promotions through a real reconciler process.
   let logs = ''
-  reconciler = spawn(process.execPath, [join(root, 'bin/berth.js'), 'reconciler', '--kubeconfig', ground.kubeconfig, '--cache-dir', join(work, 'cache')], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env })
+  reconciler = spawn(process.execPath, [join(root, 'bin/berth.js'), 'reconciler', '--kubeconfig', ground.kubeconfig, '--cache-dir', join(work, 'cache'), '--metrics-address', ''], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env })
   reconciler.stderr?.setEncoding('utf8').on('data', (c: string) => (logs += c))
   while (!logs.includes('watching Environments')) await new Promise((r) => setTimeout(r, 50))
   const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'app', namespace } }

@@ -16,12 +16,19 @@ export function registerReconciler(program: Command): void {
     .option('--cache-dir <dir>', 'where artifact layers are cached by digest', join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts'))
     .option('--concurrency <n>', 'Environments reconciled at once', (v) => Number.parseInt(v, 10), 4)
     .option('-n, --namespace <ns>', 'reconcile only the Environments of this namespace (default: all)')
-    .action(async (options: Target & { cacheDir: string; concurrency: number; namespace?: string }) => {
-      const [{ Kube }, { Controller }] = await Promise.all([import('../shared/kube.ts'), import('../reconciler/controller.ts')])
+    .option('--metrics-address <host:port>', 'serve /metrics, /healthz and /readyz here ("" to disable)', '0.0.0.0:8080')
+    .action(async (options: Target & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string }) => {
+      const [{ Kube }, { Controller }, { Metrics, serveObservability }] = await Promise.all([
+        import('../shared/kube.ts'),
+        import('../reconciler/controller.ts'),
+        import('../reconciler/observability.ts'),
+      ])
       const log = (fields: Record<string, unknown>): void => {
         process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`)
       }
-      const controller = new Controller(Kube.connect(target(options)), { cacheDir: options.cacheDir, concurrency: options.concurrency, log, namespace: options.namespace })
+      const metrics = new Metrics()
+      const controller = new Controller(Kube.connect(target(options)), { cacheDir: options.cacheDir, concurrency: options.concurrency, log, namespace: options.namespace, metrics })
+      const server = options.metricsAddress ? await serveObservability(options.metricsAddress, metrics, () => controller.watching) : undefined
       const signalled = new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', resolve)
         process.once('SIGINT', resolve)
@@ -31,6 +38,7 @@ export function registerReconciler(program: Command): void {
       const signal = await signalled
       log({ msg: `${signal}: finishing the pass in flight, then exiting` })
       await controller.stop()
+      server?.close()
       log({ msg: 'stopped' })
     })
 

@@ -7,6 +7,7 @@
  */
 import type { Kube } from '../shared/kube.ts'
 import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from './api.ts'
+import type { Metrics } from './observability.ts'
 import { KeyedQueue } from './queue.ts'
 import { type ReconcileContext, reconcileEnvironment } from './reconcile.ts'
 
@@ -16,6 +17,7 @@ export type ControllerOptions = {
   cacheDir: string
   /** Watch only this namespace (default: all). */
   namespace?: string | undefined
+  metrics?: Metrics
 }
 
 type Seen = { generation: number | undefined; requested: string | undefined; deleting: boolean }
@@ -27,15 +29,31 @@ export class Controller {
   private watch: { stop: () => Promise<void> } | undefined
   private readonly log: (fields: Record<string, unknown>) => void
   private readonly namespace: string | undefined
+  private metrics: Metrics | undefined
+  /** True while the watch runs: what /readyz reports. */
+  watching = false
 
   constructor(kube: Kube, options: ControllerOptions) {
     this.kube = kube
     this.log = options.log ?? ((): void => undefined)
     this.namespace = options.namespace
-    const ctx: ReconcileContext = { kube, cacheDir: options.cacheDir, log: this.log }
+    const metrics = options.metrics
+    const durations = new Map<string, number>()
+    const ctx: ReconcileContext = {
+      kube,
+      cacheDir: options.cacheDir,
+      log: this.log,
+      onStatus: (key, status) => {
+        const ready = status.conditions?.find((c) => c.type === 'Ready')
+        const started = durations.get(`${key.namespace}/${key.name}`) ?? Date.now()
+        metrics?.observe(key.namespace, key.name, (Date.now() - started) / 1000, { ready, version: status.lastAppliedVersion, digest: status.lastAppliedDigest })
+      },
+    }
+    this.metrics = metrics
     this.queue = new KeyedQueue(async (key) => {
       const [namespace = '', name = ''] = key.split('/')
       const started = Date.now()
+      durations.set(key, started)
       try {
         return await reconcileEnvironment(ctx, { namespace, name })
       } finally {
@@ -48,10 +66,12 @@ export class Controller {
     this.watch = await this.kube.watch<Environment>(API_VERSION, KIND, (type, env) => this.onEvent(type, env), (error) => {
       this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
     }, this.namespace)
+    this.watching = true
   }
 
   /** Stop watching; the pass in flight finishes, nothing new starts. */
   async stop(): Promise<void> {
+    this.watching = false
     await this.watch?.stop()
     await this.queue.stop()
   }
@@ -61,6 +81,7 @@ export class Controller {
     if (type === 'delete') {
       this.seen.delete(key)
       this.queue.forget(key)
+      this.metrics?.forget(env.metadata.namespace, env.metadata.name)
       return
     }
     const now: Seen = { generation: env.metadata.generation, requested: env.metadata.annotations?.[RECONCILE_REQUESTED_AT], deleting: Boolean(env.metadata.deletionTimestamp) }

@@ -29,6 +29,8 @@ export type ReconcileContext = {
   cacheDir: string
   now?: () => Date
   log?: (fields: Record<string, unknown>) => void
+  /** Told the status each pass writes (metrics). */
+  onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
 }
 
 /** What the queue should do next: come back after this long, or not at all. */
@@ -177,6 +179,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       const requested = env.metadata.annotations?.[RECONCILE_REQUESTED_AT]
       if (requested) status.lastHandledReconcileAt = requested
       if (status.lastAppliedDigest) Object.assign(status, { shortDigest: status.lastAppliedDigest.slice('sha256:'.length, 'sha256:'.length + 12) })
+      ctx.onStatus?.(key, status)
       await ctx.kube.patchStatus(ref, status).catch((error: unknown) => {
         // The object may be gone after its finalizer was removed; nothing left to report on.
         if (!(error instanceof KubeApiError && error.code === 404)) throw error

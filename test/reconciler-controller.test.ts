@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from '../reconciler/api.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, publishApp } from './support/environments.ts'
+import { freePort } from './ground/processes.ts'
 import { ROOT, useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -32,6 +33,7 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
   let reconciler: ChildProcess | undefined
   let logs = ''
   let repository = ''
+  let metricsPort = 0
   const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
   const get = async (name: string): Promise<Environment | undefined> => await g.kube().get<Environment>(envRef(name))
   const berth = (args: string[]): Promise<{ stdout: string }> => run(process.execPath, [join(ROOT, 'bin/berth.js'), ...args], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })
@@ -39,10 +41,11 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
   beforeAll(async () => {
     expect((await berth(['install', '--apply'])).stdout).toContain('Established')
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
+    metricsPort = await freePort()
     await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('settings', { v: '1' }) })
     await publishApp(g.scratch(), repository, '1.1.0', { cm: configMap('settings', { v: '2' }) })
     await publishApp(g.scratch(), repository, '2.0.0', { cm: configMap('settings', { v: '3' }), web: deployment('web') })
-    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '--namespace', g.namespace, '--cache-dir', join(g.scratch(), 'cache')], {
+    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '--namespace', g.namespace, '--cache-dir', join(g.scratch(), 'cache'), '--metrics-address', `127.0.0.1:${metricsPort}`], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
@@ -87,6 +90,19 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
       conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
     })
     await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/web', '-n', g.namespace, '--timeout=20s'])
+  })
+
+  it('serves probes and Prometheus metrics: duration, results by reason, ready, applied version', async () => {
+    const base = `http://127.0.0.1:${metricsPort}`
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    const text = await (await fetch(`${base}/metrics`)).text()
+    const labels = `namespace="${g.namespace}",name="web"`
+    expect(text).toContain(`berth_environment_ready{${labels}} 1`)
+    expect(text).toMatch(new RegExp(`berth_environment_applied_info\\{${labels},version="2\\.0\\.0",digest="sha256:[a-f0-9]{64}"\\} 1`))
+    expect(text).not.toContain('version="1.0.0"')
+    expect(text).toMatch(new RegExp(`berth_reconcile_results_total\\{${labels},reason="Progressing"\\} [1-9]`))
+    expect(text).toMatch(new RegExp(`berth_reconcile_duration_seconds_count\\{${labels}\\} [1-9]`))
   })
 
   it('stops on SIGTERM with exit code 0', async () => {

@@ -31,7 +31,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
       await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `${g.namespace}-${env}` } })
       await g.kube().apply(environment(g.namespace, env, { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', targetNamespace: `${g.namespace}-${env}`, interval: '1h' }))
     }
-    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), 'cache')], { stdio: 'ignore' })
+    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), 'cache'), '--metrics-address', ''], { stdio: 'ignore' })
     await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/staging', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
   })
   afterAll(() => {
