@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 
 type Target = { kubeconfig?: string; context?: string }
+type Election = { leaderElect?: boolean; leaderElectionNamespace?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string }
 
 const target = (o: Target): Target => ({ ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}), ...(o.context ? { context: o.context } : {}) })
 
@@ -17,27 +18,59 @@ export function registerReconciler(program: Command): void {
     .option('--concurrency <n>', 'Environments reconciled at once', (v) => Number.parseInt(v, 10), 4)
     .option('-n, --namespace <ns>', 'reconcile only the Environments of this namespace (default: all)')
     .option('--metrics-address <host:port>', 'serve /metrics, /healthz and /readyz here ("" to disable)', '0.0.0.0:8080')
-    .action(async (options: Target & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string }) => {
-      const [{ Kube }, { Controller }, { Metrics, serveObservability }] = await Promise.all([
+    .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
+    .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
+    .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', '15s')
+    .option('--renew-deadline <duration>', 'a leader that cannot renew for this long stops', '10s')
+    .option('--retry-period <duration>', 'how often to renew or try to acquire', '2s')
+    .action(async (options: Target & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string }) => {
+      const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }] = await Promise.all([
         import('../shared/kube.ts'),
         import('../reconciler/controller.ts'),
         import('../reconciler/observability.ts'),
+        import('../reconciler/leader.ts'),
+        import('../reconciler/api.ts'),
       ])
       const log = (fields: Record<string, unknown>): void => {
         process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`)
       }
       const metrics = new Metrics()
-      const controller = new Controller(Kube.connect(target(options)), { cacheDir: options.cacheDir, concurrency: options.concurrency, log, namespace: options.namespace, metrics })
-      const server = options.metricsAddress ? await serveObservability(options.metricsAddress, metrics, () => controller.watching) : undefined
+      const kube = Kube.connect(target(options))
+      const controller = new Controller(kube, { cacheDir: options.cacheDir, concurrency: options.concurrency, log, namespace: options.namespace, metrics })
+      const elector = options.leaderElect
+        ? new LeaderElector(kube, {
+            namespace: options.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'berth-system',
+            leaseDurationMs: durationMs(options.leaseDuration),
+            renewDeadlineMs: durationMs(options.renewDeadline),
+            retryPeriodMs: durationMs(options.retryPeriod),
+            log,
+          })
+        : undefined
+      // A standby replica is healthy and ready; the leader is ready once its watch runs.
+      const ready = (): boolean => controller.watching || (elector !== undefined && !controller.started)
+      const server = options.metricsAddress ? await serveObservability(options.metricsAddress, metrics, ready) : undefined
       const signalled = new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', resolve)
         process.once('SIGINT', resolve)
       })
-      await controller.start()
-      log({ msg: 'watching Environments' })
+      const start = async (): Promise<void> => {
+        await controller.start()
+        log({ msg: 'watching Environments' })
+      }
+      if (elector) {
+        log({ msg: 'waiting for the lease', identity: elector.identity })
+        elector.run(() => void start(), () => {
+          // Another replica may already be applying: stop at once, as client-go controllers do.
+          log({ msg: 'leadership lost: exiting' })
+          process.exit(1)
+        })
+      } else {
+        await start()
+      }
       const signal = await signalled
       log({ msg: `${signal}: finishing the pass in flight, then exiting` })
       await controller.stop()
+      await elector?.stop()
       server?.close()
       log({ msg: 'stopped' })
     })

@@ -32,6 +32,8 @@ export class Controller {
   private metrics: Metrics | undefined
   /** True while the watch runs: what /readyz reports. */
   watching = false
+  /** Whether start() was ever called (a standby replica under leader election has not). */
+  started = false
 
   constructor(kube: Kube, options: ControllerOptions) {
     this.kube = kube
@@ -63,6 +65,7 @@ export class Controller {
   }
 
   async start(): Promise<void> {
+    this.started = true
     this.watch = await this.kube.watch<Environment>(API_VERSION, KIND, (type, env) => this.onEvent(type, env), (error) => {
       this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
     }, this.namespace)

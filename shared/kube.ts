@@ -97,6 +97,11 @@ export class Kube {
     })
   }
 
+  /** Replace an object (PUT); with metadata.resourceVersion set, a concurrent writer makes this fail with 409. */
+  async update<T extends { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; resourceVersion?: string } }>(object: T): Promise<T> {
+    return await this.request<T>('PUT', await this.pathOf(object), { what: describe(object), body: object })
+  }
+
   /** Create an object (POST); for objects named by `generateName`, such as Events. */
   async create<T extends { apiVersion: string; kind: string; metadata: { namespace?: string } }>(object: T): Promise<T> {
     const resource = await this.resource(object.apiVersion, object.kind)

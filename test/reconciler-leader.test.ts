@@ -1,0 +1,83 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Environment } from '../reconciler/api.ts'
+import { configMap } from './support/config-repo.ts'
+import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { ROOT, useGround } from './support/ground.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+
+type Lease = { spec: { holderIdentity?: string; leaseTransitions?: number } }
+type Replica = { child: ChildProcess; logs: () => string; identity: () => string }
+
+async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await read()
+    if (ok(value)) return value
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${JSON.stringify(value)}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+describe('two reconciler replicas with leader election', () => {
+  const replicas: Replica[] = []
+  const { envRef } = passes(g)
+  const lease = (): Promise<Lease | undefined> => g.kube().get<Lease>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'berth-reconciler', namespace: g.namespace } })
+  let repository = ''
+
+  const start = (): Replica => {
+    let logs = ''
+    const child = spawn(process.execPath, [
+      join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), `cache-${replicas.length}`),
+      '--metrics-address', '', '--leader-elect', '--leader-election-namespace', g.namespace, '--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '500ms',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] })
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (logs += c))
+    const replica = { child, logs: () => logs, identity: () => /"waiting for the lease","identity":"([^"]+)"/.exec(logs)?.[1] ?? '' }
+    replicas.push(replica)
+    return replica
+  }
+
+  beforeAll(async () => {
+    await installCrd(g.kube())
+    repository = `${g.ground.registries.plain.host}/${g.repository}/app`
+    await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('shared', { v: '1' }) })
+    await publishApp(g.scratch(), repository, '1.1.0', { cm: configMap('shared', { v: '2' }) })
+  })
+  afterAll(() => {
+    for (const r of replicas) r.child.kill('SIGKILL')
+  })
+
+  it('only the leader reconciles; killing it hands over within the lease duration; SIGTERM releases the lease', async () => {
+    const a = start()
+    const b = start()
+    const held = await eventually(lease, (l) => Boolean(l?.spec.holderIdentity), 15_000)
+    const leader = [a, b].find((r) => r.identity() === held?.spec.holderIdentity)
+    const standby = [a, b].find((r) => r !== leader)
+    expect(leader).toBeDefined()
+    expect(standby).toBeDefined()
+
+    await g.kube().apply(environment(g.namespace, 'app', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }))
+    await eventually(() => g.kube().get<Environment>(envRef('app')), (e) => e?.status?.lastAppliedVersion === '1.0.0', 15_000)
+    expect(leader?.logs()).toContain('"msg":"applied"')
+    expect(standby?.logs()).not.toContain('"msg":"applied"')
+    expect(standby?.logs()).not.toContain('watching Environments')
+
+    leader?.child.kill('SIGKILL')
+    const killedAt = Date.now()
+    const taken = await eventually(lease, (l) => l?.spec.holderIdentity === standby?.identity(), 15_000)
+    expect(Date.now() - killedAt).toBeLessThan(8_000)
+    expect(taken?.spec.leaseTransitions).toBeGreaterThanOrEqual(1)
+
+    await g.kube().mergePatch(envRef('app'), { spec: { version: '1.1.0' } })
+    await eventually(() => g.kube().get<Environment>(envRef('app')), (e) => e?.status?.lastAppliedVersion === '1.1.0', 15_000)
+    expect(standby?.logs()).toContain('became leader')
+
+    const exited = new Promise<number | null>((resolve) => standby?.child.once('exit', resolve))
+    standby?.child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect((await lease())?.spec.holderIdentity).toBe('')
+  })
+})
