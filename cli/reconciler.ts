@@ -31,8 +31,16 @@ export function registerReconciler(program: Command): void {
         import('../reconciler/leader.ts'),
         import('../reconciler/api.ts'),
       ])
+      const { pino } = await import('pino')
+      // Structured JSON on stderr; synchronous, so the last lines survive a deliberate exit.
+      const logger = pino(
+        { base: { component: 'berth-reconciler' }, timestamp: pino.stdTimeFunctions.isoTime, redact: ['*.password', '*.auth', '*.token', '*.credentials'] },
+        pino.destination({ dest: 2, sync: true }),
+      )
       const log = (fields: Record<string, unknown>): void => {
-        process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`)
+        const { msg, ...rest } = fields
+        if ('error' in rest) logger.warn(rest, String(msg))
+        else logger.info(rest, String(msg))
       }
       const metrics = new Metrics()
       const kube = Kube.connect(target(options))

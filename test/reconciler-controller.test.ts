@@ -110,5 +110,10 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     reconciler?.kill('SIGTERM')
     expect(await exited).toBe(0)
     expect(logs).toContain('SIGTERM: finishing the pass in flight')
+
+    // Structured logs: every line is JSON; an application names environment, version and digest.
+    const lines = logs.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    for (const line of lines) expect(line).toMatchObject({ level: expect.any(Number), time: expect.any(String), component: 'berth-reconciler', msg: expect.any(String) })
+    expect(lines.find((l) => l.msg === 'applied' && l.version === '2.0.0')).toMatchObject({ environment: `${g.namespace}/web`, digest: expect.stringMatching(/^sha256:/) })
   })
 })

@@ -35,7 +35,11 @@ describe('two reconciler replicas with leader election', () => {
       '--metrics-address', '', '--leader-elect', '--leader-election-namespace', g.namespace, '--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '500ms',
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
     child.stderr.setEncoding('utf8').on('data', (c: string) => (logs += c))
-    const replica = { child, logs: () => logs, identity: () => /"waiting for the lease","identity":"([^"]+)"/.exec(logs)?.[1] ?? '' }
+    const identity = (): string => {
+      const line = logs.split('\n').find((l) => l.includes('"msg":"waiting for the lease"'))
+      return line ? (JSON.parse(line) as { identity: string }).identity : ''
+    }
+    const replica = { child, logs: () => logs, identity }
     replicas.push(replica)
     return replica
   }
