@@ -90,13 +90,12 @@ async function waitForOutcome(kube: Kube, namespace: string, name: string, gener
  * be asked from here (in-cluster only, other credentials), say so and let the reconciler judge.
  */
 async function checkPublished(env: Environment, version: string, registryConfig: string | undefined): Promise<void> {
-  const [{ specSchema }, { resolve, ResolveError }] = await Promise.all([api(), import('../reconciler/resolve.ts')])
+  const [{ sourceOf, specSchema }, { resolve, ResolveError }] = await Promise.all([api(), import('../reconciler/resolve.ts')])
   const parsed = specSchema.safeParse(env.spec)
   if (!parsed.success) return
-  const source = parsed.data.source
-  const access = { ...(source.plainHTTP ? { plainHttp: true } : {}), ...(source.insecure ? { insecure: true } : {}), ...(registryConfig ? { registryConfig } : {}) }
+  const { repository, access } = sourceOf(parsed.data, registryConfig ? { registryConfig } : {})
   try {
-    await resolve(source.repository.slice('oci://'.length), version, undefined, access)
+    await resolve(repository, version, undefined, access)
   } catch (error: unknown) {
     if (error instanceof ResolveError) throw new BerthError(error.reason, `${error.message}; nothing changed`)
     process.stderr.write(`berth: could not check that ${version} is published (${error instanceof Error ? error.message : String(error)}); pinning anyway, the reconciler will report\n`)

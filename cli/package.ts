@@ -26,6 +26,7 @@ export function registerPackage(program: Command): void {
       const origin = await provenance(resolve(dir), { source: options.source ?? config.artifact.source, revision: options.revision })
       const result = await packageRepository({
         dir,
+        config,
         version: tag,
         out: options.output ?? defaultOutput(tag),
         ...(options.allowSecrets ? { allowSecrets: true } : {}),

@@ -8,11 +8,10 @@ import { join } from 'node:path'
 import { parseDocument } from 'yaml'
 import { z } from 'zod'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
-import { formatIssues } from '../shared/validation.ts'
+import { OCI_REPOSITORY } from '../shared/artifact.ts'
+import { DNS_LABEL, formatIssues } from '../shared/validation.ts'
 
 export const CONFIG_FILE = 'berth.yaml'
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 
 const relativePath = z
   .string()
@@ -42,7 +41,7 @@ export const configSchema = z.strictObject({
   artifact: z.strictObject({
     repository: z
       .string()
-      .regex(/^oci:\/\/[^/\s]+\/[a-z0-9]+([._/-][a-z0-9]+)*$/, 'must be oci://<registry>/<path>, lowercase path, no tag (for example oci://ghcr.io/acme/app-config)'),
+      .regex(OCI_REPOSITORY, 'must be oci://<registry>/<path>, lowercase path, no tag (for example oci://ghcr.io/acme/app-config)'),
     source: z.url('must be a URL (the config repository, for org.opencontainers.image.source)').optional(),
   }),
   environments: z

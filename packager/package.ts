@@ -13,6 +13,8 @@ import { renderEnvironment, type RenderTools } from './render.ts'
 
 export type PackageRequest = {
   dir: string
+  /** berth.yaml when the caller has read it already; read from `dir` otherwise. */
+  config?: PackageConfig
   version: string
   /** Output file; default {@link defaultOutput} in the working folder. */
   out?: string
@@ -28,7 +30,7 @@ export type PackageResult = Packed & { tag: string; config: PackageConfig }
 export async function packageRepository(request: PackageRequest): Promise<PackageResult> {
   const tag = versionTag(request.version)
   const dir = resolve(request.dir)
-  const config = await loadConfig(dir)
+  const config = request.config ?? (await loadConfig(dir))
   const environments: RenderedEnvironment[] = []
   for (const [name, source] of Object.entries(config.environments)) {
     const objects = await renderEnvironment(dir, name, source, request.tools)

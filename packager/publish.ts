@@ -10,7 +10,7 @@ import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { list as listTar } from 'tar'
-import { ANNOTATIONS, type ArtifactMetadata, MEDIA_TYPES, METADATA_FILE, metadataSchema } from '../shared/artifact.ts'
+import { ANNOTATIONS, type ArtifactMetadata, MEDIA_TYPES, METADATA_FILE, metadataSchema, repositoryPath } from '../shared/artifact.ts'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
 import { copyFromLayout, fetchManifest, login, OrasError, type RegistryAccess, push } from '../shared/oras.ts'
 import { loadConfig } from './config.ts'
@@ -69,6 +69,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       say(`packaging ${input}`)
       await packageRepository({
         dir: input,
+        ...(config ? { config } : {}),
         version: tag,
         out: layer,
         ...(request.allowSecrets ? { allowSecrets: true } : {}),
@@ -125,9 +126,9 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
 
 /** `oci://host/path` → `host/path`. */
 export function ociRepository(url: string): string {
-  const match = /^oci:\/\/([^/\s]+\/[a-z0-9]+(?:[._/-][a-z0-9]+)*)$/.exec(url)
-  if (!match?.[1]) throw new UsageError('InvalidRepository', `--repository "${url}" must be oci://<registry>/<path> with a lowercase path and no tag`)
-  return match[1]
+  const path = repositoryPath(url)
+  if (!path) throw new UsageError('InvalidRepository', `--repository "${url}" must be oci://<registry>/<path> with a lowercase path and no tag`)
+  return path
 }
 
 async function digestOf(reference: string, access: RegistryAccess): Promise<string | undefined> {

@@ -4,6 +4,9 @@
  */
 import semver from 'semver'
 import { z } from 'zod'
+import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
+import type { RegistryAccess } from '../shared/oras.ts'
+import { DNS_LABEL } from '../shared/validation.ts'
 
 export const GROUP = 'berth.dev'
 export const VERSION = 'v1alpha1'
@@ -17,7 +20,7 @@ const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such
 
 export const specSchema = z.strictObject({
   source: z.strictObject({
-    repository: z.string().regex(/^oci:\/\/[^/\s]+\/[a-z0-9]+([._/-][a-z0-9]+)*$/, 'must be oci://<registry>/<path> without a tag').describe('OCI repository of the artifacts, oci://<registry>/<path>'),
+    repository: z.string().regex(OCI_REPOSITORY, 'must be oci://<registry>/<path> without a tag').describe('OCI repository of the artifacts, oci://<registry>/<path>'),
     secretRef: z.strictObject({ name: z.string().min(1) }).optional().describe('a kubernetes.io/dockerconfigjson Secret in the same namespace'),
     plainHTTP: z.boolean().optional().describe('the registry speaks plain HTTP'),
     insecure: z.boolean().optional().describe('skip TLS verification of the registry'),
@@ -35,7 +38,7 @@ export const specSchema = z.strictObject({
   suspend: z.boolean().default(false).describe('stop every change until resumed'),
   driftPolicy: z.enum(['correct', 'warn']).default('correct'),
   deletionPolicy: z.enum(['delete', 'orphan']).default('delete').describe('what deleting the Environment does to what it applied'),
-  targetNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').optional(),
+  targetNamespace: z.string().regex(DNS_LABEL, 'must be a DNS label').optional(),
   rollback: z.enum(['onFailure']).optional().describe('onFailure: when a new version fails health within timeout, re-apply the last healthy digest'),
   promotion: z
     .strictObject({ from: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace') })
@@ -77,6 +80,16 @@ export type Environment = {
   }
   spec: unknown
   status?: EnvironmentStatus
+}
+
+/** Where an Environment's artifacts are, as oras takes it (`host/path`), and how to reach it. */
+export function sourceOf(spec: EnvironmentSpec, extra: RegistryAccess = {}): { repository: string; access: RegistryAccess } {
+  const { source } = spec
+  return {
+    // The schema has checked the URL; repositoryPath only strips oci://.
+    repository: repositoryPath(source.repository) ?? source.repository,
+    access: { ...extra, ...(source.plainHTTP ? { plainHttp: true } : {}), ...(source.insecure ? { insecure: true } : {}) },
+  }
 }
 
 /** The OpenAPI v3 schema of `spec`, structural as CRDs require, from the zod schema. */

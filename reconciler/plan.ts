@@ -4,7 +4,7 @@
  */
 import type { Kube } from '../shared/kube.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
-import { type Environment, specSchema } from './api.ts'
+import { type Environment, sourceOf, specSchema } from './api.ts'
 import { placeObjects } from './apply.ts'
 import { comparable, diffPaths } from './drift.ts'
 import { fetchArtifact } from './fetch.ts'
@@ -16,8 +16,7 @@ export type Plan = { version: string; digest: string; created: string[]; changed
 
 export async function planPromotion(kube: Kube, env: Environment, version: string, digest: string | undefined, access: RegistryAccess, cacheDir: string): Promise<Plan> {
   const spec = specSchema.parse(env.spec)
-  const repository = spec.source.repository.slice('oci://'.length)
-  const registry: RegistryAccess = { ...access, ...(spec.source.plainHTTP ? { plainHttp: true } : {}), ...(spec.source.insecure ? { insecure: true } : {}) }
+  const { repository, access: registry } = sourceOf(spec, access)
   const resolved = await resolve(repository, version, digest, registry)
   const files = await fetchArtifact(repository, resolved, registry, cacheDir)
   const owner = { name: env.metadata.name, namespace: env.metadata.namespace, targetNamespace: spec.targetNamespace }

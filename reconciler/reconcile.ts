@@ -13,7 +13,7 @@ import { type Kube, KubeApiError } from '../shared/kube.ts'
 import { checkObjects, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
-import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, specSchema } from './api.ts'
+import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, sourceOf, specSchema } from './api.ts'
 import { applyObjects, type Owner, placeObjects } from './apply.ts'
 import { findDrift } from './drift.ts'
 import { recordEvent } from './events.ts'
@@ -75,7 +75,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
 
     const registry = await registryAccess(ctx.kube, env.metadata.namespace, spec)
     try {
-      const repository = spec.source.repository.slice('oci://'.length)
+      const { repository } = registry
       const pinned = await resolve(repository, spec.version, spec.digest, registry.access)
       status.lastAttemptedVersion = pinned.version
       status.lastAttemptedDigest = pinned.digest
@@ -235,9 +235,9 @@ async function checkPromotionGate(kube: Kube, namespace: string, upstream: strin
 }
 
 /** Registry access from the spec; a secretRef becomes a credentials file that lives for this pass only. */
-async function registryAccess(kube: Kube, namespace: string, spec: EnvironmentSpec): Promise<{ access: RegistryAccess; cleanup: () => Promise<void> }> {
-  const access: RegistryAccess = { ...(spec.source.plainHTTP ? { plainHttp: true } : {}), ...(spec.source.insecure ? { insecure: true } : {}) }
-  if (!spec.source.secretRef) return { access, cleanup: () => Promise.resolve() }
+async function registryAccess(kube: Kube, namespace: string, spec: EnvironmentSpec): Promise<{ repository: string; access: RegistryAccess; cleanup: () => Promise<void> }> {
+  const { repository, access } = sourceOf(spec)
+  if (!spec.source.secretRef) return { repository, access, cleanup: () => Promise.resolve() }
   const secret = await kube.get<{ apiVersion: string; kind: string; metadata: { name: string }; type?: string; data?: Record<string, string> }>({
     apiVersion: 'v1',
     kind: 'Secret',
@@ -250,7 +250,7 @@ async function registryAccess(kube: Kube, namespace: string, spec: EnvironmentSp
   const dir = await mkdtemp(join(tmpdir(), 'berth-auth-'))
   const file = join(dir, 'config.json')
   await writeFile(file, Buffer.from(config, 'base64'), { mode: 0o600 })
-  return { access: { ...access, registryConfig: file }, cleanup: () => rm(dir, { recursive: true, force: true }) }
+  return { repository, access: { ...access, registryConfig: file }, cleanup: () => rm(dir, { recursive: true, force: true }) }
 }
 
 /** Deleting an Environment: remove what it applied (unless orphaned), then let it go. Returns whether status still needs a patch. */

@@ -21,6 +21,14 @@ export const ANNOTATIONS = {
   created: 'org.opencontainers.image.created',
 } as const
 
+/** `oci://<registry>/<path>`: lowercase path, no tag. Group 1 is `<registry>/<path>`. */
+export const OCI_REPOSITORY = /^oci:\/\/([^/\s]+\/[a-z0-9]+(?:[._/-][a-z0-9]+)*)$/
+
+/** `oci://host/path` → `host/path` (what oras takes); undefined when the URL is not one. */
+export function repositoryPath(url: string): string | undefined {
+  return OCI_REPOSITORY.exec(url)?.[1]
+}
+
 /** Name of the metadata file at the root of the tar.gz. */
 export const METADATA_FILE = 'berth-artifact.json'
 
