@@ -4,7 +4,7 @@
  * other managers own are alike on both sides, and only what berth's apply would change shows.
  */
 import type { Kube } from '../shared/kube.ts'
-import type { KubeObject } from '../shared/manifests.ts'
+import { describeObject, type KubeObject } from '../shared/manifests.ts'
 
 export type Drift = { object: string; fields: string[] }
 
@@ -16,7 +16,7 @@ export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Pro
   for (const object of objects) {
     const ref = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } }
     const live = await kube.get<Record<string, unknown>>(ref)
-    const name = `${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+    const name = describeObject(object)
     if (!live) {
       drifted.push({ object: name, fields: ['(deleted)'] })
       continue

@@ -7,6 +7,7 @@ import type { RegistryAccess } from '../shared/oras.ts'
 import { type Environment, sourceOf, specSchema } from './api.ts'
 import { placeObjects } from './apply.ts'
 import { comparable, diffPaths } from './drift.ts'
+import { describeObject } from '../shared/manifests.ts'
 import { fetchArtifact } from './fetch.ts'
 import { entryKey } from './prune.ts'
 import { selectObjects } from './reconcile.ts'
@@ -23,7 +24,7 @@ export async function planPromotion(kube: Kube, env: Environment, version: strin
   const objects = await placeObjects(kube, selectObjects(files, spec.path ?? env.metadata.name), owner)
   const plan: Plan = { version: resolved.version, digest: resolved.digest, created: [], changed: [], pruned: [] }
   for (const object of objects) {
-    const name = `${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+    const name = describeObject(object)
     const metadata = { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) }
     const live = await kube.get<Record<string, unknown>>({ apiVersion: object.apiVersion, kind: object.kind, metadata })
     if (!live) {

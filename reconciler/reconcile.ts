@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BerthError } from '../shared/errors.ts'
 import { type Kube, KubeApiError } from '../shared/kube.ts'
-import { checkObjects, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
+import { checkObjects, describeObject, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
 import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, sourceOf, specSchema } from './api.ts'
@@ -99,7 +99,6 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
           await recordEvent(ctx.kube, env, 'Warning', 'DriftDetected', `differs from ${resolved.version}: ${described}`, ctx.log)
           return { requeueAfterMs: durationMs(spec.interval) }
         }
-        removeCondition(status, 'Drifted')
         if (drift.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'DriftCorrected', `re-applied ${resolved.version}: ${described}`, ctx.log)
       }
 
@@ -132,7 +131,6 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
         outcome = { requeueAfterMs: durationMs(spec.interval) }
       } else if (verdict.failed.length === 0 && verdict.waiting.length === 0) {
         setCondition(status, { type: 'Ready', status: 'True', reason: 'Succeeded', message: `applied ${resolved.version}${pruneNote}` }, now())
-        removeCondition(status, 'Stalled')
         setCondition(status, { type: 'Reconciling', status: 'False', reason: 'Succeeded', message: `applied ${resolved.version}` }, now())
         recordHistory(status, { by, version: resolved.version, digest: resolved.digest, started: since, finished: now().toISOString(), result: 'Succeeded' })
         outcome = { requeueAfterMs: pruned.failed.length > 0 ? HEALTH_POLL_MS : durationMs(spec.interval) }
@@ -212,7 +210,7 @@ function healthOf(objects: readonly KubeObject[]): { failed: string[]; waiting: 
   const failed: string[] = []
   const waiting: string[] = []
   for (const object of objects) {
-    const name = `${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+    const name = describeObject(object)
     const h = health(object)
     if (h.status === 'Failed') failed.push(`${name}: ${h.message}`)
     else if (h.status === 'InProgress') waiting.push(`${name}: ${h.message}`)
