@@ -4,18 +4,16 @@
  * Commands register themselves on the program built here; this file owns the one top-level
  * catch that turns typed errors into a clear message and an exit code.
  */
-import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../shared/errors.ts'
+import { BERTH as pkg } from '../shared/package-info.ts'
 import { registerEnvironmentCommands } from './environments.ts'
 import { registerPackage } from './package.ts'
 import { registerPush } from './push.ts'
 import { registerReconciler } from './reconciler.ts'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const
-
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string; description: string }
 
 /** The name the user typed: `kubectl berth` when run as a kubectl plugin. */
 export function programName(argv1: string | undefined): string {

@@ -1,7 +1,9 @@
-/** `berth reconciler` runs the controller; `berth install` prints or applies the CRD. */
+/** `berth reconciler` runs the controller; `berth install` prints or applies what runs it in a cluster. */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../reconciler/defaults.ts'
+import type { InstallOptions } from '../reconciler/install.ts'
 
 type Target = { kubeconfig?: string; context?: string }
 type Election = { leaderElect?: boolean; leaderElectionNamespace?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string }
@@ -85,18 +87,31 @@ export function registerReconciler(program: Command): void {
 
   program
     .command('install')
-    .description('print the Environment CRD as YAML, or apply it with --apply')
-    .option('--apply', 'apply it to the cluster (server-side) and wait until it is Established')
+    .description('print what runs berth in a cluster (Namespace, CRD, ServiceAccount, RBAC, Service, Deployment) as YAML, or apply it with --apply')
+    .option('--namespace <ns>', 'namespace the reconciler runs in', DEFAULT_INSTALL.namespace)
+    .option('--image <ref>', 'reconciler image (build it with the Dockerfile)', DEFAULT_INSTALL.image)
+    .option('--replicas <n>', 'replicas; one leads, the others stand by', (v) => Number(v), DEFAULT_INSTALL.replicas)
+    .option('--watch-namespace <ns>', 'reconcile only this namespace\'s Environments, with rights only there')
+    .option('--allow <resource.group>', 'another kind the reconciler may apply, as kubectl names it (namespaces, customresourcedefinitions.apiextensions.k8s.io); repeatable', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--crds-only', 'just the Environment CRD')
+    .option('--apply', 'apply it to the cluster (server-side) and wait until the CRD is Established')
     .option('--kubeconfig <file>', 'kubeconfig')
     .option('--context <name>', 'kubeconfig context')
-    .action(async (options: Target & { apply?: boolean }) => {
+    .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean }) => {
+      const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([import('../reconciler/install.ts'), import('../reconciler/api.ts')])
+      const objects = options.crdsOnly ? [environmentCrd()] : installObjects(options)
       if (!options.apply) {
-        const [{ environmentCrd }, { dump }] = await Promise.all([import('../reconciler/api.ts'), import('js-yaml')])
-        process.stdout.write(dump(environmentCrd(), { lineWidth: -1, noRefs: true }))
+        process.stdout.write(installYaml(objects))
         return
       }
-      const [{ Kube }, { installEnvironmentCrd }] = await Promise.all([import('../shared/kube.ts'), import('../reconciler/crds.ts')])
-      const name = await installEnvironmentCrd(Kube.connect(target(options)))
-      process.stdout.write(`customresourcedefinition/${name} applied and Established\n`)
+      const [{ Kube }, { waitEstablished }] = await Promise.all([import('../shared/kube.ts'), import('../reconciler/crds.ts')])
+      const kube = Kube.connect(target(options))
+      for (const object of objects) {
+        await kube.apply(object)
+        process.stdout.write(`${String(object.kind).toLowerCase()}/${object.metadata.name} applied\n`)
+      }
+      const crd = environmentCrd().metadata.name
+      await waitEstablished(kube, crd, 60_000)
+      process.stdout.write(`customresourcedefinition/${crd} Established\n`)
     })
 }

@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os'
 import { KubeApiError, type Kube } from '../shared/kube.ts'
+import { LEASE_NAME } from './defaults.ts'
 
 export type LeaderOptions = {
   namespace: string
@@ -42,7 +43,7 @@ export class LeaderElector {
   constructor(kube: Kube, options: LeaderOptions) {
     this.kube = kube
     this.identity = options.identity ?? `${hostname()}-${process.pid}`
-    this.o = { name: 'berth-reconciler', identity: this.identity, leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options }
+    this.o = { name: LEASE_NAME, identity: this.identity, leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options }
   }
 
   /** Run until stopped: `onStarted` when this process becomes leader, `onStopped` when it loses the lease. */

@@ -39,7 +39,7 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
   const berth = (args: string[]): Promise<{ stdout: string }> => run(process.execPath, [join(ROOT, 'bin/berth.js'), ...args], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })
 
   beforeAll(async () => {
-    expect((await berth(['install', '--apply'])).stdout).toContain('Established')
+    expect((await berth(['install', '--crds-only', '--apply'])).stdout).toContain('Established')
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
     metricsPort = await freePort()
     await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('settings', { v: '1' }) })

@@ -1,0 +1,193 @@
+/**
+ * What an operator installs to run the reconciler in a cluster: its Namespace, the
+ * Environment CRD, a ServiceAccount with least-privilege RBAC, a metrics Service and a
+ * Deployment. `berth install` prints these objects; deploy/ holds the default rendering.
+ *
+ * The rights come in three parts, so each can be read and reviewed on its own:
+ * - `berth-reconciler` (ClusterRole): read and watch Environments, write their status and
+ *   finalizer, record Events, read the registry Secrets Environments name. Nothing else.
+ * - `berth-apply` (ClusterRole): the kinds berth may apply, prune and health-check — a
+ *   default set of namespaced application kinds plus whatever `--allow` adds. Verbs are
+ *   exactly what server-side apply, prune and health need: get, create, patch, delete.
+ * - `berth-leader-election` (Role in berth's namespace): its one Lease.
+ * With `watchNamespace` both ClusterRoles are bound by RoleBindings in that namespace only,
+ * and the reconciler watches only there.
+ */
+import { dump } from 'js-yaml'
+import { UsageError } from '../shared/errors.ts'
+import { BERTH } from '../shared/package-info.ts'
+import { DNS_LABEL } from '../shared/validation.ts'
+import { environmentCrd, GROUP, PLURAL } from './api.ts'
+import { INSTALL_DEFAULTS, LEASE_NAME } from './defaults.ts'
+
+export type InstallOptions = {
+  /** Where the reconciler runs. */
+  namespace: string
+  image: string
+  replicas: number
+  /** Reconcile only the Environments of this namespace, with rights only there. */
+  watchNamespace?: string | undefined
+  /** More kinds the reconciler may apply, as `resource.group` (kubectl's spelling: `deployments.apps`, `namespaces`). */
+  allow: readonly string[]
+}
+
+export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
+
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } } & Record<string, unknown>
+
+const NAME = 'berth-reconciler'
+const PORT = 8080
+const CACHE = '/var/cache/berth'
+/** Server-side apply needs patch (and create when the object is new); prune needs delete; health and drift need get. */
+export const APPLY_VERBS = ['get', 'create', 'patch', 'delete']
+
+/** Namespaced kinds an application's config usually holds. Cluster-scoped kinds, RBAC and Secrets only by `--allow`. */
+export const DEFAULT_APPLY_RESOURCES: Readonly<Record<string, readonly string[]>> = {
+  '': ['configmaps', 'services', 'serviceaccounts', 'persistentvolumeclaims'],
+  'apps': ['deployments', 'statefulsets', 'daemonsets'],
+  'batch': ['jobs', 'cronjobs'],
+  'autoscaling': ['horizontalpodautoscalers'],
+  'networking.k8s.io': ['ingresses', 'networkpolicies'],
+  'policy': ['poddisruptionbudgets'],
+}
+
+export const RECONCILER_RULES: readonly Rule[] = [
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
+  // Only needed where OwnerReferencesPermissionEnforcement guards finalizers.
+  { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  // Registry credentials named by spec.source.secretRef. RBAC cannot name them in advance; get alone cannot enumerate them.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+]
+
+const labels = { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/component': 'reconciler', 'app.kubernetes.io/version': BERTH.version }
+const selector = { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/component': 'reconciler' }
+
+/** The objects to apply, in an order that lands in one pass: Namespace and CRD first, workload last. */
+export function installObjects(options: InstallOptions): Obj[] {
+  const { namespace, watchNamespace } = checked(options)
+  const meta = (name: string, ns?: string): Obj['metadata'] => ({ name, ...(ns ? { namespace: ns } : {}), labels })
+  const subject = { kind: 'ServiceAccount', name: NAME, namespace }
+  const binding = (role: string): Obj =>
+    watchNamespace
+      ? { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(role, watchNamespace), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role }, subjects: [subject] }
+      : { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(role), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role }, subjects: [subject] }
+  const crd = environmentCrd() as Obj
+  return [
+    // Pods here must meet the "restricted" Pod Security Standard; the Deployment below does.
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { ...labels, 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' } } },
+    { ...crd, metadata: { ...crd.metadata, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta('berth-reconciler'), rules: RECONCILER_RULES },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta('berth-apply'), rules: applyRules(options.allow) },
+    binding('berth-reconciler'),
+    binding('berth-apply'),
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: meta('berth-leader-election', namespace),
+      rules: [
+        // create cannot be limited by name (the name is not known before the object exists).
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEASE_NAME], verbs: ['get', 'update'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta('berth-leader-election', namespace),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'berth-leader-election' },
+      subjects: [subject],
+    },
+    { apiVersion: 'v1', kind: 'Service', metadata: meta(`${NAME}-metrics`, namespace), spec: { selector, ports: [{ name: 'http-metrics', port: PORT, targetPort: 'http-metrics' }] } },
+    deployment(options, namespace, watchNamespace),
+  ]
+}
+
+function deployment(options: InstallOptions, namespace: string, watchNamespace: string | undefined): Obj {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: NAME, namespace, labels },
+    spec: {
+      replicas: options.replicas,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: NAME,
+          // A pass in flight finishes (or is abandoned cleanly) and the Lease is released before this runs out.
+          terminationGracePeriodSeconds: 60,
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          // Replicas on different nodes, so losing a node leaves a standby to take the Lease.
+          affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } } }] } },
+          containers: [
+            {
+              name: 'reconciler',
+              image: options.image,
+              args: ['reconciler', '--leader-elect', `--metrics-address=0.0.0.0:${PORT}`, `--cache-dir=${CACHE}`, ...(watchNamespace ? [`--namespace=${watchNamespace}`] : [])],
+              env: [
+                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                // The root filesystem is read-only: oras and Node's compile cache write under HOME and TMPDIR.
+                { name: 'HOME', value: '/tmp' },
+                { name: 'TMPDIR', value: '/tmp' },
+              ],
+              ports: [{ name: 'http-metrics', containerPort: PORT, protocol: 'TCP' }],
+              livenessProbe: { httpGet: { path: '/healthz', port: 'http-metrics' }, initialDelaySeconds: 5, periodSeconds: 10, failureThreshold: 3 },
+              readinessProbe: { httpGet: { path: '/readyz', port: 'http-metrics' }, periodSeconds: 5, failureThreshold: 3 },
+              resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [
+                { name: 'tmp', mountPath: '/tmp' },
+                { name: 'cache', mountPath: CACHE },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
+            // Artifacts by digest: a restart re-fetches, which a digest check makes safe.
+            { name: 'cache', emptyDir: { sizeLimit: '1Gi' } },
+          ],
+        },
+      },
+    },
+  }
+}
+
+/** The objects as one YAML stream, as `berth install` prints them and deploy/berth.yaml holds them. */
+export function installYaml(objects: readonly object[]): string {
+  const header = `# berth ${BERTH.version}: what runs the reconciler in a cluster. Made by \`berth install\` (see --help for its options).\n`
+  return header + objects.map((o) => dump(o, { lineWidth: -1, noRefs: true })).join('---\n')
+}
+
+/** `berth-apply`'s rules: the default set, plus each `--allow` entry under its group. */
+export function applyRules(allow: readonly string[]): Rule[] {
+  const byGroup = new Map<string, Set<string>>(Object.entries(DEFAULT_APPLY_RESOURCES).map(([g, r]) => [g, new Set(r)]))
+  for (const entry of allow) {
+    const { group, resource } = parseAllow(entry)
+    byGroup.set(group, (byGroup.get(group) ?? new Set()).add(resource))
+  }
+  return [...byGroup].map(([group, resources]) => ({ apiGroups: [group], resources: [...resources].sort(), verbs: APPLY_VERBS }))
+}
+
+/** `deployments.apps` → {resource: deployments, group: apps}; `namespaces` → the core group. */
+export function parseAllow(entry: string): { resource: string; group: string } {
+  const dot = entry.indexOf('.')
+  const resource = dot < 0 ? entry : entry.slice(0, dot)
+  const group = dot < 0 ? '' : entry.slice(dot + 1)
+  if (!DNS_LABEL.test(resource) || (dot >= 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(group))) {
+    throw new UsageError('InvalidAllow', `--allow ${JSON.stringify(entry)}: write a resource as kubectl does, plural and lower case, with its API group: deployments.apps, namespaces, featureflags.shop.example.com`)
+  }
+  return { resource, group }
+}
+
+function checked(options: InstallOptions): { namespace: string; watchNamespace: string | undefined } {
+  for (const [flag, value] of [['--namespace', options.namespace], ['--watch-namespace', options.watchNamespace]] as const) {
+    if (value !== undefined && !DNS_LABEL.test(value)) throw new UsageError('InvalidNamespace', `${flag} ${JSON.stringify(value)}: must be a DNS label (lower case letters, digits and -)`)
+  }
+  if (!Number.isInteger(options.replicas) || options.replicas < 1) throw new UsageError('InvalidReplicas', '--replicas must be a whole number of at least 1')
+  if (!options.image.trim()) throw new UsageError('InvalidImage', '--image must name a container image')
+  return { namespace: options.namespace, watchNamespace: options.watchNamespace }
+}
