@@ -6,6 +6,7 @@ import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from '../
 import { configMap } from './support/config-repo.ts'
 import { environment, publishApp } from './support/environments.ts'
 import { freePort } from './ground/processes.ts'
+import { until } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -18,16 +19,6 @@ const deployment = (name: string): object => ({
   metadata: { name },
   spec: { replicas: 2, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'example.com/app:1' }] } } },
 })
-
-/** Poll until `check` passes or `timeoutMs` runs out; returns how long it took. */
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now()
-  for (;;) {
-    if (await check()) return Date.now() - started
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe('berth reconciler, a real process watching a real apiserver', () => {
   let reconciler: ChildProcess | undefined
@@ -49,7 +40,7 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
-    await eventually(() => Promise.resolve(logs.includes('watching Environments')), 15_000)
+    await until(() => Promise.resolve(logs.includes('watching Environments')), 15_000)
   })
   afterAll(() => {
     reconciler?.kill('SIGKILL')
@@ -61,7 +52,7 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     expect((await get('web'))?.status?.lastAppliedVersion).toBe('1.0.0')
 
     await g.kube().mergePatch(envRef('web'), { spec: { version: '1.1.0' } })
-    const took = await eventually(async () => (await get('web'))?.status?.lastAppliedVersion === '1.1.0', 10_000)
+    const took = await until(async () => (await get('web'))?.status?.lastAppliedVersion === '1.1.0', 10_000)
     expect(took).toBeLessThan(5_000)
     expect((await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: g.namespace } }))?.data).toEqual({ v: '2' })
   })
@@ -70,13 +61,13 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     await g.kubectl(['patch', 'configmap', 'settings', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"drifted"}}'])
     const at = new Date().toISOString()
     await g.kube().mergePatch(envRef('web'), { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
-    await eventually(async () => (await get('web'))?.status?.lastHandledReconcileAt === at, 10_000)
+    await until(async () => (await get('web'))?.status?.lastHandledReconcileAt === at, 10_000)
     expect((await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: g.namespace } }))?.data).toEqual({ v: '2' })
   })
 
   it('is Ready only once the Deployment has rolled out (status played by the test, as no controllers run here)', async () => {
     await g.kube().mergePatch(envRef('web'), { spec: { version: '2.0.0' } })
-    await eventually(async () => (await get('web'))?.status?.lastAppliedVersion === '2.0.0', 10_000)
+    await until(async () => (await get('web'))?.status?.lastAppliedVersion === '2.0.0', 10_000)
     const progressing = (await get('web'))?.status?.conditions?.find((c) => c.type === 'Ready')
     expect(progressing).toMatchObject({ status: 'False', reason: 'Progressing', message: expect.stringContaining(`Deployment ${g.namespace}/web`) })
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { eventually } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -11,16 +12,6 @@ process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 type Lease = { spec: { holderIdentity?: string; leaseTransitions?: number } }
 type Replica = { child: ChildProcess; logs: () => string; identity: () => string }
-
-async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (ok(value)) return value
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${JSON.stringify(value)}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 describe('two reconciler replicas with leader election', () => {
   const replicas: Replica[] = []

@@ -1,0 +1,198 @@
+/**
+ * What an operator installs: deploy/ applied to the real apiserver, the rights it grants
+ * checked with `kubectl auth can-i`, and the image (the Dockerfile laid out on disk, run as
+ * its USER with the Deployment's own args and the ServiceAccount's token) reconciling.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Environment } from '../reconciler/api.ts'
+import { ORAS_VERSION } from './ground/parts.ts'
+import { freePort } from './ground/processes.ts'
+import { configMap } from './support/config-repo.ts'
+import { environment, publishApp } from './support/environments.ts'
+import { eventually } from './support/eventually.ts'
+import { ROOT, useGround } from './support/ground.ts'
+import { layOutImage } from './support/image.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+
+const SYSTEM = 'berth-system'
+const SA = `system:serviceaccount:${SYSTEM}:berth-reconciler`
+type Container = { args: string[]; env: Array<{ name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }> }
+type Deployment = { spec: { template: { spec: { containers: Container[] } & Record<string, unknown> } } }
+type Lease = { spec: { holderIdentity?: string } }
+
+const kubectl = (args: string[]): Promise<{ stdout: string; stderr: string; exitCode?: number | undefined }> =>
+  execa(g.ground.parts.kubectl, ['--kubeconfig', g.ground.kubeconfig, ...args], { reject: false })
+const berth = (args: string[]): Promise<{ stdout: string; stderr: string }> => execa(process.execPath, [join(ROOT, 'bin/berth.js'), ...args, '--kubeconfig', g.ground.kubeconfig])
+const deployment = async (): Promise<Deployment> => (await g.kube().get<Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'berth-reconciler', namespace: SYSTEM } })) as Deployment
+const lease = (): Promise<Lease | undefined> => g.kube().get<Lease>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'berth-reconciler', namespace: SYSTEM } })
+
+describe('deploy/: what an operator installs', () => {
+  beforeAll(async () => {
+    // A server-side dry run checks namespaced objects against their namespace, which must exist.
+    await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } })
+  })
+
+  it('applies cleanly: a server-side dry run that changes nothing, then for real with no warning', async () => {
+    const dry = await kubectl(['apply', '--server-side', '--dry-run=server', '-k', join(ROOT, 'deploy')])
+    expect(dry.stderr).toBe('')
+    expect(dry.stdout).toContain('deployment.apps/berth-reconciler serverside-applied (server dry run)')
+    expect(await g.kube().get({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'berth-apply' } })).toBeUndefined()
+
+    const real = await kubectl(['apply', '--server-side', '-k', join(ROOT, 'deploy')])
+    expect(real.exitCode).toBe(0)
+    expect(real.stderr).not.toMatch(/warn/i)
+    const documents = (await readFile(join(ROOT, 'deploy/berth.yaml'), 'utf8')).split(/^---$/m).length
+    expect(real.stdout.trim().split('\n')).toHaveLength(documents)
+    expect((await kubectl(['wait', '--for=condition=Established', 'crd/environments.berth.dev', '--timeout=30s'])).exitCode).toBe(0)
+  })
+
+  it('runs a pod the restricted Pod Security Standard admits, in a namespace that refuses any other', async () => {
+    const template = (await deployment()).spec.template.spec
+    const pod = (spec: object): string => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'admission-check', namespace: SYSTEM }, spec })
+    const create = async (spec: object): Promise<{ stderr: string; exitCode?: number | undefined }> => {
+      const file = join(g.scratch(), 'pod.json')
+      await writeFile(file, pod(spec))
+      return await kubectl(['create', '--dry-run=server', '-f', file])
+    }
+    expect(await create(template)).toMatchObject({ exitCode: 0, stderr: '' })
+    // The same pod without its hardening is refused: the check above could fail.
+    const [container] = template.containers
+    const refused = await eventually(() => create({ ...template, securityContext: {}, containers: [{ ...container, securityContext: {} }] }), (r) => r.exitCode !== 0, 10_000)
+    expect(refused.stderr).toMatch(/violates PodSecurity "restricted/)
+  })
+
+  it('grants the reconciler exactly what it needs', async () => {
+    const can = async (...args: string[]): Promise<boolean> => (await kubectl(['auth', 'can-i', '--as', SA, ...args])).stdout.trim() === 'yes'
+    const allowed = [
+      ['watch', 'environments.berth.dev', '-A'],
+      ['patch', 'environments.berth.dev', '--subresource=status', '-n', g.namespace],
+      ['get', 'secrets', '-n', g.namespace],
+      ['create', 'events', '-n', g.namespace],
+      ['patch', 'deployments.apps', '-n', g.namespace],
+      ['delete', 'configmaps', '-n', g.namespace],
+      ['create', 'leases.coordination.k8s.io', '-n', SYSTEM],
+      ['update', 'leases.coordination.k8s.io/berth-reconciler', '-n', SYSTEM],
+    ]
+    const refused = [
+      ['list', 'secrets', '-A'],
+      ['watch', 'secrets', '-n', g.namespace],
+      ['patch', 'secrets', '-n', g.namespace],
+      ['update', 'leases.coordination.k8s.io/someone-else', '-n', SYSTEM],
+      ['create', 'leases.coordination.k8s.io', '-n', g.namespace],
+      ['create', 'clusterroles.rbac.authorization.k8s.io'],
+      ['create', 'rolebindings.rbac.authorization.k8s.io', '-n', g.namespace],
+      ['delete', 'namespaces'],
+      ['create', 'pods', '-n', g.namespace],
+      ['update', 'environments.berth.dev', '-n', g.namespace],
+    ]
+    for (const args of allowed) expect(await can(...args), args.join(' ')).toBe(true)
+    for (const args of refused) expect(await can(...args), args.join(' ')).toBe(false)
+  })
+})
+
+describe('the image, run as the Deployment runs it', () => {
+  let dir = ''
+  let reconciler: ChildProcess | undefined
+  let logs = ''
+  let token = ''
+  const get = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>({ apiVersion: 'berth.dev/v1alpha1', kind: 'Environment', metadata: { name, namespace: g.namespace } })
+
+  beforeAll(async () => {
+    await berth(['install', '--apply'])
+    dir = await mkdtemp(join(tmpdir(), 'berth-image-'))
+    // The image's USER must be able to reach its files, as in a real image.
+    await chmod(dir, 0o755)
+  })
+  afterAll(async () => {
+    reconciler?.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('reconciles with the ServiceAccount\'s rights, refuses a kind outside them until `berth install --allow`, and hands back the Lease on SIGTERM', async () => {
+    const image = await layOutImage(join(ROOT, 'Dockerfile'), ROOT, dir, { oras: { '/out/oras': g.ground.parts.oras } })
+    expect(image.args.ORAS_VERSION).toBe(ORAS_VERSION)
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }
+    expect(image.args.NODE_VERSION).toBe(/\d+/.exec(pkg.devDependencies.node ?? '')?.[0])
+    // The base image's Node, at the version package.json pins for the project.
+    await copyFile(process.execPath, image.path('/usr/local/bin/node'))
+    await chmod(image.path('/usr/local/bin/node'), 0o755)
+
+    const user = image.user ?? { uid: 65532, gid: 65532 }
+    const runAs = process.getuid?.() === 0 ? user : undefined
+    // Only the emptyDir volumes are writable; everything else in the image belongs to root.
+    for (const writable of ['/tmp', '/var/cache/berth']) {
+      await mkdir(image.path(writable), { recursive: true })
+      if (runAs) await chown(image.path(writable), runAs.uid, runAs.gid)
+    }
+    token = (await kubectl(['create', 'token', 'berth-reconciler', '-n', SYSTEM, '--duration=1h'])).stdout.trim()
+    expect(token).toMatch(/^ey/)
+    const kubeconfig = image.path('/tmp/kubeconfig')
+    await writeFile(kubeconfig, serviceAccountKubeconfig(g.ground.apiserverUrl, await readFile(g.ground.ca.cert), token), { mode: 0o644 })
+
+    const container = (await deployment()).spec.template.spec.containers[0] as Container
+    const port = await freePort()
+    const inImage = (value: string): string => (value.startsWith('/') ? image.path(value) : value)
+    const args = container.args.map((a) => a.replace(/^--metrics-address=.*/, `--metrics-address=127.0.0.1:${port}`).replace(/=(\/.*)$/, (_, p: string) => `=${inImage(p)}`))
+    const env: Record<string, string> = { PATH: `${image.path('/usr/local/bin')}:/usr/bin:/bin` }
+    for (const [key, value] of Object.entries(image.env)) env[key] = inImage(value)
+    for (const e of container.env) env[e.name] = e.valueFrom?.fieldRef.fieldPath === 'metadata.namespace' ? SYSTEM : inImage(e.value ?? '')
+    const [entry = '', ...entryArgs] = image.entrypoint
+    expect(entry).toBe('node')
+    reconciler = spawn(image.path('/usr/local/bin/node'), [...entryArgs.map(inImage), ...args, `--kubeconfig=${kubeconfig}`], {
+      env,
+      cwd: image.path('/app'),
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    })
+    reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
+    const exited = new Promise<number | null>((resolve) => reconciler?.on('exit', resolve))
+
+    await eventually(lease, (l) => Boolean(l?.spec.holderIdentity), 30_000).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${logs}`)
+    })
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200)
+
+    const repository = `${g.ground.registries.plain.host}/${g.repository}`
+    await publishApp(g.scratch(), `${repository}/app`, '1.0.0', { cm: configMap('from-image', { v: '1' }) })
+    await g.kube().apply(environment(g.namespace, 'app', { source: { repository: `oci://${repository}/app`, plainHTTP: true }, version: '1.0.0' }))
+    const ready = await eventually(() => get('app'), (e) => e?.status?.lastAppliedVersion === '1.0.0', 30_000)
+    expect(ready?.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True')
+    expect(await g.kube().get(configMap('from-image', {}, g.namespace) as never)).toBeDefined()
+
+    // A Role is outside berth-apply: refused by the dry run, so nothing of that artifact lands.
+    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] }
+    await publishApp(g.scratch(), `${repository}/rbac`, '1.0.0', { role, cm: configMap('beside-the-role', { v: '1' }) })
+    await g.kube().apply(environment(g.namespace, 'rbac', { source: { repository: `oci://${repository}/rbac`, plainHTTP: true }, version: '1.0.0' }))
+    const refused = await eventually(() => get('rbac'), (e) => e?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False') ?? false, 30_000)
+    expect(refused?.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/forbidden.*roles/is)
+    expect(await g.kube().get(configMap('beside-the-role', {}, g.namespace) as never)).toBeUndefined()
+
+    await berth(['install', '--allow', 'roles.rbac.authorization.k8s.io', '--apply'])
+    await berth(['reconcile', 'rbac', '-n', g.namespace, '--wait', '--timeout', '60'])
+    expect((await get('rbac'))?.status?.lastAppliedVersion).toBe('1.0.0')
+    expect(await g.kube().get({ ...role, metadata: { name: 'reader', namespace: g.namespace } })).toBeDefined()
+
+    reconciler.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect((await lease())?.spec.holderIdentity ?? '').toBe('')
+    expect(logs).not.toContain(token)
+  }, 300_000)
+})
+
+function serviceAccountKubeconfig(server: string, ca: Buffer, token: string): string {
+  return JSON.stringify({
+    'apiVersion': 'v1',
+    'kind': 'Config',
+    'clusters': [{ name: 'ground', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
+    'users': [{ name: 'berth-reconciler', user: { token } }],
+    'contexts': [{ name: 'in-cluster', context: { cluster: 'ground', user: 'berth-reconciler' } }],
+    'current-context': 'in-cluster',
+  })
+}
