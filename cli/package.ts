@@ -33,7 +33,7 @@ export function registerPackage(program: Command): void {
         ...(origin.revision ? { revision: origin.revision } : {}),
         ...(origin.source ? { source: origin.source } : {}),
       })
-      const envs = Object.entries(result.metadata.environments).map(([name, e]) => `${name} (${e.objects} objects)`).join(', ')
+      const envs = Object.entries(result.metadata.environments).map(([name, e]) => `${name} (${e.objects} object${e.objects === 1 ? '' : 's'})`).join(', ')
       process.stdout.write(`packaged ${result.tag}: ${envs}\n${result.file}  ${result.digest}  ${result.size} bytes\n`)
     })
 }

@@ -15,14 +15,15 @@ export function removeCondition(status: EnvironmentStatus, type: string): void {
   if (status.conditions) status.conditions = status.conditions.filter((c) => c.type !== type)
 }
 
-/** Record an application; a pass that repeats the last entry's digest and result only updates its finish time. */
+/** Record an application: one row per attempt and outcome; a pass that repeats the last row's digest and result only updates its finish time. */
 export function recordHistory(status: EnvironmentStatus, given: Omit<HistoryEntry, 'by'> & { by?: string | undefined }): void {
   const { by, ...rest } = given
   const entry: HistoryEntry = by === undefined ? rest : { ...rest, by }
   const history = status.history ?? []
   const last = history.at(-1)
-  if (last && last.digest === entry.digest && last.result === entry.result) {
-    last.finished = entry.finished
+  // Repeats of one result extend its row; "Progressing" is not a result yet, so the attempt's outcome replaces it.
+  if (last && last.digest === entry.digest && (last.result === entry.result || last.result === 'Progressing')) {
+    Object.assign(last, { finished: entry.finished, result: entry.result }, entry.by === undefined ? {} : { by: entry.by })
     status.history = history
     return
   }

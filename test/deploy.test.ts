@@ -11,6 +11,7 @@ import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
 import { ORAS_VERSION } from './ground/parts.ts'
+import { writeKubeconfig } from './ground/ground.ts'
 import { freePort } from './ground/processes.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, publishApp } from './support/environments.ts'
@@ -134,7 +135,8 @@ describe('the image, run as the Deployment runs it', () => {
     token = (await kubectl(['create', 'token', 'berth-reconciler', '-n', SYSTEM, '--duration=1h'])).stdout.trim()
     expect(token).toMatch(/^ey/)
     const kubeconfig = image.path('/tmp/kubeconfig')
-    await writeFile(kubeconfig, serviceAccountKubeconfig(g.ground.apiserverUrl, await readFile(g.ground.ca.cert), token), { mode: 0o644 })
+    // Readable by the image's user, as a mounted token is.
+    await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, token, user: 'berth-reconciler', context: 'in-cluster', mode: 0o644 })
 
     const container = (await deployment()).spec.template.spec.containers[0] as Container
     const port = await freePort()
@@ -185,14 +187,3 @@ describe('the image, run as the Deployment runs it', () => {
     expect(logs).not.toContain(token)
   }, 300_000)
 })
-
-function serviceAccountKubeconfig(server: string, ca: Buffer, token: string): string {
-  return JSON.stringify({
-    'apiVersion': 'v1',
-    'kind': 'Config',
-    'clusters': [{ name: 'ground', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
-    'users': [{ name: 'berth-reconciler', user: { token } }],
-    'contexts': [{ name: 'in-cluster', context: { cluster: 'ground', user: 'berth-reconciler' } }],
-    'current-context': 'in-cluster',
-  })
-}

@@ -183,18 +183,18 @@ async function distinctFreePorts<K extends string>(names: readonly K[]): Promise
   return Object.fromEntries(names.map((name, i) => [name, list[i]])) as Record<K, number>
 }
 
-/** Write a kubeconfig that authenticates with a client certificate; kubectl and client-node both read it. */
-export async function writeKubeconfig(file: string, c: { server: string; ca: string; client: KeyPair; user: string; context: string }): Promise<void> {
+/** Write a kubeconfig that authenticates with a client certificate or a bearer token; kubectl and client-node both read it. */
+export async function writeKubeconfig(file: string, c: { server: string; ca: string; user: string; context: string; mode?: number } & ({ client: KeyPair } | { token: string })): Promise<void> {
   const b64 = async (path: string): Promise<string> => (await readFile(path)).toString('base64')
   const config = {
     'apiVersion': 'v1',
     'kind': 'Config',
     'clusters': [{ name: 'berth-testground', cluster: { 'server': c.server, 'certificate-authority-data': await b64(c.ca) } }],
-    'users': [{ name: c.user, user: { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) } }],
+    'users': [{ name: c.user, user: 'token' in c ? { token: c.token } : { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) } }],
     'contexts': [{ name: c.context, context: { cluster: 'berth-testground', user: c.user } }],
     'current-context': c.context,
   }
-  await writeFile(file, stringify(config), { mode: 0o600 })
+  await writeFile(file, stringify(config), { mode: c.mode ?? 0o600 })
 }
 
 /** HTTP status of a GET to `url` (https with the ground's CA and, optionally, a client certificate). */

@@ -1,0 +1,160 @@
+/**
+ * `npm run demo`: berth's whole flow on this machine, against real parts, then everything
+ * it started is stopped again.
+ *
+ * 1. the test ground (built on first use): a registry, etcd and kube-apiserver on loopback
+ * 2. developers publish: the example config repository as 1.0.0, then 1.1.0 (a new image tag)
+ * 3. berth installed the way an operator would (`berth install --apply`); the reconciler runs
+ *    with its ServiceAccount's token and rights (no kubelet here runs its Deployment)
+ * 4. Environments: platform and dev tracking `~1`, staging and prod pinned to 1.0.0, prod
+ *    gated on staging
+ * 5. SREs promote: staging to 1.1.0, then prod from staging; `kubectl get environments`
+ *    before and after, and prod's history
+ *
+ * The ground has no controller-manager or kubelet, so Deployments never roll out by
+ * themselves; a stand-in below marks each rollout done, as envtest-based suites do.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { execa } from 'execa'
+import { Kube, loadKubeConfig } from '../shared/kube.ts'
+import { OWNER_LABELS } from '../reconciler/annotations.ts'
+import { type GroundInfo, startGround, stopGround, writeKubeconfig } from '../test/ground/ground.ts'
+import { freePort } from '../test/ground/processes.ts'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const EXAMPLE = join(ROOT, 'examples', 'shop-config')
+const NAMESPACE = 'shop'
+const bold = (s: string): string => (process.stdout.isTTY && !process.env.NO_COLOR ? `\x1b[1m${s}\x1b[0m` : s)
+
+const step = (title: string): void => {
+  process.stdout.write(`\n${bold(`== ${title}`)}\n`)
+}
+const note = (line: string): void => {
+  process.stdout.write(`   ${line}\n`)
+}
+
+type Deployment = { metadata: { name: string; namespace: string; generation?: number; labels?: Record<string, string> }; spec: { replicas?: number }; status?: { observedGeneration?: number; updatedReplicas?: number } }
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  const work = await mkdtemp(join(tmpdir(), 'berth-demo-'))
+  let ground: GroundInfo | undefined
+  let reconciler: ChildProcess | undefined
+  let rollouts: { stop: () => Promise<void> } | undefined
+  try {
+    step('1. the test ground: registry, etcd and kube-apiserver on loopback (built on first use, ~10 min; cached after)')
+    ground = await startGround({ say: (line) => note(line) })
+    const g = ground
+    note(`up in ${g.dir}: registry ${g.registries.plain.host}, kube-apiserver ${g.apiserverUrl}`)
+    const commit = (await execa('git', ['rev-parse', 'HEAD'], { cwd: ROOT, reject: false })).stdout.trim() || '0'.repeat(40)
+    // Both releases carry the same creation time, so re-running the demo publishes the same bytes.
+    const epoch = (await execa('git', ['log', '-1', '--format=%ct'], { cwd: ROOT, reject: false })).stdout.trim() || '1700000000'
+    const env = { ...process.env, KUBECONFIG: g.kubeconfig, BERTH_ORAS: g.parts.oras, BERTH_KUBECTL: g.parts.kubectl, BERTH_HELM: g.parts.helm, BERTH_CACHE_DIR: join(work, 'cache'), SOURCE_DATE_EPOCH: epoch }
+    const show = async (command: 'berth' | 'kubectl', args: string[]): Promise<void> => {
+      process.stdout.write(`\n$ ${command} ${args.join(' ')}\n`)
+      const [file, prefix] = command === 'berth' ? [process.execPath, [join(ROOT, 'bin', 'berth.js')]] : [g.parts.kubectl, []]
+      await execa(file, [...prefix, ...args], { env, cwd: ROOT, stdout: 'inherit', stderr: 'inherit' })
+    }
+    const admin = new Kube(loadKubeConfig({ kubeconfig: g.kubeconfig }))
+    const repository = `oci://${g.registries.plain.host}/acme/shop-config`
+
+    step('2. developers publish 1.0.0, then 1.1.0 (the shop image moves from 2.4.1 to 2.5.0)')
+    const next = join(work, 'shop-config')
+    await cp(EXAMPLE, next, { recursive: true })
+    const deployment = join(next, 'base', 'deployment.yaml')
+    await writeFile(deployment, (await readFile(deployment, 'utf8')).replace('ghcr.io/acme/shop:2.4.1', 'ghcr.io/acme/shop:2.5.0'))
+    for (const [version, dir] of [['1.0.0', relative(ROOT, EXAMPLE)], ['1.1.0', next]] as const) {
+      await show('berth', ['push', dir, '--version', version, '--repository', repository, '--plain-http', '--revision', `v${version}@sha1:${commit}`])
+    }
+
+    step('3. an operator installs berth; its reconciler runs with the ServiceAccount\'s rights')
+    note('berth-apply covers common application kinds; the example also needs its Namespaces and its FeatureFlag CRD:')
+    await show('berth', ['install', '--allow', 'namespaces', '--allow', 'customresourcedefinitions.apiextensions.k8s.io', '--allow', 'featureflags.shop.example.com', '--apply'])
+    const token = (await execa(g.parts.kubectl, ['--kubeconfig', g.kubeconfig, 'create', 'token', 'berth-reconciler', '-n', 'berth-system'])).stdout.trim()
+    const saKubeconfig = join(work, 'berth-reconciler.kubeconfig')
+    await writeKubeconfig(saKubeconfig, { server: g.apiserverUrl, ca: g.ca.cert, token, user: 'berth-reconciler', context: 'berth-reconciler' })
+    const log = join(work, 'reconciler.log')
+    const metrics = await freePort()
+    reconciler = spawn(process.execPath, [
+      join(ROOT, 'bin', 'berth.js'), 'reconciler', '--leader-elect', '--kubeconfig', saKubeconfig, '--metrics-address', `127.0.0.1:${metrics}`, '--cache-dir', join(work, 'reconciler-cache'),
+    ], { env: { ...env, POD_NAMESPACE: 'berth-system' }, stdio: ['ignore', 'ignore', 'pipe'] })
+    let logs = ''
+    reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
+    note(`reconciler started (pid ${String(reconciler.pid)}, metrics on 127.0.0.1:${metrics})`)
+    rollouts = await standInForRollouts(admin)
+
+    step('4. the Environments: platform and dev follow ~1, staging and prod are pinned, prod is gated on staging')
+    const environments = join(work, 'environments.yaml')
+    await writeFile(environments, environmentsYaml(repository))
+    process.stdout.write(`\n${await readFile(environments, 'utf8')}`)
+    await show('kubectl', ['create', 'namespace', NAMESPACE])
+    await show('kubectl', ['apply', '-f', environments])
+    await execa(g.parts.kubectl, ['wait', '--for=condition=Ready', 'environments', '--all', '-n', NAMESPACE, '--timeout=180s'], { env }).catch((error: unknown) => {
+      throw new Error(`the Environments did not become Ready: ${error instanceof Error ? error.message : String(error)}\n${logs.slice(-4000)}`)
+    })
+    step('before: dev already runs 1.1.0; staging and prod run 1.0.0')
+    await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
+
+    step('5. SREs promote: staging to 1.1.0, then prod to what staging runs')
+    await show('berth', ['promote', 'staging', '--to', '1.1.0', '-n', NAMESPACE, '--wait'])
+    await show('berth', ['promote', 'prod', '--from', 'staging', '-n', NAMESPACE, '--wait'])
+    step('after')
+    await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
+    await show('kubectl', ['get', 'deployment', 'shop', '-n', 'shop-prod', '-o', 'jsonpath={.spec.template.spec.containers[0].image}{"\\n"}'])
+    await show('berth', ['history', 'prod', '-n', NAMESPACE])
+    await writeFile(log, logs)
+
+    step(`done in ${Math.round((Date.now() - started) / 1000)} s; stopping everything the demo started`)
+  } finally {
+    await rollouts?.stop()
+    if (reconciler && reconciler.exitCode === null) {
+      const exited = new Promise((resolve) => reconciler?.once('exit', resolve))
+      reconciler.kill('SIGTERM')
+      await exited
+    }
+    if (ground) await stopGround(ground)
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** Plays the Deployment controller and kubelet the ground lacks: every Deployment berth applies is marked rolled out. */
+async function standInForRollouts(kube: Kube): Promise<{ stop: () => Promise<void> }> {
+  return await kube.watch<Deployment>('apps/v1', 'Deployment', (type, d) => {
+    if (type === 'delete' || !d.metadata.labels?.[OWNER_LABELS.name]) return
+    const replicas = d.spec.replicas ?? 1
+    if (d.status?.observedGeneration === d.metadata.generation && d.status?.updatedReplicas === replicas) return
+    const status = { observedGeneration: d.metadata.generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas }
+    void kube.patchStatus({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: d.metadata.name, namespace: d.metadata.namespace } }, status).catch(() => undefined)
+  })
+}
+
+function environmentsYaml(repository: string): string {
+  const one = (name: string, version: string, extra = ''): string => `apiVersion: berth.dev/v1alpha1
+kind: Environment
+metadata:
+  name: ${name}
+  namespace: ${NAMESPACE}
+spec:
+  source:
+    repository: ${repository}
+    plainHTTP: true
+  version: "${version}"
+  interval: 1m
+  timeout: 2m
+${extra}`
+  return [
+    one('platform', '~1'),
+    one('dev', '~1'),
+    one('staging', '1.0.0'),
+    one('prod', '1.0.0', '  promotion:\n    from: staging        # only versions staging has been Ready on\n'),
+  ].join('---\n')
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})
