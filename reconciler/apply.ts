@@ -70,7 +70,8 @@ async function withNamespace(kube: Kube, object: KubeObject, owner: Owner): Prom
   return { ...object, metadata: { ...object.metadata, namespace } }
 }
 
-async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
+/** `action` on every item, PARALLEL at a time; results in item order. */
+export async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = []
   for (let i = 0; i < items.length; i += PARALLEL) results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
   return results

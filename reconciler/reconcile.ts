@@ -14,7 +14,7 @@ import { checkObjects, describeObject, type KubeObject, type Located, parseManif
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
 import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, sourceOf, specSchema } from './api.ts'
-import { applyObjects, type Owner, placeObjects } from './apply.ts'
+import { type Applied, applyObjects, entryOf, type Owner, placeObjects } from './apply.ts'
 import { findDrift } from './drift.ts'
 import { recordEvent } from './events.ts'
 import { fetchArtifact } from './fetch.ts'
@@ -89,9 +89,13 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       const objects = selectObjects(files, spec.path ?? env.metadata.name)
 
       // The same digest and spec as last time: this is a periodic pass, so look for drift first.
+      // Without drift nothing is written: what the check read is the state, for prune and health.
       const unchanged = status.lastAppliedDigest === resolved.digest && status.observedGeneration === env.metadata.generation
+      const owned = { ...owner, targetNamespace: spec.targetNamespace }
+      let inSync: Applied | undefined
       if (unchanged) {
-        const drift = await findDrift(ctx.kube, await placeObjects(ctx.kube, objects, { ...owner, targetNamespace: spec.targetNamespace }))
+        const placed = await placeObjects(ctx.kube, objects, owned)
+        const { drift, live: read } = await findDrift(ctx.kube, placed)
         const described = drift.map((d) => `${d.object} (${d.fields.join(', ')})`).join('; ')
         if (drift.length > 0 && spec.driftPolicy === 'warn') {
           setCondition(status, { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `differs from ${resolved.version}: ${described}` }, now())
@@ -100,10 +104,11 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
           return { requeueAfterMs: durationMs(spec.interval) }
         }
         if (drift.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'DriftCorrected', `re-applied ${resolved.version}: ${described}`, ctx.log)
+        else inSync = { inventory: placed.map(entryOf), live: read }
       }
 
       const previous = status.inventory ?? []
-      const { inventory: applied, live } = await applyObjects(ctx.kube, objects, { ...owner, targetNamespace: spec.targetNamespace })
+      const { inventory: applied, live } = inSync ?? (await applyObjects(ctx.kube, objects, owned))
       const pruned = spec.prune ? await prune(ctx.kube, previous, applied, owner) : { deleted: [], kept: [], failed: [] }
       // Failed deletes stay in the inventory, so the next pass tries them again.
       const applyKeys = new Set(applied.map(entryKey))
@@ -112,7 +117,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       status.lastAppliedDigest = resolved.digest
       // Applying made the cluster match the artifact: whatever drifted is corrected.
       removeCondition(status, 'Drifted')
-      ctx.log?.({ msg: 'applied', environment: `${owner.namespace}/${owner.name}`, version: resolved.version, digest: resolved.digest, objects: applied.length, pruned: pruned.deleted.length })
+      ctx.log?.({ msg: inSync ? 'in sync' : 'applied', environment: `${owner.namespace}/${owner.name}`, version: resolved.version, digest: resolved.digest, objects: applied.length, pruned: pruned.deleted.length })
       if (!unchanged) await recordEvent(ctx.kube, env, 'Normal', 'Applied', `applied ${resolved.version} (${resolved.digest}): ${applied.length} objects`, ctx.log)
       if (pruned.deleted.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'Pruned', `deleted ${pruned.deleted.map((e) => `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name}`).join(', ')}`, ctx.log)
       if (pruned.failed.length > 0) await recordEvent(ctx.kube, env, 'Warning', 'PruneFailed', pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}: ${f.error}`).join('; '), ctx.log)

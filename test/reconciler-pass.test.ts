@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { type Environment, FINALIZER, OWNER_LABELS } from '../reconciler/api.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { configMap } from './support/config-repo.ts'
@@ -108,10 +108,23 @@ describe('one reconcile pass against the real apiserver and registry', () => {
     expect((await cm('alpha'))?.data).toEqual({ v: '1' })
   })
 
-  it('corrects drift on the next pass', async () => {
-    await g.kubectl(['patch', 'configmap', 'alpha', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"edited by hand"}}'])
-    await pass('first')
-    expect((await cm('alpha'))?.data).toEqual({ v: '1' })
+  it('writes nothing on a periodic pass while nothing drifted, and corrects drift on the next pass', async () => {
+    // Count the real client's writes: applies that are not dry runs.
+    const apply = vi.spyOn(g.kube(), 'apply')
+    const writes = (): number => apply.mock.calls.filter(([, options]) => options?.dryRun !== true).length
+    try {
+      const quiet = await pass('first')
+      expect(ready(quiet)).toMatchObject({ status: 'True', message: 'applied 1.0.0' })
+      expect(writes()).toBe(0)
+      expect(apply.mock.calls.length).toBeGreaterThan(0)
+
+      await g.kubectl(['patch', 'configmap', 'alpha', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"edited by hand"}}'])
+      await pass('first')
+      expect(writes()).toBeGreaterThan(0)
+      expect((await cm('alpha'))?.data).toEqual({ v: '1' })
+    } finally {
+      apply.mockRestore()
+    }
   })
 
   it('with driftPolicy warn, reports drift with the object and field, changes nothing, and records events', async () => {
