@@ -1,7 +1,8 @@
 /**
  * What an operator installs: deploy/ applied to the real apiserver, the rights it grants
  * checked with `kubectl auth can-i`, and the image (the Dockerfile laid out on disk, run as
- * its USER with the Deployment's own args and the ServiceAccount's token) reconciling.
+ * its USER with the Deployment's own args and env, finding its ServiceAccount token where a
+ * pod has it) reconciling.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -23,6 +24,13 @@ const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 const SYSTEM = 'berth-system'
+/** Run in a fresh mount namespace as root: mount the ServiceAccount files ($1) where pods have them, then become the image's user ($2) and exec the rest. */
+const MOUNT_SERVICE_ACCOUNT = `set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$1"/token "$1"/ca.crt "$1"/namespace /run/secrets/kubernetes.io/serviceaccount/
+uid=\${2%:*}; gid=\${2#*:}; shift 2
+exec setpriv --reuid="$uid" --regid="$gid" --clear-groups "$@"`
 const SA = `system:serviceaccount:${SYSTEM}:berth-reconciler`
 type Container = { args: string[]; env: Array<{ name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }> }
 type Deployment = { spec: { template: { spec: { containers: Container[] } & Record<string, unknown> } } }
@@ -126,7 +134,8 @@ describe('the image, run as the Deployment runs it', () => {
     await chmod(image.path('/usr/local/bin/node'), 0o755)
 
     const user = image.user ?? { uid: 65532, gid: 65532 }
-    const runAs = process.getuid?.() === 0 ? user : undefined
+    const inCluster = process.getuid?.() === 0 && (await execa('unshare', ['--mount', 'true'], { reject: false })).exitCode === 0
+    const runAs = inCluster ? user : undefined
     // Only the emptyDir volumes are writable; everything else in the image belongs to root.
     for (const writable of ['/tmp', '/var/cache/berth']) {
       await mkdir(image.path(writable), { recursive: true })
@@ -134,10 +143,13 @@ describe('the image, run as the Deployment runs it', () => {
     }
     token = (await kubectl(['create', 'token', 'berth-reconciler', '-n', SYSTEM, '--duration=1h'])).stdout.trim()
     expect(token).toMatch(/^ey/)
-    const kubeconfig = image.path('/tmp/kubeconfig')
-    // Readable by the image's user, as a mounted token is.
-    await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, token, user: 'berth-reconciler', context: 'in-cluster', mode: 0o644 })
-
+    // What the kubelet mounts into the pod; the image finds it where every in-cluster client looks.
+    const mounted = join(dir, 'serviceaccount')
+    await mkdir(mounted, { mode: 0o755 })
+    await writeFile(join(mounted, 'token'), token, { mode: 0o644 })
+    await copyFile(g.ground.ca.cert, join(mounted, 'ca.crt'))
+    await chmod(join(mounted, 'ca.crt'), 0o644)
+    await writeFile(join(mounted, 'namespace'), SYSTEM, { mode: 0o644 })
     const container = (await deployment()).spec.template.spec.containers[0] as Container
     const port = await freePort()
     const inImage = (value: string): string => (value.startsWith('/') ? image.path(value) : value)
@@ -147,12 +159,21 @@ describe('the image, run as the Deployment runs it', () => {
     for (const e of container.env) env[e.name] = e.valueFrom?.fieldRef.fieldPath === 'metadata.namespace' ? SYSTEM : inImage(e.value ?? '')
     const [entry = '', ...entryArgs] = image.entrypoint
     expect(entry).toBe('node')
-    reconciler = spawn(image.path('/usr/local/bin/node'), [...entryArgs.map(inImage), ...args, `--kubeconfig=${kubeconfig}`], {
-      env,
-      cwd: image.path('/app'),
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
-    })
+    const command = [image.path('/usr/local/bin/node'), ...entryArgs.map(inImage), ...args]
+    const apiserver = new URL(g.ground.apiserverUrl)
+    if (inCluster) {
+      // As in a pod: the token under /var/run/secrets (a private mount namespace with its own
+      // /run, so the machine's is untouched) and the apiserver in KUBERNETES_SERVICE_*.
+      Object.assign(env, { KUBERNETES_SERVICE_HOST: apiserver.hostname, KUBERNETES_SERVICE_PORT: apiserver.port })
+      reconciler = spawn('unshare', ['--mount', 'sh', '-c', MOUNT_SERVICE_ACCOUNT, 'sh', mounted, `${String(user.uid)}:${String(user.gid)}`, ...command], {
+        env, cwd: image.path('/app'), stdio: ['ignore', 'ignore', 'pipe'],
+      })
+    } else {
+      // Without root there is no mount namespace: the same token, through a kubeconfig.
+      const kubeconfig = image.path('/tmp/kubeconfig')
+      await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, token, user: 'berth-reconciler', context: 'in-cluster', mode: 0o644 })
+      reconciler = spawn(command[0] ?? '', [...command.slice(1), `--kubeconfig=${kubeconfig}`], { env, cwd: image.path('/app'), stdio: ['ignore', 'ignore', 'pipe'] })
+    }
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
     const exited = new Promise<number | null>((resolve) => reconciler?.on('exit', resolve))
 
