@@ -63,7 +63,8 @@ describe('berth package', () => {
     await list({ file: a.file, onReadEntry: (e) => entries.push({ path: e.path, mode: e.mode ?? -1, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime?.getTime() ?? 0, uname: e.uname ?? '', type: e.type }) })
     expect(entries.map((e) => e.path)).toEqual([...entries.map((e) => e.path)].sort())
     expect(new Set(entries.map((e) => `${e.type}:${e.mode.toString(8)}:${e.uid}:${e.gid}:${e.mtime}:${e.uname}`))).toEqual(new Set(['File:644:0:0:0:', 'Directory:755:0:0:0:']))
-    expect(entries.filter((e) => e.type === 'File')).toHaveLength(1 + 3 * 8)
+    // The metadata file, seven objects in each of dev, staging and prod, the CRD in platform.
+    expect(entries.filter((e) => e.type === 'File')).toHaveLength(1 + 3 * 7 + 1)
     // gzip header: no timestamp (bytes 4–7 are MTIME).
     expect((await readFile(a.file)).subarray(4, 8).equals(Buffer.alloc(4))).toBe(true)
   })
@@ -71,9 +72,14 @@ describe('berth package', () => {
   it('packages the shipped example with every kind of object the README promises', async () => {
     const result = await packageRepository({ dir: await exampleRepo(await fresh()), version: '1.0.0', out: join(await fresh(), 'x.tgz') })
     const out = await unpack(result.file)
-    const kinds = new Set<string>()
-    for (const file of await readdir(join(out, 'prod'))) kinds.add((parse(await readFile(join(out, 'prod', file), 'utf8')) as { kind: string }).kind)
-    expect([...kinds].sort()).toEqual(['ConfigMap', 'CustomResourceDefinition', 'Deployment', 'FeatureFlag', 'HorizontalPodAutoscaler', 'Ingress', 'Namespace', 'Service'])
+    const kinds = async (env: string): Promise<string[]> => {
+      const found = new Set<string>()
+      for (const file of await readdir(join(out, env))) found.add((parse(await readFile(join(out, env, file), 'utf8')) as { kind: string }).kind)
+      return [...found].sort()
+    }
+    expect(await kinds('prod')).toEqual(['ConfigMap', 'Deployment', 'FeatureFlag', 'HorizontalPodAutoscaler', 'Ingress', 'Namespace', 'Service'])
+    // The CRD every environment's FeatureFlag needs is applied once, by its own environment.
+    expect(await kinds('platform')).toEqual(['CustomResourceDefinition'])
   })
 
   describe('refuses bad input with a clear error and writes nothing', () => {
@@ -131,7 +137,7 @@ describe('berth package', () => {
     const repo = await threeKindRepo(await fresh(), REPO)
     const run = promisify(execFile)
     const { stdout } = await run(process.execPath, [join(ROOT, 'bin/berth.js'), 'package', repo, '--version', '2.0.0', '-o', join(repo, 'cli.tgz')])
-    expect(stdout).toMatch(/^packaged 2\.0\.0: dev \(3 objects\), prod \(1 objects\), staging \(1 objects\)\n.*cli\.tgz {2}sha256:[a-f0-9]{64} {2}\d+ bytes\n$/)
+    expect(stdout).toMatch(/^packaged 2\.0\.0: dev \(3 objects\), prod \(1 object\), staging \(1 object\)\n.*cli\.tgz {2}sha256:[a-f0-9]{64} {2}\d+ bytes\n$/)
 
     await writeFile(join(repo, 'plain', 'bad.yaml'), 'kind: ConfigMap\n')
     const failed = await failureOf<ProcessFailure>(run(process.execPath, [join(ROOT, 'bin/berth.js'), 'package', repo, '--version', '2.0.1']))
