@@ -134,7 +134,8 @@ describe('the image, run as the Deployment runs it', () => {
     await chmod(image.path('/usr/local/bin/node'), 0o755)
 
     const user = image.user ?? { uid: 65532, gid: 65532 }
-    const inCluster = process.getuid?.() === 0 && (await execa('unshare', ['--mount', 'true'], { reject: false })).exitCode === 0
+    const works = async (command: string, args: string[]): Promise<boolean> => (await execa(command, args, { reject: false })).exitCode === 0
+    const inCluster = process.getuid?.() === 0 && (await works('unshare', ['--mount', 'true'])) && (await works('setpriv', ['--version']))
     const runAs = inCluster ? user : undefined
     // Only the emptyDir volumes are writable; everything else in the image belongs to root.
     for (const writable of ['/tmp', '/var/cache/berth']) {
