@@ -45,6 +45,8 @@ describe('install manifests', () => {
     expect(c.resources.requests).toBeDefined()
     expect(c.args).toContain('--leader-elect')
     expect(find(objects({ namespace: 'ops' }), 'Deployment').metadata.namespace).toBe('ops')
+    expect(find(objects(), 'PodDisruptionBudget').spec).toMatchObject({ maxUnavailable: 1 })
+    expect(objects({ replicas: 1 }).some((o) => o.kind === 'PodDisruptionBudget')).toBe(false)
   })
 
   it('adds --allow kinds under their API group', () => {

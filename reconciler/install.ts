@@ -1,7 +1,7 @@
 /**
  * What an operator installs to run the reconciler in a cluster: its Namespace, the
- * Environment CRD, a ServiceAccount with least-privilege RBAC, a metrics Service and a
- * Deployment. `berth install` prints these objects; deploy/ holds the default rendering.
+ * Environment CRD, a ServiceAccount with least-privilege RBAC, a metrics Service, a
+ * Deployment and (with several replicas) a PodDisruptionBudget. `berth install` prints these objects; deploy/ holds the default rendering.
  *
  * The rights come in three parts, so each can be read and reviewed on its own:
  * - `berth-reconciler` (ClusterRole): read and watch Environments, write their status and
@@ -103,6 +103,8 @@ export function installObjects(options: InstallOptions): Obj[] {
     },
     { apiVersion: 'v1', kind: 'Service', metadata: meta(`${NAME}-metrics`, namespace), spec: { selector, ports: [{ name: 'http-metrics', port: PORT, targetPort: 'http-metrics' }] } },
     deployment(options, namespace, watchNamespace),
+    // A node drain never takes every replica at once: a standby stays to take the Lease.
+    ...(options.replicas > 1 ? [{ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(NAME, namespace), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } }] : []),
   ]
 }
 
