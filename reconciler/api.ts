@@ -133,7 +133,7 @@ export function environmentCrd(): Record<string, unknown> & { metadata: { name: 
             { name: 'Version', type: 'string', jsonPath: '.status.lastAppliedVersion' },
             { name: 'Digest', type: 'string', jsonPath: '.status.shortDigest' },
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].status' },
-            { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message', priority: 0 },
+            { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {

@@ -131,7 +131,8 @@ function deployment(options: InstallOptions, namespace: string, watchNamespace: 
               image: options.image,
               args: ['reconciler', '--leader-elect', `--metrics-address=0.0.0.0:${PORT}`, `--cache-dir=${CACHE}`, ...(watchNamespace ? [`--namespace=${watchNamespace}`] : [])],
               env: [
-                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                // Written out as the apiserver stores it (apiVersion defaulted): a field stored otherwise than applied makes SSA conflicts for co-owners.
+                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
                 // The root filesystem is read-only: oras and Node's compile cache write under HOME and TMPDIR.
                 { name: 'HOME', value: '/tmp' },
                 { name: 'TMPDIR', value: '/tmp' },

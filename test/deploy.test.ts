@@ -9,6 +9,7 @@ import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
+import { loadAll } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
 import { ORAS_VERSION } from './ground/parts.ts'
@@ -46,6 +47,8 @@ describe('deploy/: what an operator installs', () => {
   beforeAll(async () => {
     // A server-side dry run checks namespaced objects against their namespace, which must exist.
     await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } })
+    // As after `berth install --crds-only --apply`: kubectl must co-own the CRD with berth without a conflict.
+    await berth(['install', '--crds-only', '--apply'])
   })
 
   it('applies cleanly: a server-side dry run that changes nothing, then for real with no warning', async () => {
@@ -60,6 +63,16 @@ describe('deploy/: what an operator installs', () => {
     const documents = (await readFile(join(ROOT, 'deploy/berth.yaml'), 'utf8')).split(/^---$/m).length
     expect(real.stdout.trim().split('\n')).toHaveLength(documents)
     expect((await kubectl(['wait', '--for=condition=Established', 'crd/environments.berth.dev', '--timeout=30s'])).exitCode).toBe(0)
+
+    // Stored as written: no field is dropped or defaulted differently, which would make SSA
+    // conflicts between berth and kubectl (a `priority: 0` once did).
+    for (const object of loadAll(await readFile(join(ROOT, 'deploy/berth.yaml'), 'utf8')) as Array<{ apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }>) {
+      const live = await g.kube().get<object>(object)
+      expect(missingFrom(object, live), `${object.kind} ${object.metadata.name}`).toEqual([])
+    }
+    await berth(['install', '--apply'])
+    const again = await kubectl(['apply', '--server-side', '-k', join(ROOT, 'deploy')])
+    expect(again.stderr).toBe('')
   })
 
   it('runs a pod the restricted Pod Security Standard admits, in a namespace that refuses any other', async () => {
@@ -209,3 +222,12 @@ describe('the image, run as the Deployment runs it', () => {
     expect(logs).not.toContain(token)
   }, 300_000)
 })
+
+/** Paths where `wanted` has a value `live` does not hold (arrays element by element). */
+function missingFrom(wanted: unknown, live: unknown, path = ''): string[] {
+  if (wanted !== null && typeof wanted === 'object') {
+    if (live === null || typeof live !== 'object') return [path]
+    return Object.entries(wanted).flatMap(([k, v]) => missingFrom(v, (live as Record<string, unknown>)[k], `${path}.${k}`))
+  }
+  return wanted === live ? [] : [path]
+}
