@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { PROMOTED_BY, SUSPENDED } from '../reconciler/annotations.ts'
 import type { Environment } from '../reconciler/api.ts'
+import { firstSignal } from '../shared/signals.ts'
 import { BerthError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
 
@@ -144,8 +145,7 @@ export function registerEnvironmentCommands(program: Command): void {
       await printStatus(rows, name, options, namespace)
       if (!options.watch) return
       const state = { stop: false }
-      process.once('SIGINT', () => (state.stop = true))
-      process.once('SIGTERM', () => (state.stop = true))
+      void firstSignal().then(() => (state.stop = true))
       while (!state.stop) {
         await new Promise((resolve) => setTimeout(resolve, 1000))
         const next = await read()

@@ -2,6 +2,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { firstSignal } from '../shared/signals.ts'
 import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../reconciler/defaults.ts'
 import type { InstallOptions } from '../reconciler/install.ts'
 
@@ -59,10 +60,7 @@ export function registerReconciler(program: Command): void {
       // A standby replica is healthy and ready; the leader is ready once its watch runs.
       const ready = (): boolean => controller.watching || (elector !== undefined && !controller.started)
       const server = options.metricsAddress ? await serveObservability(options.metricsAddress, metrics, ready) : undefined
-      const signalled = new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGTERM', resolve)
-        process.once('SIGINT', resolve)
-      })
+      const signalled = firstSignal()
       const start = async (): Promise<void> => {
         await controller.start()
         log({ msg: 'watching Environments' })
@@ -99,7 +97,8 @@ export function registerReconciler(program: Command): void {
     .option('--context <name>', 'kubeconfig context')
     .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean }) => {
       const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([import('../reconciler/install.ts'), import('../reconciler/api.ts')])
-      const objects = options.crdsOnly ? [environmentCrd()] : installObjects(options)
+      // The CRD exactly as the full install has it (labels too), so either command leaves the same object.
+      const objects = installObjects(options).filter((o) => !options.crdsOnly || o.kind === 'CustomResourceDefinition')
       if (!options.apply) {
         process.stdout.write(installYaml(objects))
         return
@@ -108,7 +107,7 @@ export function registerReconciler(program: Command): void {
       const kube = Kube.connect(target(options))
       for (const object of objects) {
         await kube.apply(object)
-        process.stdout.write(`${String(object.kind).toLowerCase()}/${object.metadata.name} applied\n`)
+        process.stdout.write(`${object.kind.toLowerCase()}/${object.metadata.name} applied\n`)
       }
       const crd = environmentCrd().metadata.name
       await waitEstablished(kube, crd, 60_000)

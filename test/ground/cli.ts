@@ -9,6 +9,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BerthError } from '../../shared/errors.ts'
+import { firstSignal } from '../../shared/signals.ts'
 import { ensureParts } from './build.ts'
 import { type GroundInfo, readGroundInfo, startGround, stopGround } from './ground.ts'
 import { cacheDir, GO_PARTS } from './parts.ts'
@@ -64,10 +65,7 @@ async function main(command: string): Promise<void> {
     }
     case 'run': {
       // Listen before anything starts: a signal that arrives mid-start still stops cleanly.
-      const signalled = new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGINT', resolve)
-        process.once('SIGTERM', resolve)
-      })
+      const signalled = firstSignal()
       const info = await startGround({ say })
       process.stdout.write(`${join(info.dir, 'ground.json')}\n`)
       // Every server is unref'd; this timer is what keeps the process waiting for a signal.
