@@ -231,3 +231,56 @@ function missingFrom(wanted: unknown, live: unknown, path = ''): string[] {
   }
   return wanted === live ? [] : [path]
 }
+
+describe('berth install --watch-namespace: rights in one namespace only', () => {
+  let reconciler: ChildProcess | undefined
+  afterAll(() => {
+    reconciler?.kill('SIGKILL')
+  })
+
+  it('reconciles its namespace, cannot reach past it, and keeps its Lease at home', async () => {
+    const home = `${g.namespace}-berth`
+    const elsewhere = `${g.namespace}-other`
+    await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: elsewhere } })
+    // A cluster-wide install before this one would leave its ClusterRoleBindings behind.
+    for (const name of ['berth-reconciler', 'berth-apply']) await g.kube().delete({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name } })
+    await berth(['install', '--namespace', home, '--watch-namespace', g.namespace, '--apply'])
+
+    const sa = `system:serviceaccount:${home}:berth-reconciler`
+    const can = async (...args: string[]): Promise<boolean> => (await kubectl(['auth', 'can-i', '--as', sa, ...args])).stdout.trim() === 'yes'
+    expect(await can('watch', 'environments.berth.dev', '-n', g.namespace)).toBe(true)
+    expect(await can('patch', 'configmaps', '-n', g.namespace)).toBe(true)
+    expect(await can('watch', 'environments.berth.dev', '-A')).toBe(false)
+    expect(await can('patch', 'configmaps', '-n', elsewhere)).toBe(false)
+    expect(await can('get', 'secrets', '-n', elsewhere)).toBe(false)
+
+    const token = (await kubectl(['create', 'token', 'berth-reconciler', '-n', home, '--duration=1h'])).stdout.trim()
+    const kubeconfig = join(g.scratch(), 'scoped.kubeconfig')
+    await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, token, user: 'berth-reconciler', context: 'scoped' })
+    const container = (await g.kube().get<Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'berth-reconciler', namespace: home } }))?.spec.template.spec.containers[0] as Container
+    expect(container.args).toContain(`--namespace=${g.namespace}`)
+    const args = container.args.map((a) => a.replace(/^--metrics-address=.*/, '--metrics-address=').replace(/^--cache-dir=.*/, `--cache-dir=${join(g.scratch(), 'scoped-cache')}`))
+    let logs = ''
+    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), ...args, `--kubeconfig=${kubeconfig}`], { env: { ...process.env, POD_NAMESPACE: home }, stdio: ['ignore', 'ignore', 'pipe'] })
+    reconciler.stderr?.setEncoding('utf8').on('data', (c: string) => (logs += c))
+    const exited = new Promise<number | null>((resolve) => reconciler?.once('exit', resolve))
+
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/scoped`
+    await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('scoped', { v: '1' }) })
+    const spec = { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }
+    await g.kube().apply(environment(g.namespace, 'inside', spec))
+    await g.kube().apply(environment(g.namespace, 'outside', { ...spec, targetNamespace: elsewhere }))
+    const get = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>({ apiVersion: 'berth.dev/v1alpha1', kind: 'Environment', metadata: { name, namespace: g.namespace } })
+    const readyOf = (e: Environment | undefined): { status?: string; message?: string } | undefined => e?.status?.conditions?.find((c) => c.type === 'Ready')
+    await eventually(() => get('inside'), (e) => readyOf(e)?.status === 'True', 30_000).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${logs}`)
+    })
+    const refused = await eventually(() => get('outside'), (e) => readyOf(e)?.status === 'False', 30_000)
+    expect(readyOf(refused)?.message).toMatch(new RegExp(`forbidden.*${elsewhere}`, 's'))
+    expect(await g.kube().get(configMap('scoped', {}, elsewhere) as never)).toBeUndefined()
+    expect((await g.kube().get<Lease>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'berth-reconciler', namespace: home } }))?.spec.holderIdentity).toBeTruthy()
+
+    reconciler.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  }, 120_000)
+})

@@ -1,5 +1,5 @@
 /** Helpers for reconciler tests: the CRD, publishing small artifacts, Environment objects. */
-import { mkdir } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { publish } from '../../packager/publish.ts'
 import { API_VERSION, type Condition, type Environment, KIND } from '../../reconciler/api.ts'
@@ -37,8 +37,8 @@ export function passes(g: FileGround, kube: () => Kube = g.kube): {
 
 /** Publish `version` of a one-environment (`app`) artifact made of `objects` to a plain-HTTP registry. */
 export async function publishApp(dir: string, repository: string, version: string, objects: Record<string, object>): Promise<string> {
-  const repo = join(dir, `src-${version}`)
-  await mkdir(repo, { recursive: true })
+  // A folder of its own per call: two artifacts published from one scratch dir never mix files.
+  const repo = await mkdtemp(join(dir, `src-${version}-`))
   const files: Record<string, object> = { 'berth.yaml': berthYaml(`oci://${repository}`, { app: { manifests: 'app' } }) }
   for (const [name, object] of Object.entries(objects)) files[`app/${name}.yaml`] = object
   await writeTree(repo, files)
