@@ -28,11 +28,11 @@ describe('install manifests', () => {
     expect(rules.some((r) => r.resources.some((res) => ['roles', 'clusterroles', 'rolebindings', 'clusterrolebindings', 'namespaces', 'customresourcedefinitions'].includes(res)))).toBe(false)
   })
 
-  it('binds cluster-wide by default, and only inside the watched namespace with --watch-namespace', () => {
+  it('grants cluster-wide by default, and only inside the watched namespace (Roles, nothing cluster-scoped) with --watch-namespace', () => {
     expect(objects().filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name).sort()).toEqual(['berth-apply', 'berth-reconciler'])
     const scoped = objects({ watchNamespace: 'team-a' })
-    expect(scoped.filter((o) => o.kind === 'ClusterRoleBinding')).toEqual([])
-    expect(scoped.filter((o) => o.kind === 'RoleBinding' && o.metadata.namespace === 'team-a').map((o) => o.metadata.name).sort()).toEqual(['berth-apply', 'berth-reconciler'])
+    expect(scoped.filter((o) => o.kind.startsWith('Cluster'))).toEqual([])
+    for (const kind of ['Role', 'RoleBinding']) expect(scoped.filter((o) => o.kind === kind && o.metadata.namespace === 'team-a').map((o) => o.metadata.name).sort()).toEqual(['berth-apply', 'berth-reconciler'])
     expect(container(scoped).args).toContain('--namespace=team-a')
     expect(container(objects()).args.some((a) => a.startsWith('--namespace'))).toBe(false)
   })

@@ -10,8 +10,8 @@
  *   default set of namespaced application kinds plus whatever `--allow` adds. Verbs are
  *   exactly what server-side apply, prune and health need: get, create, patch, delete.
  * - `berth-leader-election` (Role in berth's namespace): its one Lease.
- * With `watchNamespace` both ClusterRoles are bound by RoleBindings in that namespace only,
- * and the reconciler watches only there.
+ * With `watchNamespace` the first two are Roles with RoleBindings in that namespace only, and
+ * the reconciler watches only there.
  */
 import { dump } from 'js-yaml'
 import { UsageError } from '../shared/errors.ts'
@@ -70,20 +70,21 @@ export function installObjects(options: InstallOptions): Obj[] {
   const { namespace, watchNamespace } = checked(options)
   const meta = (name: string, ns?: string): Obj['metadata'] => ({ name, ...(ns ? { namespace: ns } : {}), labels })
   const subject = { kind: 'ServiceAccount', name: NAME, namespace }
-  const binding = (role: string): Obj =>
-    watchNamespace
-      ? { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(role, watchNamespace), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role }, subjects: [subject] }
-      : { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(role), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role }, subjects: [subject] }
+  // Cluster-wide: ClusterRoles and ClusterRoleBindings. With watchNamespace: Roles and RoleBindings in that
+  // namespace only, so installs for several namespaces never share (or overwrite) a cluster-scoped role.
+  const scope = watchNamespace ? { role: 'Role', binding: 'RoleBinding' } : { role: 'ClusterRole', binding: 'ClusterRoleBinding' }
+  const rbac = (name: string, rules: readonly Rule[]): Obj[] => [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: scope.role, metadata: meta(name, watchNamespace), rules },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: scope.binding, metadata: meta(name, watchNamespace), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: scope.role, name }, subjects: [subject] },
+  ]
   const crd = environmentCrd() as Obj
   return [
     // Pods here must meet the "restricted" Pod Security Standard; the Deployment below does.
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { ...labels, 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' } } },
     { ...crd, metadata: { ...crd.metadata, labels } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta('berth-reconciler'), rules: RECONCILER_RULES },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta('berth-apply'), rules: applyRules(options.allow) },
-    binding('berth-reconciler'),
-    binding('berth-apply'),
+    ...rbac('berth-reconciler', RECONCILER_RULES),
+    ...rbac('berth-apply', applyRules(options.allow)),
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
