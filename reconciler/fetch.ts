@@ -3,7 +3,7 @@
  * Flux/berth shape (one tar.gz layer), the layer is downloaded once into a content-addressed
  * cache and its sha256 checked on every use, and the archive is read defensively.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
@@ -50,7 +50,8 @@ export async function fetchArtifact(repository: string, resolved: Resolved, acce
   }
   if (!bytes) {
     await mkdir(blobs, { recursive: true })
-    const partial = `${cached}.${process.pid}.partial`
+    // Unique per fetch: Environments pinned to the same digest may fetch it at the same time.
+    const partial = `${cached}.${process.pid}.${randomUUID()}.partial`
     try {
       await fetchBlob(`${repository}@${layer.digest}`, partial, access)
       bytes = await readFile(partial)

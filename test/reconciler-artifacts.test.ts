@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gzipSync } from 'node:zlib'
@@ -7,6 +7,8 @@ import { pack } from 'tar-stream'
 import { stringify } from 'yaml'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
+import { fetchArtifact } from '../reconciler/fetch.ts'
+import { resolve } from '../reconciler/resolve.ts'
 import { MEDIA_TYPES } from '../shared/artifact.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
@@ -51,6 +53,15 @@ describe('what the reconciler accepts and refuses from a registry', () => {
     await publishApp(g.scratch(), repository, '1.0.0', { a: configMap('kept', { v: '1' }) })
     await g.kube().apply(environment(g.namespace, 'app', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }))
     expect(ready(await pass('app'))).toMatchObject({ status: 'True' })
+  })
+
+  it('Environments pinned to the same digest can fetch it at the same time into one cache', async () => {
+    await publishApp(g.scratch(), repository, '4.0.0', { a: configMap('kept', { v: '4' }) })
+    const resolved = await resolve(repository, '4.0.0', undefined, { plainHttp: true })
+    const cache = join(g.scratch(), 'shared-cache')
+    const fetches = Array.from({ length: 4 }, () => fetchArtifact(repository, resolved, { plainHttp: true }, cache))
+    for (const files of await Promise.all(fetches)) expect([...files.keys()].filter((f) => f.startsWith('app/'))).toEqual([expect.stringMatching(/configmap_kept\.yaml$/)])
+    expect((await readdir(join(cache, 'blobs', 'sha256'))).filter((f) => f.endsWith('.partial'))).toEqual([])
   })
 
   const refusals: Array<[string, () => Promise<void>, RegExp]> = [
