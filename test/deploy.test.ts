@@ -194,7 +194,8 @@ describe('the image, run as the Deployment runs it', () => {
     await eventually(lease, (l) => Boolean(l?.spec.holderIdentity), 30_000).catch((error: unknown) => {
       throw new Error(`${String(error)}\n${logs}`)
     })
-    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200)
+    // Ready once the new leader's watch runs (a moment after it takes the Lease).
+    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status, (status) => status === 200, 10_000)
 
     const repository = `${g.ground.registries.plain.host}/${g.repository}`
     await publishApp(g.scratch(), `${repository}/app`, '1.0.0', { cm: configMap('from-image', { v: '1' }) })
