@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   let ground: GroundInfo | undefined
   let reconciler: ChildProcess | undefined
   let rollouts: { stop: () => Promise<void> } | undefined
+  let logs = ''
   try {
     step('1. the test ground: registry, etcd and kube-apiserver on loopback (built on first use, ~10 min; cached after)')
     ground = await startGround({ say: (line) => note(line) })
@@ -77,12 +78,10 @@ async function main(): Promise<void> {
     const token = (await execa(g.parts.kubectl, ['--kubeconfig', g.kubeconfig, 'create', 'token', 'berth-reconciler', '-n', 'berth-system'])).stdout.trim()
     const saKubeconfig = join(work, 'berth-reconciler.kubeconfig')
     await writeKubeconfig(saKubeconfig, { server: g.apiserverUrl, ca: g.ca.cert, token, user: 'berth-reconciler', context: 'berth-reconciler' })
-    const log = join(work, 'reconciler.log')
     const metrics = await freePort()
     reconciler = spawn(process.execPath, [
       join(ROOT, 'bin', 'berth.js'), 'reconciler', '--leader-elect', '--kubeconfig', saKubeconfig, '--metrics-address', `127.0.0.1:${metrics}`, '--cache-dir', join(work, 'reconciler-cache'),
     ], { env: { ...env, POD_NAMESPACE: 'berth-system' }, stdio: ['ignore', 'ignore', 'pipe'] })
-    let logs = ''
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
     note(`reconciler started (pid ${String(reconciler.pid)}, metrics on 127.0.0.1:${metrics})`)
     rollouts = await standInForRollouts(admin)
@@ -94,7 +93,7 @@ async function main(): Promise<void> {
     await show('kubectl', ['create', 'namespace', NAMESPACE])
     await show('kubectl', ['apply', '-f', environments])
     await execa(g.parts.kubectl, ['wait', '--for=condition=Ready', 'environments', '--all', '-n', NAMESPACE, '--timeout=180s'], { env }).catch((error: unknown) => {
-      throw new Error(`the Environments did not become Ready: ${error instanceof Error ? error.message : String(error)}\n${logs.slice(-4000)}`)
+      throw new Error(`the Environments did not become Ready: ${error instanceof Error ? error.message : String(error)}`)
     })
     step('before: dev already runs 1.1.0; staging and prod run 1.0.0')
     await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
@@ -106,9 +105,12 @@ async function main(): Promise<void> {
     await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
     await show('kubectl', ['get', 'deployment', 'shop', '-n', 'shop-prod', '-o', 'jsonpath={.spec.template.spec.containers[0].image}{"\\n"}'])
     await show('berth', ['history', 'prod', '-n', NAMESPACE])
-    await writeFile(log, logs)
 
     step(`done in ${Math.round((Date.now() - started) / 1000)} s; stopping everything the demo started`)
+  } catch (error: unknown) {
+    // What the reconciler said is what explains a failed step.
+    if (logs) process.stderr.write(`\nthe reconciler's last log lines:\n${logs.split('\n').slice(-30).join('\n')}\n`)
+    throw error
   } finally {
     await rollouts?.stop()
     if (reconciler && reconciler.exitCode === null) {
