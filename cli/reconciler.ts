@@ -61,7 +61,9 @@ export function registerReconciler(program: Command): void {
       const ready = (): boolean => controller.watching || (elector !== undefined && !controller.started)
       const server = options.metricsAddress ? await serveObservability(options.metricsAddress, metrics, ready) : undefined
       const signalled = firstSignal()
+      metrics.leader.set(0)
       const start = async (): Promise<void> => {
+        metrics.leader.set(1)
         await controller.start()
         log({ msg: 'watching Environments' })
       }

@@ -36,6 +36,12 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly leader = new Gauge({
+    name: 'berth_leader',
+    help: '1 when this replica reconciles (it holds the Lease, or runs without leader election), 0 while it stands by.',
+    registers: [this.registry],
+  })
+
   /** The applied-info labels last set per Environment, so a new version replaces the old series. */
   private readonly appliedLabels = new Map<string, { namespace: string; name: string; version: string; digest: string }>()
 

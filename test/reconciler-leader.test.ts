@@ -5,13 +5,14 @@ import type { Environment } from '../reconciler/api.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
+import { freePort } from './ground/processes.ts'
 import { ROOT, useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 type Lease = { spec: { holderIdentity?: string; leaseTransitions?: number } }
-type Replica = { child: ChildProcess; logs: () => string; identity: () => string }
+type Replica = { child: ChildProcess; logs: () => string; identity: () => string; leading: () => Promise<string | undefined> }
 
 describe('two reconciler replicas with leader election', () => {
   const replicas: Replica[] = []
@@ -19,18 +20,21 @@ describe('two reconciler replicas with leader election', () => {
   const lease = (): Promise<Lease | undefined> => g.kube().get<Lease>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'berth-reconciler', namespace: g.namespace } })
   let repository = ''
 
-  const start = (): Replica => {
+  const start = async (): Promise<Replica> => {
     let logs = ''
+    const port = await freePort()
     const child = spawn(process.execPath, [
       join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), `cache-${replicas.length}`),
-      '--metrics-address', '', '--leader-elect', '--leader-election-namespace', g.namespace, '--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '500ms',
+      '--metrics-address', `127.0.0.1:${port}`, '--leader-elect', '--leader-election-namespace', g.namespace, '--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '500ms',
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
     child.stderr.setEncoding('utf8').on('data', (c: string) => (logs += c))
     const identity = (): string => {
       const line = logs.split('\n').find((l) => l.includes('"msg":"waiting for the lease"'))
       return line ? (JSON.parse(line) as { identity: string }).identity : ''
     }
-    const replica = { child, logs: () => logs, identity }
+    // The berth_leader gauge, as Prometheus would scrape it.
+    const leading = async (): Promise<string | undefined> => /^berth_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]
+    const replica = { child, logs: () => logs, identity, leading }
     replicas.push(replica)
     return replica
   }
@@ -46,8 +50,8 @@ describe('two reconciler replicas with leader election', () => {
   })
 
   it('only the leader reconciles; killing it hands over within the lease duration; SIGTERM releases the lease', async () => {
-    const a = start()
-    const b = start()
+    const a = await start()
+    const b = await start()
     const held = await eventually(lease, (l) => Boolean(l?.spec.holderIdentity), 15_000)
     const leader = [a, b].find((r) => r.identity() === held?.spec.holderIdentity)
     const standby = [a, b].find((r) => r !== leader)
@@ -59,6 +63,8 @@ describe('two reconciler replicas with leader election', () => {
     expect(leader?.logs()).toContain('"msg":"applied"')
     expect(standby?.logs()).not.toContain('"msg":"applied"')
     expect(standby?.logs()).not.toContain('watching Environments')
+    expect(await leader?.leading()).toBe('1')
+    expect(await standby?.leading()).toBe('0')
 
     leader?.child.kill('SIGKILL')
     const killedAt = Date.now()
@@ -69,6 +75,7 @@ describe('two reconciler replicas with leader election', () => {
     await g.kube().mergePatch(envRef('app'), { spec: { version: '1.1.0' } })
     await eventually(() => g.kube().get<Environment>(envRef('app')), (e) => e?.status?.lastAppliedVersion === '1.1.0', 15_000)
     expect(standby?.logs()).toContain('became leader')
+    expect(await standby?.leading()).toBe('1')
 
     const exited = new Promise<number | null>((resolve) => standby?.child.once('exit', resolve))
     standby?.child.kill('SIGTERM')
