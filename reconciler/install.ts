@@ -121,6 +121,8 @@ function deployment(options: InstallOptions, namespace: string, watchNamespace: 
         metadata: { labels },
         spec: {
           serviceAccountName: NAME,
+          // A Linux image: never scheduled onto the Windows nodes of a mixed cluster.
+          nodeSelector: { 'kubernetes.io/os': 'linux' },
           // A pass in flight finishes (or is abandoned cleanly) and the Lease is released before this runs out.
           terminationGracePeriodSeconds: 60,
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
