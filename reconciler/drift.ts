@@ -7,22 +7,22 @@ import type { Kube } from '../shared/kube.ts'
 import { describeObject, type KubeObject } from '../shared/manifests.ts'
 import { inBatches } from './apply.ts'
 
-export type Drift = { object: string; fields: string[] }
+/** An object that differs from the artifact: the fields that would change, or `missing` when it is not there at all. */
+export type Drift = { object: string; fields: string[]; missing?: true }
 /** What a drift check found, and every live object it read (what health needs when nothing is re-applied). */
 export type DriftCheck = { drift: Drift[]; live: KubeObject[] }
 
 const VOLATILE = new Set(['resourceVersion', 'generation', 'managedFields', 'creationTimestamp', 'uid', 'selfLink'])
 
-/** Objects that drifted, with up to five differing field paths each: a read and a dry run per object, nothing written. */
+/** Objects that drifted, with their differing field paths: a read and a dry run per object, nothing written. */
 export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Promise<DriftCheck> {
   const checks = await inBatches(objects, async (object): Promise<{ drift?: Drift; live?: KubeObject }> => {
-    const ref = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } }
-    const live = await kube.get<KubeObject>(ref)
+    const live = await kube.get<KubeObject>(object)
     const name = describeObject(object)
-    if (!live) return { drift: { object: name, fields: ['(deleted)'] } }
+    if (!live) return { drift: { object: name, fields: ['(deleted)'], missing: true } }
     const wanted = await kube.apply<Record<string, unknown>>(object, { dryRun: true })
     const fields = diffPaths(comparable(wanted), comparable(live), '')
-    return { live, ...(fields.length > 0 ? { drift: { object: name, fields: fields.slice(0, 5) } } : {}) }
+    return { live, ...(fields.length > 0 ? { drift: { object: name, fields } } : {}) }
   })
   return { drift: checks.flatMap((c) => (c.drift ? [c.drift] : [])), live: checks.flatMap((c) => (c.live ? [c.live] : [])) }
 }

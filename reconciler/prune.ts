@@ -9,6 +9,9 @@ import type { Owner } from './apply.ts'
 
 export type PruneResult = { deleted: InventoryEntry[]; kept: InventoryEntry[]; failed: Array<{ entry: InventoryEntry; error: string }> }
 
+/** `Kind namespace/name`, as describeObject names a whole object. */
+export const describeEntry = (e: InventoryEntry): string => `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name}`
+
 export const entryKey = (e: InventoryEntry): string => `${e.apiVersion.includes('/') ? e.apiVersion.split('/')[0] ?? '' : ''}/${e.kind}/${e.namespace ?? ''}/${e.name}`
 
 export async function prune(kube: Kube, previous: readonly InventoryEntry[], current: readonly InventoryEntry[], owner: Owner): Promise<PruneResult> {

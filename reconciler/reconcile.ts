@@ -19,7 +19,7 @@ import { findDrift } from './drift.ts'
 import { recordEvent } from './events.ts'
 import { fetchArtifact } from './fetch.ts'
 import { health } from './health.ts'
-import { entryKey, prune } from './prune.ts'
+import { describeEntry, entryKey, prune } from './prune.ts'
 import { resolve, resolveDigest } from './resolve.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
 
@@ -96,7 +96,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       if (unchanged) {
         const placed = await placeObjects(ctx.kube, objects, owned)
         const { drift, live: read } = await findDrift(ctx.kube, placed)
-        const described = drift.map((d) => `${d.object} (${d.fields.join(', ')})`).join('; ')
+        const described = drift.map((d) => `${d.object} (${d.fields.slice(0, 5).join(', ')})`).join('; ')
         if (drift.length > 0 && spec.driftPolicy === 'warn') {
           setCondition(status, { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `differs from ${resolved.version}: ${described}` }, now())
           setCondition(status, { type: 'Reconciling', status: 'False', reason: 'DriftDetected', message: 'driftPolicy warn: nothing changed' }, now())
@@ -119,7 +119,7 @@ export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespa
       removeCondition(status, 'Drifted')
       ctx.log?.({ msg: inSync ? 'in sync' : 'applied', environment: `${owner.namespace}/${owner.name}`, version: resolved.version, digest: resolved.digest, objects: applied.length, pruned: pruned.deleted.length })
       if (!unchanged) await recordEvent(ctx.kube, env, 'Normal', 'Applied', `applied ${resolved.version} (${resolved.digest}): ${applied.length} objects`, ctx.log)
-      if (pruned.deleted.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'Pruned', `deleted ${pruned.deleted.map((e) => `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name}`).join(', ')}`, ctx.log)
+      if (pruned.deleted.length > 0) await recordEvent(ctx.kube, env, 'Normal', 'Pruned', `deleted ${pruned.deleted.map(describeEntry).join(', ')}`, ctx.log)
       if (pruned.failed.length > 0) await recordEvent(ctx.kube, env, 'Warning', 'PruneFailed', pruned.failed.map((f) => `${f.entry.kind} ${f.entry.name}: ${f.error}`).join('; '), ctx.log)
 
       const since = firstAttemptOf(status, resolved.digest) ?? started.toISOString()
