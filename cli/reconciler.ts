@@ -99,8 +99,8 @@ export function registerReconciler(program: Command): void {
     .option('--context <name>', 'kubeconfig context')
     .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean }) => {
       const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([import('../reconciler/install.ts'), import('../reconciler/api.ts')])
-      // The CRD exactly as the full install has it (labels too), so either command leaves the same object.
-      const objects = installObjects(options).filter((o) => !options.crdsOnly || o.kind === 'CustomResourceDefinition')
+      const crd = environmentCrd()
+      const objects = options.crdsOnly ? [crd] : installObjects(options)
       if (!options.apply) {
         process.stdout.write(installYaml(objects))
         return
@@ -111,8 +111,7 @@ export function registerReconciler(program: Command): void {
         await kube.apply(object)
         process.stdout.write(`${object.kind.toLowerCase()}/${object.metadata.name} applied\n`)
       }
-      const crd = environmentCrd().metadata.name
-      await waitEstablished(kube, crd, 60_000)
-      process.stdout.write(`customresourcedefinition/${crd} Established\n`)
+      await waitEstablished(kube, crd.metadata.name, 60_000)
+      process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)
     })
 }

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
+import { INSTALL_LABELS } from './defaults.ts'
 
 export const GROUP = 'berth.dev'
 export const VERSION = 'v1alpha1'
@@ -114,11 +115,11 @@ function structural(node: Record<string, unknown>): Record<string, unknown> {
 const statusOpenApi = { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true }
 
 /** The CustomResourceDefinition for `Environment`. */
-export function environmentCrd(): Record<string, unknown> & { metadata: { name: string } } {
+export function environmentCrd(): { apiVersion: string; kind: string; metadata: { name: string; labels: Record<string, string> } } & Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${PLURAL}.${GROUP}` },
+    metadata: { name: `${PLURAL}.${GROUP}`, labels: INSTALL_LABELS },
     spec: {
       group: GROUP,
       scope: 'Namespaced',

@@ -5,3 +5,8 @@ import { BERTH } from '../shared/package-info.ts'
 export const LEASE_NAME = 'berth-reconciler'
 
 export const INSTALL_DEFAULTS = { namespace: 'berth-system', image: `ghcr.io/berth-dev/berth:${BERTH.version}`, replicas: 2 } as const
+
+/** Selects the reconciler's pods. */
+export const RECONCILER_SELECTOR = { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/component': 'reconciler' } as const
+/** On every object berth installs, the CRD included, however it is installed. */
+export const INSTALL_LABELS = { ...RECONCILER_SELECTOR, 'app.kubernetes.io/version': BERTH.version }

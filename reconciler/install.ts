@@ -18,7 +18,7 @@ import { UsageError } from '../shared/errors.ts'
 import { BERTH } from '../shared/package-info.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { environmentCrd, GROUP, PLURAL } from './api.ts'
-import { INSTALL_DEFAULTS, LEASE_NAME } from './defaults.ts'
+import { INSTALL_DEFAULTS, INSTALL_LABELS, LEASE_NAME, RECONCILER_SELECTOR } from './defaults.ts'
 
 export type InstallOptions = {
   /** Where the reconciler runs. */
@@ -62,8 +62,8 @@ export const RECONCILER_RULES: readonly Rule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ]
 
-const labels = { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/component': 'reconciler', 'app.kubernetes.io/version': BERTH.version }
-const selector = { 'app.kubernetes.io/name': 'berth', 'app.kubernetes.io/component': 'reconciler' }
+const labels = INSTALL_LABELS
+const selector = RECONCILER_SELECTOR
 
 /** The objects to apply, in an order that lands in one pass: Namespace and CRD first, workload last. */
 export function installObjects(options: InstallOptions): Obj[] {
@@ -77,11 +77,10 @@ export function installObjects(options: InstallOptions): Obj[] {
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: scope.role, metadata: meta(name, watchNamespace), rules },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: scope.binding, metadata: meta(name, watchNamespace), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: scope.role, name }, subjects: [subject] },
   ]
-  const crd = environmentCrd() as Obj
   return [
     // Pods here must meet the "restricted" Pod Security Standard; the Deployment below does.
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { ...labels, 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' } } },
-    { ...crd, metadata: { ...crd.metadata, labels } },
+    environmentCrd(),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
     ...rbac('berth-reconciler', RECONCILER_RULES),
     ...rbac('berth-apply', applyRules(options.allow)),
