@@ -16,7 +16,7 @@ import { ORAS_VERSION } from './ground/parts.ts'
 import { writeKubeconfig } from './ground/ground.ts'
 import { freePort } from './ground/processes.ts'
 import { configMap } from './support/config-repo.ts'
-import { environment, publishApp } from './support/environments.ts'
+import { environment, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
 import { layOutImage } from './support/image.ts'
@@ -41,6 +41,9 @@ const kubectl = (args: string[]): Promise<{ stdout: string; stderr: string; exit
   execa(g.ground.parts.kubectl, ['--kubeconfig', g.ground.kubeconfig, ...args], { reject: false })
 const berth = (args: string[]): Promise<{ stdout: string; stderr: string }> => execa(process.execPath, [join(ROOT, 'bin/berth.js'), ...args, '--kubeconfig', g.ground.kubeconfig])
 const deployment = async (): Promise<Deployment> => (await g.kube().get<Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'berth-reconciler', namespace: SYSTEM } })) as Deployment
+const { envRef, ready } = passes(g)
+const get = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>(envRef(name))
+const readyOf = (e: Environment | undefined): ReturnType<typeof ready> => (e ? ready(e) : undefined)
 const lease = (): Promise<Lease | undefined> => g.kube().get<Lease>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'berth-reconciler', namespace: SYSTEM } })
 
 describe('deploy/: what an operator installs', () => {
@@ -124,7 +127,6 @@ describe('the image, run as the Deployment runs it', () => {
   let reconciler: ChildProcess | undefined
   let logs = ''
   let token = ''
-  const get = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>({ apiVersion: 'berth.dev/v1alpha1', kind: 'Environment', metadata: { name, namespace: g.namespace } })
 
   beforeAll(async () => {
     await berth(['install', '--apply'])
@@ -200,16 +202,16 @@ describe('the image, run as the Deployment runs it', () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}`
     await publishApp(g.scratch(), `${repository}/app`, '1.0.0', { cm: configMap('from-image', { v: '1' }) })
     await g.kube().apply(environment(g.namespace, 'app', { source: { repository: `oci://${repository}/app`, plainHTTP: true }, version: '1.0.0' }))
-    const ready = await eventually(() => get('app'), (e) => e?.status?.lastAppliedVersion === '1.0.0', 30_000)
-    expect(ready?.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True')
+    const applied = await eventually(() => get('app'), (e) => e?.status?.lastAppliedVersion === '1.0.0', 30_000)
+    expect(readyOf(applied)?.status).toBe('True')
     expect(await g.kube().get(configMap('from-image', {}, g.namespace) as never)).toBeDefined()
 
     // A Role is outside berth-apply: refused by the dry run, so nothing of that artifact lands.
     const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] }
     await publishApp(g.scratch(), `${repository}/rbac`, '1.0.0', { role, cm: configMap('beside-the-role', { v: '1' }) })
     await g.kube().apply(environment(g.namespace, 'rbac', { source: { repository: `oci://${repository}/rbac`, plainHTTP: true }, version: '1.0.0' }))
-    const refused = await eventually(() => get('rbac'), (e) => e?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False') ?? false, 30_000)
-    expect(refused?.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/forbidden.*roles/is)
+    const refused = await eventually(() => get('rbac'), (e) => readyOf(e)?.status === 'False', 30_000)
+    expect(readyOf(refused)?.message).toMatch(/forbidden.*roles/is)
     expect(await g.kube().get(configMap('beside-the-role', {}, g.namespace) as never)).toBeUndefined()
 
     await berth(['install', '--allow', 'roles.rbac.authorization.k8s.io', '--apply'])
@@ -271,8 +273,6 @@ describe('berth install --watch-namespace: rights in one namespace only', () => 
     const spec = { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }
     await g.kube().apply(environment(g.namespace, 'inside', spec))
     await g.kube().apply(environment(g.namespace, 'outside', { ...spec, targetNamespace: elsewhere }))
-    const get = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>({ apiVersion: 'berth.dev/v1alpha1', kind: 'Environment', metadata: { name, namespace: g.namespace } })
-    const readyOf = (e: Environment | undefined): { status?: string; message?: string } | undefined => e?.status?.conditions?.find((c) => c.type === 'Ready')
     await eventually(() => get('inside'), (e) => readyOf(e)?.status === 'True', 30_000).catch((error: unknown) => {
       throw new Error(`${String(error)}\n${logs}`)
     })

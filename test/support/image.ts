@@ -36,7 +36,7 @@ export async function layOutImage(dockerfile: string, context: string, dir: stri
   for (const line of lines) {
     const [instruction = '', ...rest] = line.split(/\s+/)
     const stage = stages.at(-1)
-    const text = stage ? sub(rest.join(' '), { ...stage.args }) : rest.join(' ')
+    const text = stage ? sub(rest.join(' '), stage.args) : rest.join(' ')
     switch (instruction.toUpperCase()) {
       case 'ARG': {
         const [name = '', value = ''] = text.split('=')
@@ -46,11 +46,12 @@ export async function layOutImage(dockerfile: string, context: string, dir: stri
       }
       case 'FROM': {
         const name = /\bAS\s+(\S+)$/i.exec(text)?.[1] ?? `stage-${stages.length}`
-        stages.push({ name, root: join(dir, 'stages', name), workdir: '/', args: { ...globalArgs } })
-        await mkdir(join(dir, 'stages', name), { recursive: true })
+        const root = join(dir, 'stages', name)
+        stages.push({ name, root, workdir: '/', args: { ...globalArgs } })
+        await mkdir(root, { recursive: true })
         for (const [file, source] of Object.entries(prebuilt[name] ?? {})) {
-          await mkdir(dirname(join(dir, 'stages', name, file)), { recursive: true })
-          await copyFile(source, join(dir, 'stages', name, file))
+          await mkdir(dirname(join(root, file)), { recursive: true })
+          await copyFile(source, join(root, file))
         }
         break
       }
