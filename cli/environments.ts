@@ -33,8 +33,8 @@ async function api(): Promise<typeof import('../reconciler/api.ts')> {
 }
 
 async function getEnvironment(kube: Kube, namespace: string, name: string): Promise<Environment> {
-  const { API_VERSION, KIND } = await api()
-  const env = await kube.get<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } })
+  const { environmentRef } = await api()
+  const env = await kube.get<Environment>(environmentRef(namespace, name))
   if (!env) throw new UsageError('NotFound', `environment ${namespace}/${name} not found (berth status -A lists them)`)
   return env
 }
@@ -206,8 +206,8 @@ export function registerEnvironmentCommands(program: Command): void {
         process.stdout.write(`${options.file}: promote ${name} ${edited.before || '(none)'} → ${pin.version} (commit ${edited.commit.slice(0, 12)})\n`)
         return
       }
-      const { API_VERSION, KIND } = await api()
-      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { metadata: { annotations: { [PROMOTED_BY]: await who(kube) } }, spec: pin })
+      const { environmentRef } = await api()
+      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), { metadata: { annotations: { [PROMOTED_BY]: await who(kube) } }, spec: pin })
       process.stdout.write(`${namespace}/${name}: ${before || '(none)'} → ${pin.version}${pin.digest ? ` (${pin.digest})` : ''}\n`)
       if (options.wait) {
         const done = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
@@ -232,8 +232,8 @@ export function registerEnvironmentCommands(program: Command): void {
           ? `${options.to} was never Ready on ${namespace}/${name} (berth history ${name} lists what was)`
           : `${namespace}/${name} has no earlier Ready version in its history to roll back to`)
       }
-      const { API_VERSION, KIND } = await api()
-      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, {
+      const { environmentRef } = await api()
+      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
         metadata: { annotations: { [PROMOTED_BY]: await who(kube) } },
         spec: { version: target.version, digest: target.digest },
       })
@@ -249,8 +249,8 @@ export function registerEnvironmentCommands(program: Command): void {
       await getEnvironment(kube, namespace, name)
       const by = await who(kube)
       const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
-      const { API_VERSION, KIND } = await api()
-      await kube.mergePatch({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, {
+      const { environmentRef } = await api()
+      await kube.mergePatch(environmentRef(namespace, name), {
         metadata: { annotations: { [SUSPENDED.reason]: options.reason, [SUSPENDED.by]: by, [SUSPENDED.at]: at } },
         spec: { suspend: true },
       })
@@ -262,8 +262,8 @@ export function registerEnvironmentCommands(program: Command): void {
     .action(async (name: string, options: Common) => {
       const { kube, namespace } = await connect(options)
       await getEnvironment(kube, namespace, name)
-      const { API_VERSION, KIND } = await api()
-      await kube.mergePatch({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, {
+      const { environmentRef } = await api()
+      await kube.mergePatch(environmentRef(namespace, name), {
         metadata: { annotations: { [SUSPENDED.reason]: null, [SUSPENDED.by]: null, [SUSPENDED.at]: null } },
         spec: { suspend: false },
       })
@@ -277,9 +277,9 @@ export function registerEnvironmentCommands(program: Command): void {
     .action(async (name: string, options: Common & { wait?: boolean; timeout: number }) => {
       const { kube, namespace } = await connect(options)
       await getEnvironment(kube, namespace, name)
-      const { API_VERSION, KIND, RECONCILE_REQUESTED_AT } = await api()
+      const { environmentRef, RECONCILE_REQUESTED_AT } = await api()
       const at = new Date().toISOString()
-      const patched = await kube.mergePatch<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }, { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
+      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
       process.stdout.write(`${namespace}/${name}: reconcile requested at ${at}\n`)
       if (options.wait) {
         const env = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000, (e) => e.status?.lastHandledReconcileAt === at)

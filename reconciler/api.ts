@@ -15,6 +15,11 @@ export const API_VERSION = `${GROUP}/${VERSION}`
 export const KIND = 'Environment'
 export const PLURAL = 'environments'
 
+/** The reference to Environment `name` in `namespace`, for get, patch and watch calls. */
+export function environmentRef(namespace: string, name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }
+}
+
 export { FINALIZER, OWNER_LABELS, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from './annotations.ts'
 
 const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such as 30s, 5m or 1h')

@@ -13,7 +13,7 @@ import { type Kube, KubeApiError } from '../shared/kube.ts'
 import { checkObjects, describeObject, type KubeObject, type Located, parseManifests } from '../shared/manifests.ts'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { formatIssues } from '../shared/validation.ts'
-import { API_VERSION, durationMs, type Environment, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, KIND, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, sourceOf, specSchema } from './api.ts'
+import { durationMs, type Environment, environmentRef, type EnvironmentSpec, type EnvironmentStatus, FINALIZER, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED, sourceOf, specSchema } from './api.ts'
 import { type Applied, applyObjects, entryOf, type Owner, placeObjects } from './apply.ts'
 import { findDrift } from './drift.ts'
 import { recordEvent } from './events.ts'
@@ -43,7 +43,7 @@ const HEALTH_POLL_MS = 2_000
 
 export async function reconcileEnvironment(ctx: ReconcileContext, key: { namespace: string; name: string }): Promise<Outcome> {
   const now = ctx.now ?? ((): Date => new Date())
-  const ref = { apiVersion: API_VERSION, kind: KIND, metadata: key }
+  const ref = environmentRef(key.namespace, key.name)
   const env = await ctx.kube.get<Environment>(ref)
   if (!env) return {}
   const status: EnvironmentStatus = structuredClone(env.status ?? {})
@@ -230,7 +230,7 @@ function lastHealthy(status: EnvironmentStatus, failed: string): { version: stri
 
 /** The gate holds in the cluster: a version is applied only once its digest has been Ready upstream. */
 async function checkPromotionGate(kube: Kube, namespace: string, upstream: string, resolved: { version: string; digest: string }): Promise<void> {
-  const source = await kube.get<Environment>({ apiVersion: API_VERSION, kind: KIND, metadata: { name: upstream, namespace } })
+  const source = await kube.get<Environment>(environmentRef(namespace, upstream))
   const proven = (source?.status?.history ?? []).some((h) => h.digest === resolved.digest && h.result === 'Succeeded')
   if (!proven) {
     throw new BerthError('PromotionBlocked', `promotion gate: ${resolved.version} (${resolved.digest}) has not been Ready on ${upstream}; promote it there first`)
@@ -258,7 +258,7 @@ async function registryAccess(kube: Kube, namespace: string, spec: EnvironmentSp
 
 /** Deleting an Environment: remove what it applied (unless orphaned), then let it go. Returns whether status still needs a patch. */
 async function finalize(kube: Kube, env: Environment, status: EnvironmentStatus, owner: Owner): Promise<boolean> {
-  const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name: env.metadata.name, namespace: env.metadata.namespace } }
+  const ref = environmentRef(env.metadata.namespace, env.metadata.name)
   if (!(env.metadata.finalizers ?? []).includes(FINALIZER)) return false
   const parsed = specSchema.safeParse(env.spec)
   const orphan = parsed.success && (parsed.data.deletionPolicy === 'orphan' || !parsed.data.prune)

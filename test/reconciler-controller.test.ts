@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from '../reconciler/api.ts'
+import { type Environment, environmentRef, RECONCILE_REQUESTED_AT } from '../reconciler/api.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, publishApp } from './support/environments.ts'
 import { freePort } from './ground/processes.ts'
@@ -25,7 +25,7 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
   let logs = ''
   let repository = ''
   let metricsPort = 0
-  const envRef = (name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
+  const envRef = (name: string): ReturnType<typeof environmentRef> => environmentRef(g.namespace, name)
   const get = async (name: string): Promise<Environment | undefined> => await g.kube().get<Environment>(envRef(name))
   const berth = (args: string[]): Promise<{ stdout: string }> => run(process.execPath, [join(ROOT, 'bin/berth.js'), ...args], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })
 

@@ -2,7 +2,7 @@
 import { mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { publish } from '../../packager/publish.ts'
-import { API_VERSION, type Condition, type Environment, KIND } from '../../reconciler/api.ts'
+import { API_VERSION, type Condition, type Environment, environmentRef, KIND } from '../../reconciler/api.ts'
 import { installEnvironmentCrd } from '../../reconciler/crds.ts'
 import { reconcileEnvironment } from '../../reconciler/reconcile.ts'
 import type { FileGround } from './ground.ts'
@@ -21,7 +21,7 @@ export function passes(g: FileGround, kube: () => Kube = g.kube): {
   pass: (name: string) => Promise<Environment>
   ready: (env: Environment) => Condition | undefined
 } {
-  const envRef = (name: string): EnvRef => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: g.namespace } })
+  const envRef = (name: string): EnvRef => environmentRef(g.namespace, name)
   return {
     envRef,
     // A failing pass rethrows for the queue's backoff; tests read its verdict from status.
