@@ -32,14 +32,33 @@ function objectsFor(env: string, count: number): object[] {
           selector: { matchLabels: { 'app.kubernetes.io/name': name } },
           template: {
             metadata: { labels },
-            spec: { containers: [{ name: 'app', image: `registry.example.com/${name}:1.0.${i}`, ports: [{ containerPort: 8080 }], resources: { requests: { cpu: '50m', memory: '64Mi' } } }] },
+            spec: {
+              containers: [
+                {
+                  name: 'app',
+                  image: `registry.example.com/${name}:1.0.${i}`,
+                  ports: [{ containerPort: 8080 }],
+                  resources: { requests: { cpu: '50m', memory: '64Mi' } },
+                },
+              ],
+            },
           },
         },
       })
     } else if (i % 3 === 1) {
-      out.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: env, labels }, spec: { selector: { 'app.kubernetes.io/name': name }, ports: [{ port: 80, targetPort: 8080 }] } })
+      out.push({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace: env, labels },
+        spec: { selector: { 'app.kubernetes.io/name': name }, ports: [{ port: 80, targetPort: 8080 }] },
+      })
     } else {
-      out.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: env, labels }, data: { LOG_LEVEL: 'info', FEATURE: `f-${i}`, TIMEOUT: `${i % 30}s` } })
+      out.push({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, namespace: env, labels },
+        data: { LOG_LEVEL: 'info', FEATURE: `f-${i}`, TIMEOUT: `${i % 30}s` },
+      })
     }
   }
   return out
@@ -53,40 +72,107 @@ try {
   const environments: Record<string, object> = {}
   for (const env of ENVIRONMENTS) {
     await mkdir(join(repo, env), { recursive: true })
-    await writeFile(join(repo, env, 'all.yaml'), objectsFor(env, perEnv).map((o) => stringify(o)).join('---\n'))
+    await writeFile(
+      join(repo, env, 'all.yaml'),
+      objectsFor(env, perEnv)
+        .map((o) => stringify(o))
+        .join('---\n'),
+    )
     environments[env] = { manifests: env }
   }
   const registry = ground.registries.plain.host
-  await writeFile(join(repo, 'berth.yaml'), stringify({ apiVersion: 'berth.dev/v1alpha1', kind: 'Package', artifact: { repository: `oci://${registry}/bench/berth` }, environments }))
+  await writeFile(
+    join(repo, 'berth.yaml'),
+    stringify({
+      apiVersion: 'berth.dev/v1alpha1',
+      kind: 'Package',
+      artifact: { repository: `oci://${registry}/bench/berth` },
+      environments,
+    }),
+  )
 
   // The floor: the same rendered files, tarred and pushed by hand.
   const floorDir = join(work, 'floor')
   await mkdir(floorDir)
-  await execa(process.execPath, [join(root, 'bin/berth.js'), 'package', repo, '--version', '0.0.0', '-o', join(work, 'seed.tgz')])
+  await execa(process.execPath, [
+    join(root, 'bin/berth.js'),
+    'package',
+    repo,
+    '--version',
+    '0.0.0',
+    '-o',
+    join(work, 'seed.tgz'),
+  ])
   await execa('tar', ['xzf', join(work, 'seed.tgz'), '-C', floorDir])
 
   const rssFile = join(work, 'rss')
-  const env = { ...process.env, BERTH_ORAS: ground.parts.oras, SOURCE_DATE_EPOCH: '1700000000', BERTH_BENCH_RSS_FILE: rssFile }
+  const env = {
+    ...process.env,
+    BERTH_ORAS: ground.parts.oras,
+    SOURCE_DATE_EPOCH: '1700000000',
+    BERTH_BENCH_RSS_FILE: rssFile,
+  }
   const berthNode = [`--import=${join(root, 'bench/support/peak-rss.ts')}`, join(root, 'bin/berth.js')]
   const berthTimes: number[] = []
   const oneCommandTimes: number[] = []
   const floorTimes: number[] = []
   for (let round = 1; round <= ROUNDS; round++) {
     const version = `1.0.${round}`
-    berthTimes.push(await timed(async () => {
-      const out = join(work, `berth-${version}.tgz`)
-      await execa(process.execPath, [...berthNode, 'package', repo, '--version', version, '-o', out], { env })
-      await execa(process.execPath, [...berthNode, 'push', out, '--version', version, '--repository', `oci://${registry}/bench/berth`, '--plain-http'], { env })
-    }))
+    berthTimes.push(
+      await timed(async () => {
+        const out = join(work, `berth-${version}.tgz`)
+        await execa(process.execPath, [...berthNode, 'package', repo, '--version', version, '-o', out], { env })
+        await execa(
+          process.execPath,
+          [
+            ...berthNode,
+            'push',
+            out,
+            '--version',
+            version,
+            '--repository',
+            `oci://${registry}/bench/berth`,
+            '--plain-http',
+          ],
+          { env },
+        )
+      }),
+    )
     // What the release workflow runs: one `berth push <dir>` that packages and pushes.
-    oneCommandTimes.push(await timed(async () => {
-      await execa(process.execPath, [...berthNode, 'push', repo, '--version', `2.0.${round}`, '--repository', `oci://${registry}/bench/berth-one`, '--plain-http'], { env })
-    }))
-    floorTimes.push(await timed(async () => {
-      const out = join(work, `floor-${version}.tgz`)
-      await execa('tar', ['czf', out, '-C', floorDir, '.'])
-      await execa(ground.parts.oras, ['push', '--plain-http', `${registry}/bench/floor:${version}`, `floor-${version}.tgz:application/vnd.cncf.flux.content.v1.tar+gzip`], { cwd: work })
-    }))
+    oneCommandTimes.push(
+      await timed(async () => {
+        await execa(
+          process.execPath,
+          [
+            ...berthNode,
+            'push',
+            repo,
+            '--version',
+            `2.0.${round}`,
+            '--repository',
+            `oci://${registry}/bench/berth-one`,
+            '--plain-http',
+          ],
+          { env },
+        )
+      }),
+    )
+    floorTimes.push(
+      await timed(async () => {
+        const out = join(work, `floor-${version}.tgz`)
+        await execa('tar', ['czf', out, '-C', floorDir, '.'])
+        await execa(
+          ground.parts.oras,
+          [
+            'push',
+            '--plain-http',
+            `${registry}/bench/floor:${version}`,
+            `floor-${version}.tgz:application/vnd.cncf.flux.content.v1.tar+gzip`,
+          ],
+          { cwd: work },
+        )
+      }),
+    )
   }
   const peakRss = Math.max(...(await readFile(rssFile, 'utf8')).trim().split('\n').map(Number))
   const b = median(berthTimes)

@@ -31,10 +31,33 @@ function objects(namespace: string, version: number): Array<Record<string, unkno
   const out: Array<Record<string, unknown>> = []
   for (let i = 0; i < OBJECTS; i++) {
     const name = `obj-${String(i).padStart(3, '0')}`
-    if (i % 4 === 0) out.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } })
-    else if (i % 4 === 1) out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels: { release: String(version) } } })
-    else if (i % 4 === 2) out.push({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] })
-    else out.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { release: String(version), value: `v-${i}-${version}` } })
+    if (i % 4 === 0)
+      out.push({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace },
+        spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+      })
+    else if (i % 4 === 1)
+      out.push({
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name, namespace, labels: { release: String(version) } },
+      })
+    else if (i % 4 === 2)
+      out.push({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name, namespace },
+        rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
+      })
+    else
+      out.push({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, namespace },
+        data: { release: String(version), value: `v-${i}-${version}` },
+      })
   }
   return out
 }
@@ -57,14 +80,46 @@ try {
   for (let v = 0; v <= PROMOTIONS; v++) {
     const dir = join(work, `src-${v}`)
     await mkdir(join(dir, 'app'), { recursive: true })
-    await writeFile(join(dir, 'berth.yaml'), stringify({ apiVersion: 'berth.dev/v1alpha1', kind: 'Package', artifact: { repository: `oci://${repository}` }, environments: { app: { manifests: 'app' } } }))
-    await writeFile(join(dir, 'app', 'all.yaml'), objects(namespace, v).map((o) => stringify(o)).join('---\n'))
-    await publish({ input: dir, version: `1.0.${v}`, access: { plainHttp: true }, source: 'https://example.com/bench', revision: `v1.0.${v}@sha1:${'0'.repeat(40)}` })
+    await writeFile(
+      join(dir, 'berth.yaml'),
+      stringify({
+        apiVersion: 'berth.dev/v1alpha1',
+        kind: 'Package',
+        artifact: { repository: `oci://${repository}` },
+        environments: { app: { manifests: 'app' } },
+      }),
+    )
+    await writeFile(
+      join(dir, 'app', 'all.yaml'),
+      objects(namespace, v)
+        .map((o) => stringify(o))
+        .join('---\n'),
+    )
+    await publish({
+      input: dir,
+      version: `1.0.${v}`,
+      access: { plainHttp: true },
+      source: 'https://example.com/bench',
+      revision: `v1.0.${v}@sha1:${'0'.repeat(40)}`,
+    })
   }
 
   // (1) Promotions through a real reconciler process.
   let logs = ''
-  reconciler = spawn(process.execPath, [join(root, 'bin/berth.js'), 'reconciler', '--kubeconfig', ground.kubeconfig, '--cache-dir', join(work, 'cache'), '--metrics-address', ''], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env })
+  reconciler = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/berth.js'),
+      'reconciler',
+      '--kubeconfig',
+      ground.kubeconfig,
+      '--cache-dir',
+      join(work, 'cache'),
+      '--metrics-address',
+      '',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: process.env },
+  )
   reconciler.stderr?.setEncoding('utf8').on('data', (c: string) => (logs += c))
   while (!logs.includes('watching Environments')) await new Promise((r) => setTimeout(r, 50))
   const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'app', namespace } }
@@ -72,18 +127,32 @@ try {
     for (;;) {
       const env = await kube.get<Environment>(ref)
       const ready = env?.status?.conditions?.find((c) => c.type === 'Ready')
-      if (env?.status?.observedGeneration === generation && env.status.lastAppliedVersion === version && ready?.status === 'True') return
+      if (
+        env?.status?.observedGeneration === generation
+        && env.status.lastAppliedVersion === version
+        && ready?.status === 'True'
+      )
+        return
       await new Promise((r) => setTimeout(r, 20))
     }
   }
-  await kube.apply({ apiVersion: API_VERSION, kind: KIND, metadata: { name: 'app', namespace }, spec: { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', interval: '1h' } })
+  await kube.apply({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'app', namespace },
+    spec: { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', interval: '1h' },
+  })
   await readyAt('1.0.0', 1)
   const promotions: number[] = []
   for (let v = 1; v <= PROMOTIONS; v++) {
-    promotions.push(await timed(async () => {
-      const patched = await kube.mergePatch<{ metadata: { generation: number } }>(ref, { spec: { version: `1.0.${v}` } })
-      await readyAt(`1.0.${v}`, patched.metadata.generation)
-    }))
+    promotions.push(
+      await timed(async () => {
+        const patched = await kube.mergePatch<{ metadata: { generation: number } }>(ref, {
+          spec: { version: `1.0.${v}` },
+        })
+        await readyAt(`1.0.${v}`, patched.metadata.generation)
+      }),
+    )
   }
 
   // (2) Apply of the same 100 objects: berth in-process vs kubectl --server-side.
@@ -92,10 +161,31 @@ try {
   const berthTimes: number[] = []
   const kubectlTimes: number[] = []
   for (let round = 1; round <= APPLY_ROUNDS; round++) {
-    const located: Located[] = objects('bench-berth', 100 + round).map((object, i) => ({ object: object as Located['object'], source: `obj#${i}` }))
+    const located: Located[] = objects('bench-berth', 100 + round).map((object, i) => ({
+      object: object as Located['object'],
+      source: `obj#${i}`,
+    }))
     berthTimes.push(await timed(() => applyObjects(kube, located, { name: 'bench', namespace: 'bench-berth' })))
-    await writeFile(join(kubectlDir, 'all.yaml'), objects('bench-kubectl', 100 + round).map((o) => stringify(o)).join('---\n'))
-    kubectlTimes.push(await timed(() => execa(ground.parts.kubectl, ['--kubeconfig', ground.kubeconfig, 'apply', '--server-side', '--field-manager', 'bench', '-f', kubectlDir])))
+    await writeFile(
+      join(kubectlDir, 'all.yaml'),
+      objects('bench-kubectl', 100 + round)
+        .map((o) => stringify(o))
+        .join('---\n'),
+    )
+    kubectlTimes.push(
+      await timed(() =>
+        execa(ground.parts.kubectl, [
+          '--kubeconfig',
+          ground.kubeconfig,
+          'apply',
+          '--server-side',
+          '--field-manager',
+          'bench',
+          '-f',
+          kubectlDir,
+        ]),
+      ),
+    )
   }
   // (3) A periodic pass with nothing drifted (a read and a dry run per object, no write) against
   // kubectl re-applying the same unchanged 100 objects.
@@ -104,8 +194,23 @@ try {
   const periodic: number[] = []
   const reapply: number[] = []
   for (let round = 1; round <= APPLY_ROUNDS; round++) {
-    periodic.push(await timed(() => reconcileEnvironment({ kube, cacheDir: join(work, 'cache') }, { namespace, name: 'app' })))
-    reapply.push(await timed(() => execa(ground.parts.kubectl, ['--kubeconfig', ground.kubeconfig, 'apply', '--server-side', '--field-manager', 'bench', '-f', kubectlDir])))
+    periodic.push(
+      await timed(() => reconcileEnvironment({ kube, cacheDir: join(work, 'cache') }, { namespace, name: 'app' })),
+    )
+    reapply.push(
+      await timed(() =>
+        execa(ground.parts.kubectl, [
+          '--kubeconfig',
+          ground.kubeconfig,
+          'apply',
+          '--server-side',
+          '--field-manager',
+          'bench',
+          '-f',
+          kubectlDir,
+        ]),
+      ),
+    )
   }
   const b = median(berthTimes)
   const k = median(kubectlTimes)

@@ -7,12 +7,17 @@ import { readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const dir = fileURLToPath(new URL('.', import.meta.url))
-const available = (await readdir(dir)).filter((f) => f.endsWith('.bench.ts')).map((f) => f.replace(/\.bench\.ts$/, '')).sort()
+const available = (await readdir(dir))
+  .filter((f) => f.endsWith('.bench.ts'))
+  .map((f) => f.replace(/\.bench\.ts$/, ''))
+  .sort()
 const name = process.argv[2]
 
 if (!name || !available.includes(name)) {
   const list = available.length > 0 ? available.join(', ') : '(none yet)'
-  process.stderr.write(`${name ? `no benchmark named "${name}". ` : ''}usage: npm run bench -- <name>; benchmarks: ${list}\n`)
+  process.stderr.write(
+    `${name ? `no benchmark named "${name}". ` : ''}usage: npm run bench -- <name>; benchmarks: ${list}\n`,
+  )
   process.exitCode = 2
 } else {
   await import(`./${name}.bench.ts`)

@@ -23,8 +23,12 @@ function common(command: Command): Command {
 
 async function connect(options: Common): Promise<{ kube: Kube; namespace: string }> {
   const { Kube } = await import('../shared/kube.ts')
-  const kube = Kube.connect({ ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}), ...(options.context ? { context: options.context } : {}) })
-  const namespace = options.namespace ?? kube.config.getContextObject(kube.config.getCurrentContext())?.namespace ?? 'default'
+  const kube = Kube.connect({
+    ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}),
+    ...(options.context ? { context: options.context } : {}),
+  })
+  const namespace
+    = options.namespace ?? kube.config.getContextObject(kube.config.getCurrentContext())?.namespace ?? 'default'
   return { kube, namespace }
 }
 
@@ -44,12 +48,15 @@ const readyOf = (env: Environment): { status: string; reason: string; message: s
   return { status: c?.status ?? 'Unknown', reason: c?.reason ?? '', message: c?.message ?? '' }
 }
 
-const spec = (env: Environment): { version?: string; digest?: string; suspend?: boolean } => (env.spec ?? {})
+const spec = (env: Environment): { version?: string; digest?: string; suspend?: boolean } => env.spec ?? {}
 
 /** One row of `berth status`, also its JSON form. */
 export function summary(env: Environment): Record<string, unknown> {
   const ready = readyOf(env)
-  const lastChange = env.status?.conditions?.map((c) => c.lastTransitionTime).sort().at(-1)
+  const lastChange = env.status?.conditions
+    ?.map((c) => c.lastTransitionTime)
+    .sort()
+    .at(-1)
   return {
     namespace: env.metadata.namespace,
     name: env.metadata.name,
@@ -60,18 +67,37 @@ export function summary(env: Environment): Record<string, unknown> {
     reason: ready.reason,
     message: ready.message,
     suspended: spec(env).suspend === true,
-    ...(spec(env).suspend ? { suspendedReason: env.metadata.annotations?.[SUSPENDED.reason] ?? '', suspendedBy: env.metadata.annotations?.[SUSPENDED.by] ?? '' } : {}),
+    ...(spec(env).suspend
+      ? {
+          suspendedReason: env.metadata.annotations?.[SUSPENDED.reason] ?? '',
+          suspendedBy: env.metadata.annotations?.[SUSPENDED.by] ?? '',
+        }
+      : {}),
     lastChange: lastChange ?? '',
   }
 }
 
 function table(rows: ReadonlyArray<readonly string[]>): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
-  return `${rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('   ').trimEnd()).join('\n')}\n`
+  return `${rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`
 }
 
 /** Wait until the reconciler has handled generation `generation`: Ready → ok; a terminal failure → error. */
-async function waitForOutcome(kube: Kube, namespace: string, name: string, generation: number, timeoutMs: number, done?: (env: Environment) => boolean): Promise<Environment> {
+async function waitForOutcome(
+  kube: Kube,
+  namespace: string,
+  name: string,
+  generation: number,
+  timeoutMs: number,
+  done?: (env: Environment) => boolean,
+): Promise<Environment> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const env = await getEnvironment(kube, namespace, name)
@@ -79,9 +105,14 @@ async function waitForOutcome(kube: Kube, namespace: string, name: string, gener
     const observed = (env.status?.observedGeneration ?? 0) >= generation
     if (observed && (done ? done(env) : true)) {
       if (ready.status === 'True') return env
-      if (ready.reason !== 'Progressing' && ready.reason !== '') throw new BerthError(ready.reason, `${namespace}/${name}: ${ready.message}`)
+      if (ready.reason !== 'Progressing' && ready.reason !== '')
+        throw new BerthError(ready.reason, `${namespace}/${name}: ${ready.message}`)
     }
-    if (Date.now() > deadline) throw new BerthError('Timeout', `${namespace}/${name} not Ready after ${timeoutMs / 1000} s: ${ready.message || 'no verdict yet'}`)
+    if (Date.now() > deadline)
+      throw new BerthError(
+        'Timeout',
+        `${namespace}/${name} not Ready after ${timeoutMs / 1000} s: ${ready.message || 'no verdict yet'}`,
+      )
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
 }
@@ -91,7 +122,10 @@ async function waitForOutcome(kube: Kube, namespace: string, name: string, gener
  * be asked from here (in-cluster only, other credentials), say so and let the reconciler judge.
  */
 async function checkPublished(env: Environment, version: string, registryConfig: string | undefined): Promise<void> {
-  const [{ sourceOf, specSchema }, { resolve, ResolveError }] = await Promise.all([api(), import('../reconciler/resolve.ts')])
+  const [{ sourceOf, specSchema }, { resolve, ResolveError }] = await Promise.all([
+    api(),
+    import('../reconciler/resolve.ts'),
+  ])
   const parsed = specSchema.safeParse(env.spec)
   if (!parsed.success) return
   const { repository, access } = sourceOf(parsed.data, registryConfig ? { registryConfig } : {})
@@ -99,13 +133,20 @@ async function checkPublished(env: Environment, version: string, registryConfig:
     await resolve(repository, version, undefined, access)
   } catch (error: unknown) {
     if (error instanceof ResolveError) throw new BerthError(error.reason, `${error.message}; nothing changed`)
-    process.stderr.write(`berth: could not check that ${version} is published (${error instanceof Error ? error.message : String(error)}); pinning anyway, the reconciler will report\n`)
+    process.stderr.write(
+      `berth: could not check that ${version} is published (${error instanceof Error ? error.message : String(error)}); pinning anyway, the reconciler will report\n`,
+    )
   }
 }
 
 async function who(kube: Kube): Promise<string> {
   try {
-    const review = await kube.create<{ apiVersion: string; kind: string; metadata: { namespace?: string }; status?: { userInfo?: { username?: string } } }>({
+    const review = await kube.create<{
+      apiVersion: string
+      kind: string
+      metadata: { namespace?: string }
+      status?: { userInfo?: { username?: string } }
+    }>({
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'SelfSubjectReview',
       metadata: {},
@@ -116,43 +157,74 @@ async function who(kube: Kube): Promise<string> {
   }
 }
 
-async function printStatus(rows: ReadonlyArray<Record<string, unknown>>, name: string | undefined, options: { output: string; allNamespaces?: boolean }, namespace: string): Promise<void> {
+async function printStatus(
+  rows: ReadonlyArray<Record<string, unknown>>,
+  name: string | undefined,
+  options: { output: string; allNamespaces?: boolean },
+  namespace: string,
+): Promise<void> {
   if (options.output === 'json') process.stdout.write(`${JSON.stringify(name ? rows[0] : rows, null, 2)}\n`)
   else if (options.output === 'yaml') process.stdout.write((await import('js-yaml')).dump(name ? rows[0] : rows))
-  else if (rows.length === 0) process.stdout.write(`no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`)
+  else if (rows.length === 0)
+    process.stdout.write(`no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`)
   else {
     const header = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'LAST CHANGE', 'MESSAGE']
-    process.stdout.write(table([header, ...rows.map((r) => [
-      String(r.namespace), String(r.name), String(r.pinned), String(r.applied), String(r.digest).replace('sha256:', '').slice(0, 12),
-      String(r.ready), r.suspended ? 'yes' : 'no', String(r.lastChange), String(r.message),
-    ])]))
+    process.stdout.write(
+      table([
+        header,
+        ...rows.map((r) => [
+          String(r.namespace),
+          String(r.name),
+          String(r.pinned),
+          String(r.applied),
+          String(r.digest).replace('sha256:', '').slice(0, 12),
+          String(r.ready),
+          r.suspended ? 'yes' : 'no',
+          String(r.lastChange),
+          String(r.message),
+        ]),
+      ]),
+    )
   }
 }
 
 export function registerEnvironmentCommands(program: Command): void {
-  common(program.command('status').description('every Environment at a glance: pinned and applied version, digest, Ready, message, suspended'))
+  common(
+    program
+      .command('status')
+      .description('every Environment at a glance: pinned and applied version, digest, Ready, message, suspended'),
+  )
     .argument('[env]', 'one Environment')
     .option('-A, --all-namespaces', 'every namespace')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
     .option('-w, --watch', 'print again whenever something changes, until interrupted')
-    .action(async (name: string | undefined, options: Common & { allNamespaces?: boolean; output: string; watch?: boolean }) => {
-      if (!['table', 'json', 'yaml'].includes(options.output)) throw new UsageError('InvalidOutput', `-o ${options.output}: use table, json or yaml`)
-      const { kube, namespace } = await connect(options)
-      const { API_VERSION, KIND } = await api()
-      const read = async (): Promise<Array<Record<string, unknown>>> =>
-        (name ? [await getEnvironment(kube, namespace, name)] : await kube.list<Environment>(API_VERSION, KIND, options.allNamespaces ? {} : { namespace })).map(summary)
-      let rows = await read()
-      await printStatus(rows, name, options, namespace)
-      if (!options.watch) return
-      const state = { stop: false }
-      void firstSignal().then(() => (state.stop = true))
-      while (!state.stop) {
-        await new Promise((resolve) => setTimeout(resolve, 1000))
-        const next = await read()
-        if (JSON.stringify(next) !== JSON.stringify(rows)) await printStatus(next, name, options, namespace)
-        rows = next
-      }
-    })
+    .action(
+      async (
+        name: string | undefined,
+        options: Common & { allNamespaces?: boolean; output: string; watch?: boolean },
+      ) => {
+        if (!['table', 'json', 'yaml'].includes(options.output))
+          throw new UsageError('InvalidOutput', `-o ${options.output}: use table, json or yaml`)
+        const { kube, namespace } = await connect(options)
+        const { API_VERSION, KIND } = await api()
+        const read = async (): Promise<Array<Record<string, unknown>>> =>
+          (name
+            ? [await getEnvironment(kube, namespace, name)]
+            : await kube.list<Environment>(API_VERSION, KIND, options.allNamespaces ? {} : { namespace })
+          ).map(summary)
+        let rows = await read()
+        await printStatus(rows, name, options, namespace)
+        if (!options.watch) return
+        const state = { stop: false }
+        void firstSignal().then(() => (state.stop = true))
+        while (!state.stop) {
+          await new Promise((resolve) => setTimeout(resolve, 1000))
+          const next = await read()
+          if (JSON.stringify(next) !== JSON.stringify(rows)) await printStatus(next, name, options, namespace)
+          rows = next
+        }
+      },
+    )
 
   common(program.command('promote').description('pin an Environment to a version, or to what another Environment runs'))
     .argument('<env>', 'the Environment to promote')
@@ -160,60 +232,105 @@ export function registerEnvironmentCommands(program: Command): void {
     .option('--from <env>', 'copy the version and digest another Environment has applied and is Ready on')
     .option('--wait', 'block until Ready (exit 0) or failure (exit non-zero)')
     .option('--timeout <seconds>', 'how long --wait waits', (v) => Number.parseInt(v, 10), 300)
-    .option('--file <environment.yaml>', 'GitOps mode: edit the pin in this file (comments kept) and commit it, instead of the cluster')
-    .option('--dry-run', 'print what would change in the cluster (created, changed with fields, pruned), computed server-side; change nothing')
+    .option(
+      '--file <environment.yaml>',
+      'GitOps mode: edit the pin in this file (comments kept) and commit it, instead of the cluster',
+    )
+    .option(
+      '--dry-run',
+      'print what would change in the cluster (created, changed with fields, pruned), computed server-side; change nothing',
+    )
     .option('--registry-config <file>', 'credentials for --dry-run to pull the artifact (default: oras/Docker lookup)')
-    .action(async (name: string, options: Common & { to?: string; from?: string; wait?: boolean; timeout: number; file?: string; dryRun?: boolean; registryConfig?: string }) => {
-      if ((options.to === undefined) === (options.from === undefined)) throw new UsageError('Usage', 'give exactly one of --to <version> or --from <env>')
-      if (options.file !== undefined && options.to !== undefined) {
-        const { promoteInFile } = await import('./gitops.ts')
-        const { before, commit } = await promoteInFile(options.file, name, { version: options.to, digest: null })
-        process.stdout.write(`${options.file}: promote ${name} ${before || '(none)'} → ${options.to} (commit ${commit.slice(0, 12)})\n`)
-        return
-      }
-      const { kube, namespace } = await connect(options)
-      const env = await getEnvironment(kube, namespace, name)
-      let pin: { version: string; digest: string | null }
-      if (options.from !== undefined) {
-        const source = await getEnvironment(kube, namespace, options.from)
-        const ready = readyOf(source)
-        if (ready.status !== 'True' || !source.status?.lastAppliedVersion || !source.status.lastAppliedDigest) {
-          throw new BerthError('SourceNotReady', `${options.from} is not Ready (${ready.message || 'no verdict'}); promote from an Environment that runs its version healthily`)
+    .action(
+      async (
+        name: string,
+        options: Common & {
+          to?: string
+          from?: string
+          wait?: boolean
+          timeout: number
+          file?: string
+          dryRun?: boolean
+          registryConfig?: string
+        },
+      ) => {
+        if ((options.to === undefined) === (options.from === undefined))
+          throw new UsageError('Usage', 'give exactly one of --to <version> or --from <env>')
+        if (options.file !== undefined && options.to !== undefined) {
+          const { promoteInFile } = await import('./gitops.ts')
+          const { before, commit } = await promoteInFile(options.file, name, { version: options.to, digest: null })
+          process.stdout.write(
+            `${options.file}: promote ${name} ${before || '(none)'} → ${options.to} (commit ${commit.slice(0, 12)})\n`,
+          )
+          return
         }
-        pin = { version: source.status.lastAppliedVersion, digest: source.status.lastAppliedDigest }
-      } else {
-        pin = { version: options.to ?? '', digest: null }
-        await checkPublished(env, pin.version, options.registryConfig)
-      }
-      const before = spec(env).version ?? ''
-      if (options.dryRun) {
-        const { planPromotion } = await import('../reconciler/plan.ts')
-        const cache = join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts')
-        const plan = await planPromotion(kube, env, pin.version, pin.digest ?? undefined, options.registryConfig ? { registryConfig: options.registryConfig } : {}, cache)
-        const lines = [
-          `${namespace}/${name}: ${before || '(none)'} → ${plan.version} (${plan.digest}), dry run: nothing changed`,
-          ...plan.created.map((o) => `  + ${o}`),
-          ...plan.changed.map((c) => `  ~ ${c.object}: ${c.fields.join(', ')}`),
-          ...plan.pruned.map((o) => `  - ${o}`),
-          `${plan.created.length} to create, ${plan.changed.length} to change, ${plan.pruned.length} to prune`,
-        ]
-        process.stdout.write(`${lines.join('\n')}\n`)
-        return
-      }
-      if (options.file !== undefined) {
-        const { promoteInFile } = await import('./gitops.ts')
-        const edited = await promoteInFile(options.file, name, pin)
-        process.stdout.write(`${options.file}: promote ${name} ${edited.before || '(none)'} → ${pin.version} (commit ${edited.commit.slice(0, 12)})\n`)
-        return
-      }
-      const { environmentRef } = await api()
-      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), { metadata: { annotations: { [PROMOTED_BY]: await who(kube) } }, spec: pin })
-      process.stdout.write(`${namespace}/${name}: ${before || '(none)'} → ${pin.version}${pin.digest ? ` (${pin.digest})` : ''}\n`)
-      if (options.wait) {
-        const done = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
-        process.stdout.write(`${namespace}/${name}: Ready on ${done.status?.lastAppliedVersion ?? ''}\n`)
-      }
-    })
+        const { kube, namespace } = await connect(options)
+        const env = await getEnvironment(kube, namespace, name)
+        let pin: { version: string; digest: string | null }
+        if (options.from !== undefined) {
+          const source = await getEnvironment(kube, namespace, options.from)
+          const ready = readyOf(source)
+          if (ready.status !== 'True' || !source.status?.lastAppliedVersion || !source.status.lastAppliedDigest) {
+            throw new BerthError(
+              'SourceNotReady',
+              `${options.from} is not Ready (${ready.message || 'no verdict'}); promote from an Environment that runs its version healthily`,
+            )
+          }
+          pin = { version: source.status.lastAppliedVersion, digest: source.status.lastAppliedDigest }
+        } else {
+          pin = { version: options.to ?? '', digest: null }
+          await checkPublished(env, pin.version, options.registryConfig)
+        }
+        const before = spec(env).version ?? ''
+        if (options.dryRun) {
+          const { planPromotion } = await import('../reconciler/plan.ts')
+          const cache = join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts')
+          const plan = await planPromotion(
+            kube,
+            env,
+            pin.version,
+            pin.digest ?? undefined,
+            options.registryConfig ? { registryConfig: options.registryConfig } : {},
+            cache,
+          )
+          const lines = [
+            `${namespace}/${name}: ${before || '(none)'} → ${plan.version} (${plan.digest}), dry run: nothing changed`,
+            ...plan.created.map((o) => `  + ${o}`),
+            ...plan.changed.map((c) => `  ~ ${c.object}: ${c.fields.join(', ')}`),
+            ...plan.pruned.map((o) => `  - ${o}`),
+            `${plan.created.length} to create, ${plan.changed.length} to change, ${plan.pruned.length} to prune`,
+          ]
+          process.stdout.write(`${lines.join('\n')}\n`)
+          return
+        }
+        if (options.file !== undefined) {
+          const { promoteInFile } = await import('./gitops.ts')
+          const edited = await promoteInFile(options.file, name, pin)
+          process.stdout.write(
+            `${options.file}: promote ${name} ${edited.before || '(none)'} → ${pin.version} (commit ${edited.commit.slice(0, 12)})\n`,
+          )
+          return
+        }
+        const { environmentRef } = await api()
+        const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
+          metadata: { annotations: { [PROMOTED_BY]: await who(kube) } },
+          spec: pin,
+        })
+        process.stdout.write(
+          `${namespace}/${name}: ${before || '(none)'} → ${pin.version}${pin.digest ? ` (${pin.digest})` : ''}\n`,
+        )
+        if (options.wait) {
+          const done = await waitForOutcome(
+            kube,
+            namespace,
+            name,
+            patched.metadata.generation ?? 0,
+            options.timeout * 1000,
+          )
+          process.stdout.write(`${namespace}/${name}: Ready on ${done.status?.lastAppliedVersion ?? ''}\n`)
+        }
+      },
+    )
 
   common(program.command('rollback').description('re-pin the last version that was Ready before the current one'))
     .argument('<env>', 'the Environment')
@@ -226,19 +343,28 @@ export function registerEnvironmentCommands(program: Command): void {
       // "Current" is the pin: when it failed (even before resolving), the last good version is the target.
       const current = spec(env).version
       const good = (env.status?.history ?? []).filter((h) => h.result === 'Succeeded')
-      const target = options.to !== undefined ? good.findLast((h) => h.version === options.to) : good.findLast((h) => h.version !== current)
+      const target
+        = options.to !== undefined
+          ? good.findLast((h) => h.version === options.to)
+          : good.findLast((h) => h.version !== current)
       if (!target) {
-        throw new BerthError('NoHistory', options.to !== undefined
-          ? `${options.to} was never Ready on ${namespace}/${name} (berth history ${name} lists what was)`
-          : `${namespace}/${name} has no earlier Ready version in its history to roll back to`)
+        throw new BerthError(
+          'NoHistory',
+          options.to !== undefined
+            ? `${options.to} was never Ready on ${namespace}/${name} (berth history ${name} lists what was)`
+            : `${namespace}/${name} has no earlier Ready version in its history to roll back to`,
+        )
       }
       const { environmentRef } = await api()
       const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
         metadata: { annotations: { [PROMOTED_BY]: await who(kube) } },
         spec: { version: target.version, digest: target.digest },
       })
-      process.stdout.write(`${namespace}/${name}: rolled back ${current ?? '(none)'} → ${target.version} (${target.digest})\n`)
-      if (options.wait) await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
+      process.stdout.write(
+        `${namespace}/${name}: rolled back ${current ?? '(none)'} → ${target.version} (${target.digest})\n`,
+      )
+      if (options.wait)
+        await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000)
     })
 
   common(program.command('suspend').description('stop every change to an Environment (incidents)'))
@@ -279,10 +405,19 @@ export function registerEnvironmentCommands(program: Command): void {
       await getEnvironment(kube, namespace, name)
       const { environmentRef, RECONCILE_REQUESTED_AT } = await api()
       const at = new Date().toISOString()
-      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
+      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
+        metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } },
+      })
       process.stdout.write(`${namespace}/${name}: reconcile requested at ${at}\n`)
       if (options.wait) {
-        const env = await waitForOutcome(kube, namespace, name, patched.metadata.generation ?? 0, options.timeout * 1000, (e) => e.status?.lastHandledReconcileAt === at)
+        const env = await waitForOutcome(
+          kube,
+          namespace,
+          name,
+          patched.metadata.generation ?? 0,
+          options.timeout * 1000,
+          (e) => e.status?.lastHandledReconcileAt === at,
+        )
         process.stdout.write(`${namespace}/${name}: handled; Ready on ${env.status?.lastAppliedVersion ?? ''}\n`)
       }
     })
@@ -302,6 +437,18 @@ export function registerEnvironmentCommands(program: Command): void {
         process.stdout.write(`${namespace}/${name} has no history yet\n`)
         return
       }
-      process.stdout.write(table([['VERSION', 'DIGEST', 'BY', 'STARTED', 'FINISHED', 'RESULT'], ...history.map((h) => [h.version, h.digest.replace('sha256:', '').slice(0, 12), h.by ?? '-', h.started, h.finished, h.result])]))
+      process.stdout.write(
+        table([
+          ['VERSION', 'DIGEST', 'BY', 'STARTED', 'FINISHED', 'RESULT'],
+          ...history.map((h) => [
+            h.version,
+            h.digest.replace('sha256:', '').slice(0, 12),
+            h.by ?? '-',
+            h.started,
+            h.finished,
+            h.result,
+          ]),
+        ]),
+      )
     })
 }

@@ -46,9 +46,19 @@ describe('berth promote --file (GitOps mode)', () => {
   it('edits only the pin, keeps comments and formatting, drops the stale digest, and commits', async () => {
     const dir = await repo()
     const file = join(dir, 'environments.yaml')
-    const { stdout } = await run(process.execPath, [join(root, 'bin/berth.js'), 'promote', 'prod', '--to', '1.3.0', '--file', file])
+    const { stdout } = await run(process.execPath, [
+      join(root, 'bin/berth.js'),
+      'promote',
+      'prod',
+      '--to',
+      '1.3.0',
+      '--file',
+      file,
+    ])
     expect(stdout).toMatch(/environments\.yaml: promote prod 1\.2\.0 → 1\.3\.0 \(commit [a-f0-9]{12}\)/)
-    expect(await readFile(file, 'utf8')).toBe(FILE.replace('  version: 1.2.0\n', '  version: 1.3.0\n').replace(`  digest: sha256:${'a'.repeat(64)}\n`, ''))
+    expect(await readFile(file, 'utf8')).toBe(
+      FILE.replace('  version: 1.2.0\n', '  version: 1.3.0\n').replace(`  digest: sha256:${'a'.repeat(64)}\n`, ''),
+    )
     const log = await run('git', ['-C', dir, 'log', '-1', '--format=%s'])
     expect(log.stdout.trim()).toBe('promote prod 1.2.0 → 1.3.0')
     expect((await run('git', ['-C', dir, 'status', '--porcelain'])).stdout).toBe('')
@@ -56,12 +66,28 @@ describe('berth promote --file (GitOps mode)', () => {
 
   it('refuses an Environment the file does not have, and a file outside Git, changing nothing', async () => {
     const dir = await repo()
-    const failed = await run(process.execPath, [join(root, 'bin/berth.js'), 'promote', 'dev', '--to', '1.3.0', '--file', join(dir, 'environments.yaml')]).catch((e: unknown) => e as { code: number; stderr: string })
+    const failed = await run(process.execPath, [
+      join(root, 'bin/berth.js'),
+      'promote',
+      'dev',
+      '--to',
+      '1.3.0',
+      '--file',
+      join(dir, 'environments.yaml'),
+    ]).catch((e: unknown) => e as { code: number; stderr: string })
     expect(failed).toMatchObject({ code: 2, stderr: expect.stringContaining('has no Environment named dev') })
 
     const loose = await mkdtemp(join(tmpdir(), 'berth-nogit-'))
     await writeFile(join(loose, 'e.yaml'), FILE)
-    const outside = await run(process.execPath, [join(root, 'bin/berth.js'), 'promote', 'prod', '--to', '1.3.0', '--file', join(loose, 'e.yaml')]).catch((e: unknown) => e as { code: number; stderr: string })
+    const outside = await run(process.execPath, [
+      join(root, 'bin/berth.js'),
+      'promote',
+      'prod',
+      '--to',
+      '1.3.0',
+      '--file',
+      join(loose, 'e.yaml'),
+    ]).catch((e: unknown) => e as { code: number; stderr: string })
     expect(outside).toMatchObject({ code: 2, stderr: expect.stringContaining('is not inside a Git checkout') })
     expect(await readFile(join(loose, 'e.yaml'), 'utf8')).toBe(FILE)
   })

@@ -10,7 +10,11 @@ import { execa } from 'execa'
 import { isMap, isScalar, parseAllDocuments, type Scalar, type YAMLMap } from 'yaml'
 import { UsageError } from '../shared/errors.ts'
 
-export async function promoteInFile(file: string, name: string, pin: { version: string; digest: string | null }): Promise<{ before: string; commit: string }> {
+export async function promoteInFile(
+  file: string,
+  name: string,
+  pin: { version: string; digest: string | null },
+): Promise<{ before: string; commit: string }> {
   const text = await readFile(file, 'utf8').catch((error: unknown) => {
     throw new UsageError('NoFile', `cannot read ${file}`, { cause: error })
   })
@@ -19,7 +23,8 @@ export async function promoteInFile(file: string, name: string, pin: { version: 
   if (!doc) throw new UsageError('NotFound', `${file} has no Environment named ${name}`)
   if (!isMap(doc.get('spec'))) throw new UsageError('InvalidFile', `${file}: Environment ${name} has no spec mapping`)
   const top = await execa('git', ['-C', dirname(file), 'rev-parse', '--show-toplevel'], { reject: false })
-  if (top.exitCode !== 0) throw new UsageError('NotGit', `${file} is not inside a Git checkout; --file commits the change`)
+  if (top.exitCode !== 0)
+    throw new UsageError('NotGit', `${file} is not inside a Git checkout; --file commits the change`)
   const current = doc.getIn(['spec', 'version'])
   const before = typeof current === 'string' || typeof current === 'number' ? String(current) : ''
   await writeFile(file, editPin(text, doc.get('spec') as YAMLMap, pin))
@@ -42,10 +47,16 @@ function editPin(text: string, spec: YAMLMap, pin: { version: string; digest: st
   }
   const version = scalar('version')
   const digest = scalar('digest')
-  if (!version?.range) throw new UsageError('InvalidFile', 'spec.version is missing or not a plain value; set it once by hand')
+  if (!version?.range)
+    throw new UsageError('InvalidFile', 'spec.version is missing or not a plain value; set it once by hand')
   edits.push({ start: version.range[0], end: version.range[1], insert: pin.version })
   if (pin.digest && digest?.range) edits.push({ start: digest.range[0], end: digest.range[1], insert: pin.digest })
-  else if (pin.digest) edits.push({ start: lineEnd(text, version.range[1]), end: lineEnd(text, version.range[1]), insert: `\n${indentOf(text, version.range[0])}digest: ${pin.digest}` })
+  else if (pin.digest)
+    edits.push({
+      start: lineEnd(text, version.range[1]),
+      end: lineEnd(text, version.range[1]),
+      insert: `\n${indentOf(text, version.range[0])}digest: ${pin.digest}`,
+    })
   else if (digest?.range) {
     // Drop the whole `digest: …` line: a digest of the old version would refuse the new one.
     const start = text.lastIndexOf('\n', digest.range[0]) + 1

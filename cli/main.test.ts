@@ -21,7 +21,8 @@ async function berth(args: string[], bin = 'bin/berth.js'): Promise<{ code: numb
 
 describe('berth CLI shell', () => {
   it('prints its version from package.json', async () => {
-    for (const flag of ['--version', '-v']) expect(await berth([flag])).toMatchObject({ code: 0, stdout: `${version}\n` })
+    for (const flag of ['--version', '-v'])
+      expect(await berth([flag])).toMatchObject({ code: 0, stdout: `${version}\n` })
   })
 
   it('prints help naming itself and exits 0', async () => {
@@ -53,7 +54,9 @@ describe('berth CLI shell', () => {
       const listed = await promisify(execFile)('kubectl', ['plugin', 'list'], { env })
       expect(listed.stdout).toContain(join(dir, 'kubectl-berth'))
       expect((await promisify(execFile)('kubectl', ['berth', '--version'], { env })).stdout).toBe(`${version}\n`)
-      expect((await promisify(execFile)('kubectl', ['berth', '--help'], { env })).stdout).toMatch(/^Usage: kubectl berth /)
+      expect((await promisify(execFile)('kubectl', ['berth', '--help'], { env })).stdout).toMatch(
+        /^Usage: kubectl berth /,
+      )
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

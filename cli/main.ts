@@ -62,15 +62,23 @@ export async function run(argv: readonly string[]): Promise<number> {
 function report(error: unknown): number {
   if (error instanceof CommanderError) {
     // Commander has already printed help, the version or its own message.
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT.ok
+    if (
+      error.code === 'commander.helpDisplayed'
+      || error.code === 'commander.version'
+      || error.code === 'commander.help'
+    )
+      return EXIT.ok
     return EXIT.usage
   }
   if (error instanceof BerthError) {
     process.stderr.write(`berth: ${error.message}\n`)
     return error.exitCode
   }
-  const detail = error instanceof Error ? (process.env.BERTH_DEBUG ? (error.stack ?? error.message) : error.message) : String(error)
-  process.stderr.write(`berth: unexpected error: ${detail}\n(this is a bug in berth; run with BERTH_DEBUG=1 for the stack and report it)\n`)
+  const message = error instanceof Error ? error.message : String(error)
+  const detail = error instanceof Error && process.env.BERTH_DEBUG ? (error.stack ?? message) : message
+  process.stderr.write(
+    `berth: unexpected error: ${detail}\n(this is a bug in berth; run with BERTH_DEBUG=1 for the stack and report it)\n`,
+  )
   return EXIT.internal
 }
 

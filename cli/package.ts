@@ -23,7 +23,10 @@ export function registerPackage(program: Command): void {
       ])
       const tag = versionTag(options.version)
       const config = await loadConfig(resolve(dir))
-      const origin = await provenance(resolve(dir), { source: options.source ?? config.artifact.source, revision: options.revision })
+      const origin = await provenance(resolve(dir), {
+        source: options.source ?? config.artifact.source,
+        revision: options.revision,
+      })
       const result = await packageRepository({
         dir,
         config,
@@ -33,7 +36,9 @@ export function registerPackage(program: Command): void {
         ...(origin.revision ? { revision: origin.revision } : {}),
         ...(origin.source ? { source: origin.source } : {}),
       })
-      const envs = Object.entries(result.metadata.environments).map(([name, e]) => `${name} (${e.objects} object${e.objects === 1 ? '' : 's'})`).join(', ')
+      const envs = Object.entries(result.metadata.environments)
+        .map(([name, e]) => `${name} (${e.objects} object${e.objects === 1 ? '' : 's'})`)
+        .join(', ')
       process.stdout.write(`packaged ${result.tag}: ${envs}\n${result.file}  ${result.digest}  ${result.size} bytes\n`)
     })
 }

@@ -25,20 +25,30 @@ export function registerPush(program: Command): void {
     .requiredOption('--version <semver>', 'release version, e.g. 1.2.3 (a leading v is dropped)')
     .option('--repository <oci://registry/path>', 'artifact repository (default: berth.yaml artifact.repository)')
     .option('--source <url>', 'config repository URL (org.opencontainers.image.source)')
-    .option('--revision <ref@sha1:commit>', 'source revision (org.opencontainers.image.revision; default from GitHub Actions or Git)')
+    .option(
+      '--revision <ref@sha1:commit>',
+      'source revision (org.opencontainers.image.revision; default from GitHub Actions or Git)',
+    )
     .option('--allow-secrets', 'allow Secrets with literal data in the artifact')
     .option('--plain-http', 'the registry speaks plain HTTP')
     .option('--ca-file <file>', 'CA bundle that signed the registry certificate')
     .option('--insecure', 'do not verify the registry certificate')
     .option('--registry-config <file>', 'credentials file (Docker config format; default: oras/Docker lookup)')
     .option('-o, --output <format>', 'text or json', 'text')
-    .addHelpText('after', '\nCredentials: BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, when set, are used instead of the credentials file.')
+    .addHelpText(
+      'after',
+      '\nCredentials: BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, when set, are used instead of the credentials file.',
+    )
     .action(async (input: string, options: Options) => {
-      if (!(OUTPUT_FORMATS as readonly string[]).includes(options.output)) throw new UsageError('InvalidOutput', `-o ${options.output}: use text or json`)
+      if (!(OUTPUT_FORMATS as readonly string[]).includes(options.output))
+        throw new UsageError('InvalidOutput', `-o ${options.output}: use text or json`)
       const username = process.env.BERTH_REGISTRY_USERNAME
       const password = process.env.BERTH_REGISTRY_PASSWORD
       if ((username === undefined) !== (password === undefined)) {
-        throw new UsageError('PartialCredentials', 'set both BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, or neither')
+        throw new UsageError(
+          'PartialCredentials',
+          'set both BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, or neither',
+        )
       }
       const { publish } = await import('../packager/publish.ts')
       const result = await publish({
@@ -60,7 +70,9 @@ export function registerPush(program: Command): void {
       if (options.output === 'json') {
         process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
       } else {
-        process.stdout.write(`${result.alreadyPublished ? 'already published' : 'published'} ${result.reference}\ndigest ${result.digest}\n`)
+        process.stdout.write(
+          `${result.alreadyPublished ? 'already published' : 'published'} ${result.reference}\ndigest ${result.digest}\n`,
+        )
       }
     })
 }

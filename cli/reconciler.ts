@@ -7,9 +7,18 @@ import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../reconciler/defaults.ts'
 import type { InstallOptions } from '../reconciler/install.ts'
 
 type Target = { kubeconfig?: string; context?: string }
-type Election = { leaderElect?: boolean; leaderElectionNamespace?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string }
+type Election = {
+  leaderElect?: boolean
+  leaderElectionNamespace?: string
+  leaseDuration: string
+  renewDeadline: string
+  retryPeriod: string
+}
 
-const target = (o: Target): Target => ({ ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}), ...(o.context ? { context: o.context } : {}) })
+const target = (o: Target): Target => ({
+  ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+  ...(o.context ? { context: o.context } : {}),
+})
 
 export function registerReconciler(program: Command): void {
   program
@@ -17,95 +26,137 @@ export function registerReconciler(program: Command): void {
     .description('run the controller that makes the cluster match each Environment (current kubeconfig, or in-cluster)')
     .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--context <name>', 'kubeconfig context')
-    .option('--cache-dir <dir>', 'where artifact layers are cached by digest', join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts'))
+    .option(
+      '--cache-dir <dir>',
+      'where artifact layers are cached by digest',
+      join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts'),
+    )
     .option('--concurrency <n>', 'Environments reconciled at once', (v) => Number.parseInt(v, 10), 4)
     .option('-n, --namespace <ns>', 'reconcile only the Environments of this namespace (default: all)')
-    .option('--metrics-address <host:port>', 'serve /metrics, /healthz and /readyz here ("" to disable)', '0.0.0.0:8080')
+    .option(
+      '--metrics-address <host:port>',
+      'serve /metrics, /healthz and /readyz here ("" to disable)',
+      '0.0.0.0:8080',
+    )
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
     .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', '15s')
     .option('--renew-deadline <duration>', 'a leader that cannot renew for this long stops', '10s')
     .option('--retry-period <duration>', 'how often to renew or try to acquire', '2s')
-    .action(async (options: Target & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string }) => {
-      const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }] = await Promise.all([
-        import('../shared/kube.ts'),
-        import('../reconciler/controller.ts'),
-        import('../reconciler/observability.ts'),
-        import('../reconciler/leader.ts'),
-        import('../reconciler/api.ts'),
-      ])
-      const { pino } = await import('pino')
-      // Structured JSON on stderr; synchronous, so the last lines survive a deliberate exit.
-      const logger = pino(
-        { base: { component: 'berth-reconciler' }, timestamp: pino.stdTimeFunctions.isoTime, redact: ['*.password', '*.auth', '*.token', '*.credentials'] },
-        pino.destination({ dest: 2, sync: true }),
-      )
-      const log = (fields: Record<string, unknown>): void => {
-        const { msg, ...rest } = fields
-        if ('error' in rest) logger.warn(rest, String(msg))
-        else logger.info(rest, String(msg))
-      }
-      const metrics = new Metrics()
-      const kube = Kube.connect(target(options))
-      const controller = new Controller(kube, { cacheDir: options.cacheDir, concurrency: options.concurrency, log, namespace: options.namespace, metrics })
-      const elector = options.leaderElect
-        ? new LeaderElector(kube, {
-            namespace: options.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'berth-system',
-            leaseDurationMs: durationMs(options.leaseDuration),
-            renewDeadlineMs: durationMs(options.renewDeadline),
-            retryPeriodMs: durationMs(options.retryPeriod),
-            log,
-          })
-        : undefined
-      // A standby replica is healthy and ready; the leader is ready once its watch runs.
-      const ready = (): boolean => controller.watching || (elector !== undefined && !controller.started)
-      const server = options.metricsAddress ? await serveObservability(options.metricsAddress, metrics, ready) : undefined
-      const signalled = firstSignal()
-      metrics.leader.set(0)
-      const start = async (): Promise<void> => {
-        metrics.leader.set(1)
-        await controller.start()
-        log({ msg: 'watching Environments' })
-      }
-      if (elector) {
-        log({ msg: 'waiting for the lease', identity: elector.identity })
-        elector.run(() => void start(), () => {
-          // Another replica may already be applying: stop at once, as client-go controllers do.
-          log({ msg: 'leadership lost: exiting' })
-          process.exit(1)
+    .action(
+      async (
+        options: Target
+          & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string },
+      ) => {
+        const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }]
+          = await Promise.all([
+            import('../shared/kube.ts'),
+            import('../reconciler/controller.ts'),
+            import('../reconciler/observability.ts'),
+            import('../reconciler/leader.ts'),
+            import('../reconciler/api.ts'),
+          ])
+        const { pino } = await import('pino')
+        // Structured JSON on stderr; synchronous, so the last lines survive a deliberate exit.
+        const logger = pino(
+          {
+            base: { component: 'berth-reconciler' },
+            timestamp: pino.stdTimeFunctions.isoTime,
+            redact: ['*.password', '*.auth', '*.token', '*.credentials'],
+          },
+          pino.destination({ dest: 2, sync: true }),
+        )
+        const log = (fields: Record<string, unknown>): void => {
+          const { msg, ...rest } = fields
+          if ('error' in rest) logger.warn(rest, String(msg))
+          else logger.info(rest, String(msg))
+        }
+        const metrics = new Metrics()
+        const kube = Kube.connect(target(options))
+        const controller = new Controller(kube, {
+          cacheDir: options.cacheDir,
+          concurrency: options.concurrency,
+          log,
+          namespace: options.namespace,
+          metrics,
         })
-      } else {
-        await start()
-      }
-      const signal = await signalled
-      log({ msg: `${signal}: finishing the pass in flight, then exiting` })
-      await controller.stop()
-      await elector?.stop()
-      server?.close()
-      log({ msg: 'stopped' })
-    })
+        const elector = options.leaderElect
+          ? new LeaderElector(kube, {
+              namespace: options.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'berth-system',
+              leaseDurationMs: durationMs(options.leaseDuration),
+              renewDeadlineMs: durationMs(options.renewDeadline),
+              retryPeriodMs: durationMs(options.retryPeriod),
+              log,
+            })
+          : undefined
+        // A standby replica is healthy and ready; the leader is ready once its watch runs.
+        const ready = (): boolean => controller.watching || (elector !== undefined && !controller.started)
+        const server = options.metricsAddress
+          ? await serveObservability(options.metricsAddress, metrics, ready)
+          : undefined
+        const signalled = firstSignal()
+        metrics.leader.set(0)
+        const start = async (): Promise<void> => {
+          metrics.leader.set(1)
+          await controller.start()
+          log({ msg: 'watching Environments' })
+        }
+        if (elector) {
+          log({ msg: 'waiting for the lease', identity: elector.identity })
+          elector.run(
+            () => void start(),
+            () => {
+              // Another replica may already be applying: stop at once, as client-go controllers do.
+              log({ msg: 'leadership lost: exiting' })
+              process.exit(1)
+            },
+          )
+        } else {
+          await start()
+        }
+        const signal = await signalled
+        log({ msg: `${signal}: finishing the pass in flight, then exiting` })
+        await controller.stop()
+        await elector?.stop()
+        server?.close()
+        log({ msg: 'stopped' })
+      },
+    )
 
   program
     .command('install')
-    .description('print what runs berth in a cluster (Namespace, CRD, ServiceAccount, RBAC, Service, Deployment) as YAML, or apply it with --apply')
+    .description(
+      'print what runs berth in a cluster (Namespace, CRD, ServiceAccount, RBAC, Service, Deployment) as YAML, or apply it with --apply',
+    )
     .option('--namespace <ns>', 'namespace the reconciler runs in', DEFAULT_INSTALL.namespace)
     .option('--image <ref>', 'reconciler image (build it with the Dockerfile)', DEFAULT_INSTALL.image)
     .option('--replicas <n>', 'replicas; one leads, the others stand by', (v) => Number(v), DEFAULT_INSTALL.replicas)
     .option('--watch-namespace <ns>', 'reconcile only this namespace\'s Environments, with rights only there')
-    .option('--allow <resource.group>', 'another kind the reconciler may apply, as kubectl names it (namespaces, customresourcedefinitions.apiextensions.k8s.io); repeatable', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option(
+      '--allow <resource.group>',
+      'another kind the reconciler may apply, as kubectl names it (namespaces, customresourcedefinitions.apiextensions.k8s.io); repeatable',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option('--crds-only', 'just the Environment CRD')
     .option('--apply', 'apply it to the cluster (server-side) and wait until the CRD is Established')
     .option('--kubeconfig <file>', 'kubeconfig')
     .option('--context <name>', 'kubeconfig context')
     .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean }) => {
-      const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([import('../reconciler/install.ts'), import('../reconciler/api.ts')])
+      const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([
+        import('../reconciler/install.ts'),
+        import('../reconciler/api.ts'),
+      ])
       const crd = environmentCrd()
       const objects = options.crdsOnly ? [crd] : installObjects(options)
       if (!options.apply) {
         process.stdout.write(installYaml(objects))
         return
       }
-      const [{ Kube }, { waitEstablished }] = await Promise.all([import('../shared/kube.ts'), import('../reconciler/crds.ts')])
+      const [{ Kube }, { waitEstablished }] = await Promise.all([
+        import('../shared/kube.ts'),
+        import('../reconciler/crds.ts'),
+      ])
       const kube = Kube.connect(target(options))
       for (const object of objects) {
         await kube.apply(object)

@@ -37,7 +37,11 @@ const note = (line: string): void => {
   process.stdout.write(`   ${line}\n`)
 }
 
-type Deployment = { metadata: { name: string; namespace: string; generation?: number; labels?: Record<string, string> }; spec: { replicas?: number }; status?: { observedGeneration?: number; updatedReplicas?: number } }
+type Deployment = {
+  metadata: { name: string; namespace: string; generation?: number; labels?: Record<string, string> }
+  spec: { replicas?: number }
+  status?: { observedGeneration?: number; updatedReplicas?: number }
+}
 
 async function main(): Promise<void> {
   const started = Date.now()
@@ -47,17 +51,30 @@ async function main(): Promise<void> {
   let rollouts: { stop: () => Promise<void> } | undefined
   let logs = ''
   try {
-    step('1. the test ground: registry, etcd and kube-apiserver on loopback (built on first use, ~10 min; cached after)')
+    step(
+      '1. the test ground: registry, etcd and kube-apiserver on loopback (built on first use, ~10 min; cached after)',
+    )
     ground = await startGround({ say: (line) => note(line) })
     const g = ground
     note(`up in ${g.dir}: registry ${g.registries.plain.host}, kube-apiserver ${g.apiserverUrl}`)
-    const commit = (await execa('git', ['rev-parse', 'HEAD'], { cwd: ROOT, reject: false })).stdout.trim() || '0'.repeat(40)
+    const commit
+      = (await execa('git', ['rev-parse', 'HEAD'], { cwd: ROOT, reject: false })).stdout.trim() || '0'.repeat(40)
     // Both releases carry the same creation time, so re-running the demo publishes the same bytes.
-    const epoch = (await execa('git', ['log', '-1', '--format=%ct'], { cwd: ROOT, reject: false })).stdout.trim() || '1700000000'
-    const env = { ...process.env, KUBECONFIG: g.kubeconfig, BERTH_ORAS: g.parts.oras, BERTH_KUBECTL: g.parts.kubectl, BERTH_HELM: g.parts.helm, BERTH_CACHE_DIR: join(work, 'cache'), SOURCE_DATE_EPOCH: epoch }
+    const epoch
+      = (await execa('git', ['log', '-1', '--format=%ct'], { cwd: ROOT, reject: false })).stdout.trim() || '1700000000'
+    const env = {
+      ...process.env,
+      KUBECONFIG: g.kubeconfig,
+      BERTH_ORAS: g.parts.oras,
+      BERTH_KUBECTL: g.parts.kubectl,
+      BERTH_HELM: g.parts.helm,
+      BERTH_CACHE_DIR: join(work, 'cache'),
+      SOURCE_DATE_EPOCH: epoch,
+    }
     const show = async (command: 'berth' | 'kubectl', args: string[]): Promise<void> => {
       process.stdout.write(`\n$ ${command} ${args.join(' ')}\n`)
-      const [file, prefix] = command === 'berth' ? [process.execPath, [join(ROOT, 'bin', 'berth.js')]] : [g.parts.kubectl, []]
+      const [file, prefix]
+        = command === 'berth' ? [process.execPath, [join(ROOT, 'bin', 'berth.js')]] : [g.parts.kubectl, []]
       await execa(file, [...prefix, ...args], { env, cwd: ROOT, stdout: 'inherit', stderr: 'inherit' })
     }
     const admin = new Kube(loadKubeConfig({ kubeconfig: g.kubeconfig }))
@@ -67,21 +84,74 @@ async function main(): Promise<void> {
     const next = join(work, 'shop-config')
     await cp(EXAMPLE, next, { recursive: true })
     const deployment = join(next, 'base', 'deployment.yaml')
-    await writeFile(deployment, (await readFile(deployment, 'utf8')).replace('ghcr.io/acme/shop:2.4.1', 'ghcr.io/acme/shop:2.5.0'))
-    for (const [version, dir] of [['1.0.0', relative(ROOT, EXAMPLE)], ['1.1.0', next]] as const) {
-      await show('berth', ['push', dir, '--version', version, '--repository', repository, '--plain-http', '--revision', `v${version}@sha1:${commit}`])
+    await writeFile(
+      deployment,
+      (await readFile(deployment, 'utf8')).replace('ghcr.io/acme/shop:2.4.1', 'ghcr.io/acme/shop:2.5.0'),
+    )
+    for (const [version, dir] of [
+      ['1.0.0', relative(ROOT, EXAMPLE)],
+      ['1.1.0', next],
+    ] as const) {
+      await show('berth', [
+        'push',
+        dir,
+        '--version',
+        version,
+        '--repository',
+        repository,
+        '--plain-http',
+        '--revision',
+        `v${version}@sha1:${commit}`,
+      ])
     }
 
     step('3. an operator installs berth; its reconciler runs with the ServiceAccount\'s rights')
     note('berth-apply covers common application kinds; the example also needs its Namespaces and its FeatureFlag CRD:')
-    await show('berth', ['install', '--allow', 'namespaces', '--allow', 'customresourcedefinitions.apiextensions.k8s.io', '--allow', 'featureflags.shop.example.com', '--apply'])
-    const token = (await execa(g.parts.kubectl, ['--kubeconfig', g.kubeconfig, 'create', 'token', 'berth-reconciler', '-n', 'berth-system'])).stdout.trim()
+    await show('berth', [
+      'install',
+      '--allow',
+      'namespaces',
+      '--allow',
+      'customresourcedefinitions.apiextensions.k8s.io',
+      '--allow',
+      'featureflags.shop.example.com',
+      '--apply',
+    ])
+    const token = (
+      await execa(g.parts.kubectl, [
+        '--kubeconfig',
+        g.kubeconfig,
+        'create',
+        'token',
+        'berth-reconciler',
+        '-n',
+        'berth-system',
+      ])
+    ).stdout.trim()
     const saKubeconfig = join(work, 'berth-reconciler.kubeconfig')
-    await writeKubeconfig(saKubeconfig, { server: g.apiserverUrl, ca: g.ca.cert, token, user: 'berth-reconciler', context: 'berth-reconciler' })
+    await writeKubeconfig(saKubeconfig, {
+      server: g.apiserverUrl,
+      ca: g.ca.cert,
+      token,
+      user: 'berth-reconciler',
+      context: 'berth-reconciler',
+    })
     const metrics = await freePort()
-    reconciler = spawn(process.execPath, [
-      join(ROOT, 'bin', 'berth.js'), 'reconciler', '--leader-elect', '--kubeconfig', saKubeconfig, '--metrics-address', `127.0.0.1:${metrics}`, '--cache-dir', join(work, 'reconciler-cache'),
-    ], { env: { ...env, POD_NAMESPACE: 'berth-system' }, stdio: ['ignore', 'ignore', 'pipe'] })
+    reconciler = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'berth.js'),
+        'reconciler',
+        '--leader-elect',
+        '--kubeconfig',
+        saKubeconfig,
+        '--metrics-address',
+        `127.0.0.1:${metrics}`,
+        '--cache-dir',
+        join(work, 'reconciler-cache'),
+      ],
+      { env: { ...env, POD_NAMESPACE: 'berth-system' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    )
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
     note(`reconciler started (pid ${String(reconciler.pid)}, metrics on 127.0.0.1:${metrics})`)
     rollouts = await standInForRollouts(admin)
@@ -92,8 +162,14 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${await readFile(environments, 'utf8')}`)
     await show('kubectl', ['create', 'namespace', NAMESPACE])
     await show('kubectl', ['apply', '-f', environments])
-    await execa(g.parts.kubectl, ['wait', '--for=condition=Ready', 'environments', '--all', '-n', NAMESPACE, '--timeout=180s'], { env }).catch((error: unknown) => {
-      throw new Error(`the Environments did not become Ready: ${error instanceof Error ? error.message : String(error)}`)
+    await execa(
+      g.parts.kubectl,
+      ['wait', '--for=condition=Ready', 'environments', '--all', '-n', NAMESPACE, '--timeout=180s'],
+      { env },
+    ).catch((error: unknown) => {
+      throw new Error(
+        `the Environments did not become Ready: ${error instanceof Error ? error.message : String(error)}`,
+      )
     })
     step('before: dev already runs 1.1.0; staging and prod run 1.0.0')
     await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
@@ -103,7 +179,15 @@ async function main(): Promise<void> {
     await show('berth', ['promote', 'prod', '--from', 'staging', '-n', NAMESPACE, '--wait'])
     step('after')
     await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
-    await show('kubectl', ['get', 'deployment', 'shop', '-n', 'shop-prod', '-o', 'jsonpath={.spec.template.spec.containers[0].image}{"\\n"}'])
+    await show('kubectl', [
+      'get',
+      'deployment',
+      'shop',
+      '-n',
+      'shop-prod',
+      '-o',
+      'jsonpath={.spec.template.spec.containers[0].image}{"\\n"}',
+    ])
     await show('berth', ['history', 'prod', '-n', NAMESPACE])
 
     step(`done in ${Math.round((Date.now() - started) / 1000)} s; stopping everything the demo started`)
@@ -123,14 +207,31 @@ async function main(): Promise<void> {
   }
 }
 
-/** Plays the Deployment controller and kubelet the ground lacks: every Deployment berth applies is marked rolled out. */
+/**
+ * Plays the Deployment controller and kubelet the ground lacks: every Deployment berth applies is marked rolled out.
+ */
 async function standInForRollouts(kube: Kube): Promise<{ stop: () => Promise<void> }> {
   return await kube.watch<Deployment>('apps/v1', 'Deployment', (type, d) => {
     if (type === 'delete' || !d.metadata.labels?.[OWNER_LABELS.name]) return
     const replicas = d.spec.replicas ?? 1
     if (d.status?.observedGeneration === d.metadata.generation && d.status?.updatedReplicas === replicas) return
-    const status = { observedGeneration: d.metadata.generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas }
-    void kube.patchStatus({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: d.metadata.name, namespace: d.metadata.namespace } }, status).catch(() => undefined)
+    const status = {
+      observedGeneration: d.metadata.generation,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+    }
+    void kube
+      .patchStatus(
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: d.metadata.name, namespace: d.metadata.namespace },
+        },
+        status,
+      )
+      .catch(() => undefined)
   })
 }
 

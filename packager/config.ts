@@ -16,7 +16,10 @@ export const CONFIG_FILE = 'berth.yaml'
 const relativePath = z
   .string()
   .min(1, 'give a folder relative to berth.yaml')
-  .refine((p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'), 'must be a path inside the config repository (relative, no "..")')
+  .refine(
+    (p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'),
+    'must be a path inside the config repository (relative, no "..")',
+  )
 
 const helmSource = z.strictObject({
   chart: relativePath.describe('folder of the chart'),
@@ -32,7 +35,8 @@ const environment = z
     helm: helmSource.optional(),
   })
   .refine((e) => [e.manifests, e.kustomize, e.helm].filter((s) => s !== undefined).length === 1, {
-    message: 'give exactly one source: manifests (a folder of YAML), kustomize (an overlay folder) or helm (chart and values)',
+    message:
+      'give exactly one source: manifests (a folder of YAML), kustomize (an overlay folder) or helm (chart and values)',
   })
 
 export const configSchema = z.strictObject({
@@ -41,7 +45,10 @@ export const configSchema = z.strictObject({
   artifact: z.strictObject({
     repository: z
       .string()
-      .regex(OCI_REPOSITORY, 'must be oci://<registry>/<path>, lowercase path, no tag (for example oci://ghcr.io/acme/app-config)'),
+      .regex(
+        OCI_REPOSITORY,
+        'must be oci://<registry>/<path>, lowercase path, no tag (for example oci://ghcr.io/acme/app-config)',
+      ),
     source: z.url('must be a URL (the config repository, for org.opencontainers.image.source)').optional(),
   }),
   environments: z
@@ -50,7 +57,12 @@ export const configSchema = z.strictObject({
     // Checked here rather than by the record's key schema: zod reports a bad key without its message.
     .superRefine((envs, ctx) => {
       for (const name of Object.keys(envs)) {
-        if (!DNS_LABEL.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'environment names must be DNS labels (lowercase letters, digits, "-")' })
+        if (!DNS_LABEL.test(name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: 'environment names must be DNS labels (lowercase letters, digits, "-")',
+          })
       }
     }),
 })
@@ -65,11 +77,18 @@ export async function loadConfig(dir: string): Promise<PackageConfig> {
   try {
     text = await readFile(file, 'utf8')
   } catch (error: unknown) {
-    throw new UsageError('NoConfig', `no ${CONFIG_FILE} in ${dir}: berth package needs a config repository with a ${CONFIG_FILE} at its root`, { cause: error })
+    throw new UsageError(
+      'NoConfig',
+      `no ${CONFIG_FILE} in ${dir}: berth package needs a config repository with a ${CONFIG_FILE} at its root`,
+      { cause: error },
+    )
   }
   const doc = parseDocument(text)
   if (doc.errors.length > 0) {
-    throw new InvalidInputError('InvalidConfig', `${file}: not valid YAML: ${doc.errors.map((e) => e.message).join('; ')}`)
+    throw new InvalidInputError(
+      'InvalidConfig',
+      `${file}: not valid YAML: ${doc.errors.map((e) => e.message).join('; ')}`,
+    )
   }
   const parsed = configSchema.safeParse(doc.toJS())
   if (!parsed.success) throw new InvalidInputError('InvalidConfig', `${file}: ${formatIssues(parsed.error)}`)

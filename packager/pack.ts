@@ -22,7 +22,11 @@ export type Packed = { file: string; digest: string; size: number; metadata: Art
 const FIXED_MTIME = new Date(0)
 
 /** Write the tar.gz for `environments` to `outFile`. Built in memory: no staging files. */
-export async function pack(environments: readonly RenderedEnvironment[], release: ReleaseInfo, outFile: string): Promise<Packed> {
+export async function pack(
+  environments: readonly RenderedEnvironment[],
+  release: ReleaseInfo,
+  outFile: string,
+): Promise<Packed> {
   const files = new Map<string, Buffer>()
   const folders: string[] = []
   const metadata: ArtifactMetadata = {
@@ -36,7 +40,10 @@ export async function pack(environments: readonly RenderedEnvironment[], release
   for (const env of [...environments].sort((a, b) => compare(a.name, b.name))) {
     folders.push(env.name)
     const digests: Record<string, string> = {}
-    const named = env.objects.map((o) => ({ path: `${env.name}/${objectFileName(o.object)}`, body: Buffer.from(toYaml(o.object)) }))
+    const named = env.objects.map((o) => ({
+      path: `${env.name}/${objectFileName(o.object)}`,
+      body: Buffer.from(toYaml(o.object)),
+    }))
     for (const { path, body } of named.sort((a, b) => compare(a.path, b.path))) {
       files.set(path, body)
       digests[path] = sha256(body)

@@ -8,7 +8,12 @@
 import { execa } from 'execa'
 import { UsageError } from '../shared/errors.ts'
 
-export type Provenance = { source?: string; revision?: string; created: string; createdFrom: 'SOURCE_DATE_EPOCH' | 'commit' | 'now' }
+export type Provenance = {
+  source?: string
+  revision?: string
+  created: string
+  createdFrom: 'SOURCE_DATE_EPOCH' | 'commit' | 'now'
+}
 
 export const REVISION_FORMAT = /^[^@\s]+@sha1:[0-9a-f]{40}$/
 
@@ -16,7 +21,10 @@ export type Given = { source?: string | undefined; revision?: string | undefined
 
 export async function provenance(dir: string, given: Given, env: NodeJS.ProcessEnv = process.env): Promise<Provenance> {
   if (given.revision !== undefined && !REVISION_FORMAT.test(given.revision)) {
-    throw new UsageError('InvalidRevision', `--revision "${given.revision}" must be <tag or branch>@sha1:<40-hex commit>, for example v1.2.3@sha1:${'0'.repeat(40)}`)
+    throw new UsageError(
+      'InvalidRevision',
+      `--revision "${given.revision}" must be <tag or branch>@sha1:<40-hex commit>, for example v1.2.3@sha1:${'0'.repeat(40)}`,
+    )
   }
   // Each asks git only when nothing more explicit answers; the questions run in parallel.
   const [source, revision, created] = await Promise.all([
@@ -28,11 +36,15 @@ export async function provenance(dir: string, given: Given, env: NodeJS.ProcessE
 }
 
 function githubSource(env: NodeJS.ProcessEnv): string | undefined {
-  return env.GITHUB_SERVER_URL && env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL}/${env.GITHUB_REPOSITORY}` : undefined
+  return env.GITHUB_SERVER_URL && env.GITHUB_REPOSITORY
+    ? `${env.GITHUB_SERVER_URL}/${env.GITHUB_REPOSITORY}`
+    : undefined
 }
 
 function githubRevision(env: NodeJS.ProcessEnv): string | undefined {
-  return env.GITHUB_SHA && env.GITHUB_REF_NAME && /^[0-9a-f]{40}$/.test(env.GITHUB_SHA) ? `${env.GITHUB_REF_NAME}@sha1:${env.GITHUB_SHA}` : undefined
+  return env.GITHUB_SHA && env.GITHUB_REF_NAME && /^[0-9a-f]{40}$/.test(env.GITHUB_SHA)
+    ? `${env.GITHUB_REF_NAME}@sha1:${env.GITHUB_SHA}`
+    : undefined
 }
 
 async function git(dir: string, args: string[]): Promise<string | undefined> {
@@ -67,7 +79,8 @@ async function gitRevision(dir: string): Promise<string | undefined> {
 async function createdTime(dir: string, env: NodeJS.ProcessEnv): Promise<Pick<Provenance, 'created' | 'createdFrom'>> {
   const epoch = env.SOURCE_DATE_EPOCH
   if (epoch !== undefined && epoch !== '') {
-    if (!/^\d+$/.test(epoch)) throw new UsageError('InvalidSourceDateEpoch', `SOURCE_DATE_EPOCH="${epoch}" must be whole seconds since 1970`)
+    if (!/^\d+$/.test(epoch))
+      throw new UsageError('InvalidSourceDateEpoch', `SOURCE_DATE_EPOCH="${epoch}" must be whole seconds since 1970`)
     return { created: rfc3339(Number(epoch)), createdFrom: 'SOURCE_DATE_EPOCH' }
   }
   const commit = await git(dir, ['log', '-1', '--format=%ct'])

@@ -10,7 +10,14 @@ import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { list as listTar } from 'tar'
-import { ANNOTATIONS, type ArtifactMetadata, MEDIA_TYPES, METADATA_FILE, metadataSchema, repositoryPath } from '../shared/artifact.ts'
+import {
+  ANNOTATIONS,
+  type ArtifactMetadata,
+  MEDIA_TYPES,
+  METADATA_FILE,
+  metadataSchema,
+  repositoryPath,
+} from '../shared/artifact.ts'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
 import { copyFromLayout, fetchManifest, login, OrasError, type RegistryAccess, push } from '../shared/oras.ts'
 import { loadConfig } from './config.ts'
@@ -53,16 +60,24 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
   const input = resolve(request.input)
   const info = await stat(input).catch(() => undefined)
   const isDir = info?.isDirectory() ?? false
-  if (!isDir && !info?.isFile()) throw new UsageError('NoInput', `${request.input} is neither a config repository folder nor a .tgz file`)
+  if (!isDir && !info?.isFile())
+    throw new UsageError('NoInput', `${request.input} is neither a config repository folder nor a .tgz file`)
 
   const work = await mkdtemp(join(tmpdir(), 'berth-push-'))
   try {
     const config = isDir ? await loadConfig(input) : undefined
     const repositoryUrl = request.repository ?? config?.artifact.repository
-    if (!repositoryUrl) throw new UsageError('NoRepository', 'pushing a .tgz needs --repository oci://<registry>/<path>')
+    if (!repositoryUrl)
+      throw new UsageError('NoRepository', 'pushing a .tgz needs --repository oci://<registry>/<path>')
     const repository = ociRepository(repositoryUrl)
-    const origin = await provenance(isDir ? input : process.cwd(), { source: request.source ?? config?.artifact.source, revision: request.revision })
-    if (origin.createdFrom === 'now') say('no SOURCE_DATE_EPOCH and no Git commit: stamping "created" with the current time, so a re-run gives another digest')
+    const origin = await provenance(isDir ? input : process.cwd(), {
+      source: request.source ?? config?.artifact.source,
+      revision: request.revision,
+    })
+    if (origin.createdFrom === 'now')
+      say(
+        'no SOURCE_DATE_EPOCH and no Git commit: stamping "created" with the current time, so a re-run gives another digest',
+      )
 
     const layer = join(work, LAYER_FILE)
     if (isDir) {
@@ -90,11 +105,15 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       ...(origin.revision ? { [ANNOTATIONS.revision]: origin.revision } : {}),
     }
     const layout = join(work, 'layout')
-    const built = await push(`${layout}:${tag}`, {
-      files: [{ path: LAYER_FILE, mediaType: MEDIA_TYPES.content }],
-      config: { path: CONFIG_FILE, mediaType: MEDIA_TYPES.config },
-      annotations,
-    }, { cwd: work, ociLayout: true })
+    const built = await push(
+      `${layout}:${tag}`,
+      {
+        files: [{ path: LAYER_FILE, mediaType: MEDIA_TYPES.content }],
+        config: { path: CONFIG_FILE, mediaType: MEDIA_TYPES.config },
+        annotations,
+      },
+      { cwd: work, ociLayout: true },
+    )
 
     const access: RegistryAccess = { ...request.access }
     if (request.credentials) {
@@ -127,7 +146,11 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
 /** `oci://host/path` → `host/path`. */
 export function ociRepository(url: string): string {
   const path = repositoryPath(url)
-  if (!path) throw new UsageError('InvalidRepository', `--repository "${url}" must be oci://<registry>/<path> with a lowercase path and no tag`)
+  if (!path)
+    throw new UsageError(
+      'InvalidRepository',
+      `--repository "${url}" must be oci://<registry>/<path> with a lowercase path and no tag`,
+    )
   return path
 }
 
@@ -160,17 +183,26 @@ async function checkPackedFile(file: string, tag: string): Promise<void> {
       },
     })
   } catch (error: unknown) {
-    throw new InvalidInputError('InvalidArtifact', `${file} is not a readable tar.gz: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+    throw new InvalidInputError(
+      'InvalidArtifact',
+      `${file} is not a readable tar.gz: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    )
   }
   if (metadata === undefined) return
   let parsed: ArtifactMetadata
   try {
     parsed = metadataSchema.parse(JSON.parse(metadata))
   } catch (error: unknown) {
-    throw new InvalidInputError('InvalidArtifact', `${file}: ${METADATA_FILE} is not valid berth metadata`, { cause: error })
+    throw new InvalidInputError('InvalidArtifact', `${file}: ${METADATA_FILE} is not valid berth metadata`, {
+      cause: error,
+    })
   }
   if (parsed.version !== tag) {
-    throw new InvalidInputError('VersionMismatch', `${file} was packaged as version ${parsed.version}, not ${tag}: push it as ${parsed.version}, or package again with --version ${tag}`)
+    throw new InvalidInputError(
+      'VersionMismatch',
+      `${file} was packaged as version ${parsed.version}, not ${tag}: push it as ${parsed.version}, or package again with --version ${tag}`,
+    )
   }
 }
 

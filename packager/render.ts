@@ -18,12 +18,20 @@ export type RenderTools = {
 }
 
 /** Render environment `name` from `source`, paths relative to the config repository `root`. */
-export async function renderEnvironment(root: string, name: string, source: EnvironmentSource, tools: RenderTools = {}): Promise<Located[]> {
+export async function renderEnvironment(
+  root: string,
+  name: string,
+  source: EnvironmentSource,
+  tools: RenderTools = {},
+): Promise<Located[]> {
   if (source.manifests !== undefined) return await readManifestFolder(root, source.manifests)
   if (source.kustomize !== undefined) {
     const dir = await existingFolder(root, source.kustomize, `environments.${name}.kustomize`)
     const kubectl = tools.kubectl ?? process.env.BERTH_KUBECTL ?? 'kubectl'
-    return parseManifests(await runTool(kubectl, ['kustomize', dir], `kustomize overlay ${source.kustomize}`), `${name}: kustomize ${source.kustomize}`)
+    return parseManifests(
+      await runTool(kubectl, ['kustomize', dir], `kustomize overlay ${source.kustomize}`),
+      `${name}: kustomize ${source.kustomize}`,
+    )
   }
   if (source.helm !== undefined) {
     const chart = await existingFolder(root, source.helm.chart, `environments.${name}.helm.chart`)
@@ -31,7 +39,10 @@ export async function renderEnvironment(root: string, name: string, source: Envi
     if (source.helm.namespace) args.push('--namespace', source.helm.namespace)
     for (const values of source.helm.values) args.push('--values', join(root, values))
     const helm = tools.helm ?? process.env.BERTH_HELM ?? 'helm'
-    return parseManifests(await runTool(helm, args, `helm chart ${source.helm.chart}`), `${name}: helm ${source.helm.chart}`)
+    return parseManifests(
+      await runTool(helm, args, `helm chart ${source.helm.chart}`),
+      `${name}: helm ${source.helm.chart}`,
+    )
   }
   throw new InvalidInputError('InvalidConfig', `environments.${name}: no source`)
 }
@@ -59,8 +70,13 @@ async function runTool(binary: string, args: string[], what: string): Promise<st
     return (await execa(binary, args, { stdin: 'ignore' })).stdout
   } catch (error: unknown) {
     const failure = error as ExecaError
-    if (failure.code === 'ENOENT') throw new EnvironmentError('MissingTool', `${binary} is needed to render the ${what} but was not found on PATH`, { cause: error })
+    if (failure.code === 'ENOENT')
+      throw new EnvironmentError('MissingTool', `${binary} is needed to render the ${what} but was not found on PATH`, {
+        cause: error,
+      })
     const stderr = typeof failure.stderr === 'string' ? failure.stderr.trim() : ''
-    throw new InvalidInputError('RenderFailed', `cannot render the ${what}: ${stderr || failure.shortMessage}`, { cause: error })
+    throw new InvalidInputError('RenderFailed', `cannot render the ${what}: ${stderr || failure.shortMessage}`, {
+      cause: error,
+    })
   }
 }

@@ -6,6 +6,10 @@ export const FINALIZER = 'berth.dev/finalizer'
 /** Set by `berth reconcile`: a new value asks for a pass now. */
 export const RECONCILE_REQUESTED_AT = 'berth.dev/reconcile-requested-at'
 /** Left by `berth suspend`, shown in status while suspended. */
-export const SUSPENDED = { reason: 'berth.dev/suspended-reason', by: 'berth.dev/suspended-by', at: 'berth.dev/suspended-at' } as const
+export const SUSPENDED = {
+  reason: 'berth.dev/suspended-reason',
+  by: 'berth.dev/suspended-by',
+  at: 'berth.dev/suspended-at',
+} as const
 /** Left by `berth promote` and `berth rollback`: who set the pin, recorded in the history. */
 export const PROMOTED_BY = 'berth.dev/promoted-by'

@@ -16,7 +16,10 @@ export const KIND = 'Environment'
 export const PLURAL = 'environments'
 
 /** The reference to Environment `name` in `namespace`, for get, patch and watch calls. */
-export function environmentRef(namespace: string, name: string): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
+export function environmentRef(
+  namespace: string,
+  name: string,
+): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
   return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }
 }
 
@@ -26,8 +29,14 @@ const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such
 
 export const specSchema = z.strictObject({
   source: z.strictObject({
-    repository: z.string().regex(OCI_REPOSITORY, 'must be oci://<registry>/<path> without a tag').describe('OCI repository of the artifacts, oci://<registry>/<path>'),
-    secretRef: z.strictObject({ name: z.string().min(1) }).optional().describe('a kubernetes.io/dockerconfigjson Secret in the same namespace'),
+    repository: z
+      .string()
+      .regex(OCI_REPOSITORY, 'must be oci://<registry>/<path> without a tag')
+      .describe('OCI repository of the artifacts, oci://<registry>/<path>'),
+    secretRef: z
+      .strictObject({ name: z.string().min(1) })
+      .optional()
+      .describe('a kubernetes.io/dockerconfigjson Secret in the same namespace'),
     plainHTTP: z.boolean().optional().describe('the registry speaks plain HTTP'),
     insecure: z.boolean().optional().describe('skip TLS verification of the registry'),
   }),
@@ -36,26 +45,58 @@ export const specSchema = z.strictObject({
     .min(1)
     .refine((v) => semver.validRange(v) !== null, 'must be a version (1.2.3) or a semver range (~1.2, >=1.0.0 <2)')
     .describe('exact version or semver range; prereleases only when the range names one'),
-  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>').optional().describe('when set, the version must resolve to this digest'),
-  path: z.string().regex(/^[^/.][^\\]*$/, 'must be a relative folder inside the artifact').optional().describe('folder inside the artifact; default the Environment name'),
+  digest: z
+    .string()
+    .regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>')
+    .optional()
+    .describe('when set, the version must resolve to this digest'),
+  path: z
+    .string()
+    .regex(/^[^/.][^\\]*$/, 'must be a relative folder inside the artifact')
+    .optional()
+    .describe('folder inside the artifact; default the Environment name'),
   interval: duration.default('5m').describe('how often to re-check the artifact and correct drift'),
   timeout: duration.default('5m').describe('how long applied objects may take to become healthy'),
   prune: z.boolean().default(true).describe('delete objects that left the artifact'),
   suspend: z.boolean().default(false).describe('stop every change until resumed'),
   driftPolicy: z.enum(['correct', 'warn']).default('correct'),
-  deletionPolicy: z.enum(['delete', 'orphan']).default('delete').describe('what deleting the Environment does to what it applied'),
+  deletionPolicy: z
+    .enum(['delete', 'orphan'])
+    .default('delete')
+    .describe('what deleting the Environment does to what it applied'),
   targetNamespace: z.string().regex(DNS_LABEL, 'must be a DNS label').optional(),
-  rollback: z.enum(['onFailure']).optional().describe('onFailure: when a new version fails health within timeout, re-apply the last healthy digest'),
+  rollback: z
+    .enum(['onFailure'])
+    .optional()
+    .describe('onFailure: when a new version fails health within timeout, re-apply the last healthy digest'),
   promotion: z
-    .strictObject({ from: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace') })
+    .strictObject({
+      from: z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace'),
+    })
     .optional()
     .describe('gate: only versions that have been Ready on this upstream Environment are applied'),
 })
 export type EnvironmentSpec = z.infer<typeof specSchema>
 
-export type Condition = { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }
+export type Condition = {
+  type: string
+  status: 'True' | 'False' | 'Unknown'
+  reason: string
+  message: string
+  lastTransitionTime: string
+  observedGeneration?: number
+}
 export type InventoryEntry = { apiVersion: string; kind: string; namespace?: string; name: string }
-export type HistoryEntry = { version: string; digest: string; started: string; finished: string; result: string; by?: string }
+export type HistoryEntry = {
+  version: string
+  digest: string
+  started: string
+  finished: string
+  result: string
+  by?: string
+}
 
 export type EnvironmentStatus = {
   observedGeneration?: number
@@ -89,12 +130,19 @@ export type Environment = {
 }
 
 /** Where an Environment's artifacts are, as oras takes it (`host/path`), and how to reach it. */
-export function sourceOf(spec: EnvironmentSpec, extra: RegistryAccess = {}): { repository: string; access: RegistryAccess } {
+export function sourceOf(
+  spec: EnvironmentSpec,
+  extra: RegistryAccess = {},
+): { repository: string; access: RegistryAccess } {
   const { source } = spec
   return {
     // The schema has checked the URL; repositoryPath only strips oci://.
     repository: repositoryPath(source.repository) ?? source.repository,
-    access: { ...extra, ...(source.plainHTTP ? { plainHttp: true } : {}), ...(source.insecure ? { insecure: true } : {}) },
+    access: {
+      ...extra,
+      ...(source.plainHTTP ? { plainHttp: true } : {}),
+      ...(source.insecure ? { insecure: true } : {}),
+    },
   }
 }
 
@@ -109,7 +157,9 @@ function structural(node: Record<string, unknown>): Record<string, unknown> {
   for (const [key, value] of Object.entries(node)) {
     if (key === '$schema' || key === 'additionalProperties') continue
     if (key === 'properties' && value && typeof value === 'object') {
-      out.properties = Object.fromEntries(Object.entries(value as Record<string, Record<string, unknown>>).map(([k, v]) => [k, structural(v)]))
+      out.properties = Object.fromEntries(
+        Object.entries(value as Record<string, Record<string, unknown>>).map(([k, v]) => [k, structural(v)]),
+      )
     } else {
       out[key] = value
     }
@@ -120,7 +170,11 @@ function structural(node: Record<string, unknown>): Record<string, unknown> {
 const statusOpenApi = { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true }
 
 /** The CustomResourceDefinition for `Environment`. */
-export function environmentCrd(): { apiVersion: string; kind: string; metadata: { name: string; labels: Record<string, string> } } & Record<string, unknown> {
+export function environmentCrd(): {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; labels: Record<string, string> }
+} & Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -128,7 +182,14 @@ export function environmentCrd(): { apiVersion: string; kind: string; metadata: 
     spec: {
       group: GROUP,
       scope: 'Namespaced',
-      names: { plural: PLURAL, singular: 'environment', kind: KIND, listKind: `${KIND}List`, shortNames: ['env', 'envs'], categories: ['berth'] },
+      names: {
+        plural: PLURAL,
+        singular: 'environment',
+        kind: KIND,
+        listKind: `${KIND}List`,
+        shortNames: ['env', 'envs'],
+        categories: ['berth'],
+      },
       versions: [
         {
           name: VERSION,
@@ -165,7 +226,7 @@ export function environmentCrd(): { apiVersion: string; kind: string; metadata: 
 export function durationMs(value: string): number {
   let total = 0
   for (const [, amount, unit] of value.matchAll(/(\d+)(ms|s|m|h)/g)) {
-    total += Number(amount) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'])
+    total += Number(amount) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h']
   }
   return total
 }

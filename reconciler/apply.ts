@@ -15,7 +15,10 @@ export type Owner = { name: string; namespace: string; targetNamespace?: string 
 const PARALLEL = 8
 const FIRST = new Set(['/Namespace', 'apiextensions.k8s.io/CustomResourceDefinition'])
 
-/** What an application left in the cluster: the inventory, and each object as the apiserver returned it (status included). */
+/**
+ * What an application left in the cluster: the inventory, and each object as the apiserver returned it (status
+ * included).
+ */
 export type Applied = { inventory: InventoryEntry[]; live: KubeObject[] }
 
 export async function applyObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<Applied> {
@@ -41,7 +44,10 @@ export async function applyObjects(kube: Kube, located: readonly Located[], owne
   return { inventory: [...first, ...placed].map(entryOf), live }
 }
 
-/** The objects as they would be applied (owner labels, namespaces), for comparing with live ones. Kinds must be served already. */
+/**
+ * The objects as they would be applied (owner labels, namespaces), for comparing with live ones. Kinds must be served
+ * already.
+ */
 export async function placeObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<KubeObject[]> {
   const placed: KubeObject[] = []
   for (const l of located) placed.push(await withNamespace(kube, labelled(l.object, owner), owner))
@@ -50,11 +56,20 @@ export async function placeObjects(kube: Kube, located: readonly Located[], owne
 
 /** Identity of an applied object as kept in status. */
 export function entryOf(o: KubeObject): InventoryEntry {
-  return { apiVersion: o.apiVersion, kind: o.kind, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name }
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}),
+    name: o.metadata.name,
+  }
 }
 
 function labelled(object: KubeObject, owner: Owner): KubeObject {
-  const labels = { ...(object.metadata.labels as Record<string, string> | undefined), [OWNER_LABELS.name]: owner.name, [OWNER_LABELS.namespace]: owner.namespace }
+  const labels = {
+    ...(object.metadata.labels as Record<string, string> | undefined),
+    [OWNER_LABELS.name]: owner.name,
+    [OWNER_LABELS.namespace]: owner.namespace,
+  }
   return { ...object, metadata: { ...object.metadata, labels } }
 }
 
@@ -73,6 +88,7 @@ async function withNamespace(kube: Kube, object: KubeObject, owner: Owner): Prom
 /** `action` on every item, PARALLEL at a time; results in item order. */
 export async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = []
-  for (let i = 0; i < items.length; i += PARALLEL) results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
+  for (let i = 0; i < items.length; i += PARALLEL)
+    results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
   return results
 }

@@ -48,27 +48,40 @@ export class Controller {
       onStatus: (key, status) => {
         const ready = status.conditions?.find((c) => c.type === 'Ready')
         const started = durations.get(`${key.namespace}/${key.name}`) ?? Date.now()
-        metrics?.observe(key.namespace, key.name, (Date.now() - started) / 1000, { ready, version: status.lastAppliedVersion, digest: status.lastAppliedDigest })
+        metrics?.observe(key.namespace, key.name, (Date.now() - started) / 1000, {
+          ready,
+          version: status.lastAppliedVersion,
+          digest: status.lastAppliedDigest,
+        })
       },
     }
     this.metrics = metrics
-    this.queue = new KeyedQueue(async (key) => {
-      const [namespace = '', name = ''] = key.split('/')
-      const started = Date.now()
-      durations.set(key, started)
-      try {
-        return await reconcileEnvironment(ctx, { namespace, name })
-      } finally {
-        this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })
-      }
-    }, { concurrency: options.concurrency ?? 4 })
+    this.queue = new KeyedQueue(
+      async (key) => {
+        const [namespace = '', name = ''] = key.split('/')
+        const started = Date.now()
+        durations.set(key, started)
+        try {
+          return await reconcileEnvironment(ctx, { namespace, name })
+        } finally {
+          this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })
+        }
+      },
+      { concurrency: options.concurrency ?? 4 },
+    )
   }
 
   async start(): Promise<void> {
     this.started = true
-    this.watch = await this.kube.watch<Environment>(API_VERSION, KIND, (type, env) => this.onEvent(type, env), (error) => {
-      this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
-    }, this.namespace)
+    this.watch = await this.kube.watch<Environment>(
+      API_VERSION,
+      KIND,
+      (type, env) => this.onEvent(type, env),
+      (error) => {
+        this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
+      },
+      this.namespace,
+    )
     this.watching = true
   }
 
@@ -87,9 +100,20 @@ export class Controller {
       this.metrics?.forget(env.metadata.namespace, env.metadata.name)
       return
     }
-    const now: Seen = { generation: env.metadata.generation, requested: env.metadata.annotations?.[RECONCILE_REQUESTED_AT], deleting: Boolean(env.metadata.deletionTimestamp) }
+    const now: Seen = {
+      generation: env.metadata.generation,
+      requested: env.metadata.annotations?.[RECONCILE_REQUESTED_AT],
+      deleting: Boolean(env.metadata.deletionTimestamp),
+    }
     const before = this.seen.get(key)
     this.seen.set(key, now)
-    if (type === 'add' || !before || before.generation !== now.generation || before.requested !== now.requested || (now.deleting && !before.deleting)) this.queue.add(key)
+    if (
+      type === 'add'
+      || !before
+      || before.generation !== now.generation
+      || before.requested !== now.requested
+      || (now.deleting && !before.deleting)
+    )
+      this.queue.add(key)
   }
 }

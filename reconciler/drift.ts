@@ -24,7 +24,10 @@ export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Pro
     const fields = diffPaths(comparable(wanted), comparable(live), '')
     return { live, ...(fields.length > 0 ? { drift: { object: name, fields } } : {}) }
   })
-  return { drift: checks.flatMap((c) => (c.drift ? [c.drift] : [])), live: checks.flatMap((c) => (c.live ? [c.live] : [])) }
+  return {
+    drift: checks.flatMap((c) => (c.drift ? [c.drift] : [])),
+    live: checks.flatMap((c) => (c.live ? [c.live] : [])),
+  }
 }
 
 export function comparable(object: Record<string, unknown>): Record<string, unknown> {
@@ -32,7 +35,9 @@ export function comparable(object: Record<string, unknown>): Record<string, unkn
   const metadata = rest.metadata
   delete rest.status
   delete rest.metadata
-  const meta = Object.fromEntries(Object.entries((metadata ?? {}) as Record<string, unknown>).filter(([k]) => !VOLATILE.has(k)))
+  const meta = Object.fromEntries(
+    Object.entries((metadata ?? {}) as Record<string, unknown>).filter(([k]) => !VOLATILE.has(k)),
+  )
   return { ...rest, metadata: meta }
 }
 
@@ -41,7 +46,9 @@ export function diffPaths(a: unknown, b: unknown, prefix: string): string[] {
   if (a === b) return []
   if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()
-    return keys.flatMap((k) => diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k))
+    return keys.flatMap((k) =>
+      diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k),
+    )
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)']
 }

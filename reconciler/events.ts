@@ -8,14 +8,27 @@ import type { Environment } from './api.ts'
 
 export type EventType = 'Normal' | 'Warning'
 
-export async function recordEvent(kube: Kube, env: Environment, type: EventType, reason: string, message: string, log?: (fields: Record<string, unknown>) => void): Promise<void> {
+export async function recordEvent(
+  kube: Kube,
+  env: Environment,
+  type: EventType,
+  reason: string,
+  message: string,
+  log?: (fields: Record<string, unknown>) => void,
+): Promise<void> {
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
   try {
     await kube.create({
       apiVersion: 'v1',
       kind: 'Event',
       metadata: { generateName: `${env.metadata.name}.`, namespace: env.metadata.namespace },
-      involvedObject: { apiVersion: env.apiVersion, kind: env.kind, name: env.metadata.name, namespace: env.metadata.namespace, ...(env.metadata.uid ? { uid: env.metadata.uid } : {}) },
+      involvedObject: {
+        apiVersion: env.apiVersion,
+        kind: env.kind,
+        name: env.metadata.name,
+        namespace: env.metadata.namespace,
+        ...(env.metadata.uid ? { uid: env.metadata.uid } : {}),
+      },
       type,
       reason,
       // The apiserver caps event messages at 1 KiB.

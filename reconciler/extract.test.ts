@@ -21,7 +21,13 @@ async function tarGz(entries: readonly Entry[]): Promise<Buffer> {
 
 describe('readArchive', () => {
   it('reads files and folders, normalising ./ prefixes', async () => {
-    const files = await readArchive(await tarGz([{ name: './dev/', type: 'directory' }, { name: './dev/a.yaml', body: 'a: 1\n' }, { name: 'x.json', body: '{}' }]))
+    const files = await readArchive(
+      await tarGz([
+        { name: './dev/', type: 'directory' },
+        { name: './dev/a.yaml', body: 'a: 1\n' },
+        { name: 'x.json', body: '{}' },
+      ]),
+    )
     expect([...files.keys()]).toEqual(['dev/a.yaml', 'x.json'])
     expect(files.get('dev/a.yaml')?.toString()).toBe('a: 1\n')
   })
@@ -29,9 +35,17 @@ describe('readArchive', () => {
   it.each<[string, Entry, RegExp]>([
     ['an absolute path', { name: '/etc/passwd', body: 'x' }, /"\/etc\/passwd" has an absolute path or "\.\."/],
     ['a path climbing out', { name: 'dev/../../escape.yaml', body: 'x' }, /has an absolute path or "\.\."/],
-    ['a symlink', { name: 'dev/link', type: 'symlink', linkname: '/etc/passwd' }, /"dev\/link" is a symlink; only regular files and folders/],
+    [
+      'a symlink',
+      { name: 'dev/link', type: 'symlink', linkname: '/etc/passwd' },
+      /"dev\/link" is a symlink; only regular files and folders/,
+    ],
     ['a hard link', { name: 'dev/hard', type: 'link', linkname: 'dev/a.yaml' }, /is a link; only regular files/],
-    ['a character device', { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 }, /is a character-device/],
+    [
+      'a character device',
+      { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 },
+      /is a character-device/,
+    ],
     ['a fifo', { name: 'dev/pipe', type: 'fifo' }, /is a fifo/],
   ])('refuses %s', async (_label, entry, message) => {
     await expect(readArchive(await tarGz([{ name: 'ok.yaml', body: 'a: 1' }, entry]))).rejects.toThrow(message)
@@ -40,12 +54,16 @@ describe('readArchive', () => {
   it('refuses an archive larger than the limit once decompressed, however small compressed', async () => {
     const bomb = await tarGz([{ name: 'zeros.yaml', body: Buffer.alloc(8 * 1024 * 1024) }])
     expect(bomb.length).toBeLessThan(64 * 1024)
-    await expect(readArchive(bomb, { uncompressedBytes: 1024 * 1024, entries: 10 })).rejects.toMatchObject({ reason: 'TooLarge' })
+    await expect(readArchive(bomb, { uncompressedBytes: 1024 * 1024, entries: 10 })).rejects.toMatchObject({
+      reason: 'TooLarge',
+    })
   })
 
   it('refuses too many entries', async () => {
     const many = await tarGz(Array.from({ length: 12 }, (_, i) => ({ name: `f${i}.yaml`, body: 'a: 1' })))
-    await expect(readArchive(many, { uncompressedBytes: 1024 * 1024, entries: 10 })).rejects.toMatchObject({ reason: 'TooManyEntries' })
+    await expect(readArchive(many, { uncompressedBytes: 1024 * 1024, entries: 10 })).rejects.toMatchObject({
+      reason: 'TooManyEntries',
+    })
   })
 
   it('refuses something that is not a tar.gz', async () => {

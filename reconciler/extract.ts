@@ -22,7 +22,10 @@ export const DEFAULT_LIMITS: ArchiveLimits = { uncompressedBytes: 64 * 1024 * 10
 export class UnsafeArchiveError extends InvalidInputError {}
 
 /** Read every file of a tar.gz into memory, refusing anything unsafe. Paths are normalised (`./a` → `a`). */
-export async function readArchive(gzipped: Buffer, limits: ArchiveLimits = DEFAULT_LIMITS): Promise<Map<string, Buffer>> {
+export async function readArchive(
+  gzipped: Buffer,
+  limits: ArchiveLimits = DEFAULT_LIMITS,
+): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>()
   let total = 0
   let entries = 0
@@ -43,8 +46,13 @@ export async function readArchive(gzipped: Buffer, limits: ArchiveLimits = DEFAU
       stream.on('end', next)
       return
     }
-    if (header.type !== 'file') return fail('UnsafeEntry', `entry "${header.name}" is a ${header.type}; only regular files and folders are allowed`)
-    if (total + header.size > limits.uncompressedBytes) return fail('TooLarge', `more than ${limits.uncompressedBytes} bytes uncompressed`)
+    if (header.type !== 'file')
+      return fail(
+        'UnsafeEntry',
+        `entry "${header.name}" is a ${header.type}; only regular files and folders are allowed`,
+      )
+    if (total + header.size > limits.uncompressedBytes)
+      return fail('TooLarge', `more than ${limits.uncompressedBytes} bytes uncompressed`)
     const chunks: Buffer[] = []
     stream.on('data', (chunk: unknown) => {
       const bytes = chunk as Buffer
@@ -64,13 +72,23 @@ export async function readArchive(gzipped: Buffer, limits: ArchiveLimits = DEFAU
   // Stop a gzip bomb at the decompressor, before tar parsing sees the bytes.
   gunzip.on('data', (chunk: Buffer) => {
     inflated += chunk.length
-    if (inflated > inflatedLimit) gunzip.destroy(new UnsafeArchiveError('TooLarge', `artifact refused: decompresses to more than ${limits.uncompressedBytes} bytes`))
+    if (inflated > inflatedLimit)
+      gunzip.destroy(
+        new UnsafeArchiveError(
+          'TooLarge',
+          `artifact refused: decompresses to more than ${limits.uncompressedBytes} bytes`,
+        ),
+      )
   })
   try {
     await pipeline(Readable.from([gzipped]), gunzip, extractor)
   } catch (error: unknown) {
     if (error instanceof UnsafeArchiveError) throw error
-    throw new InvalidInputError('InvalidArchive', `artifact refused: not a readable tar.gz (${error instanceof Error ? error.message : String(error)})`, { cause: error })
+    throw new InvalidInputError(
+      'InvalidArchive',
+      `artifact refused: not a readable tar.gz (${error instanceof Error ? error.message : String(error)})`,
+      { cause: error },
+    )
   }
   return files
 }

@@ -16,28 +16,62 @@ import type { Resolved } from './resolve.ts'
 export type FetchLimits = ArchiveLimits & { compressedBytes: number }
 export const DEFAULT_FETCH_LIMITS: FetchLimits = { ...DEFAULT_LIMITS, compressedBytes: 16 * 1024 * 1024 }
 
-const descriptor = z.object({ mediaType: z.string(), digest: z.string().regex(/^sha256:[a-f0-9]{64}$/), size: z.number().int().nonnegative() })
+const descriptor = z.object({
+  mediaType: z.string(),
+  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/),
+  size: z.number().int().nonnegative(),
+})
 const manifestSchema = z.object({ mediaType: z.string().optional(), config: descriptor, layers: z.array(descriptor) })
 
 /** The manifest is not one berth can consume. */
 export class ArtifactError extends InvalidInputError {}
 
 /** Check the manifest's shape; returns the one content layer. Pure, for unit tests. */
-export function contentLayer(manifest: unknown, limits: Pick<FetchLimits, 'compressedBytes'>): z.infer<typeof descriptor> {
+export function contentLayer(
+  manifest: unknown,
+  limits: Pick<FetchLimits, 'compressedBytes'>,
+): z.infer<typeof descriptor> {
   const parsed = manifestSchema.safeParse(manifest)
-  if (!parsed.success) throw new ArtifactError('InvalidManifest', 'artifact refused: the manifest is not an OCI image manifest with a config and layers')
+  if (!parsed.success)
+    throw new ArtifactError(
+      'InvalidManifest',
+      'artifact refused: the manifest is not an OCI image manifest with a config and layers',
+    )
   const { mediaType, config, layers } = parsed.data
-  if (mediaType !== undefined && mediaType !== MEDIA_TYPES.manifest) throw new ArtifactError('WrongMediaType', `artifact refused: manifest media type ${mediaType}, expected ${MEDIA_TYPES.manifest}`)
-  if (config.mediaType !== MEDIA_TYPES.config) throw new ArtifactError('WrongMediaType', `artifact refused: config media type ${config.mediaType}, expected ${MEDIA_TYPES.config}`)
-  if (layers.length !== 1) throw new ArtifactError('WrongLayers', `artifact refused: ${layers.length} layers, expected exactly one`)
+  if (mediaType !== undefined && mediaType !== MEDIA_TYPES.manifest)
+    throw new ArtifactError(
+      'WrongMediaType',
+      `artifact refused: manifest media type ${mediaType}, expected ${MEDIA_TYPES.manifest}`,
+    )
+  if (config.mediaType !== MEDIA_TYPES.config)
+    throw new ArtifactError(
+      'WrongMediaType',
+      `artifact refused: config media type ${config.mediaType}, expected ${MEDIA_TYPES.config}`,
+    )
+  if (layers.length !== 1)
+    throw new ArtifactError('WrongLayers', `artifact refused: ${layers.length} layers, expected exactly one`)
   const layer = layers[0] as z.infer<typeof descriptor>
-  if (layer.mediaType !== MEDIA_TYPES.content) throw new ArtifactError('WrongMediaType', `artifact refused: layer media type ${layer.mediaType}, expected ${MEDIA_TYPES.content}`)
-  if (layer.size > limits.compressedBytes) throw new ArtifactError('TooLarge', `artifact refused: the layer is ${layer.size} bytes, over the limit of ${limits.compressedBytes}`)
+  if (layer.mediaType !== MEDIA_TYPES.content)
+    throw new ArtifactError(
+      'WrongMediaType',
+      `artifact refused: layer media type ${layer.mediaType}, expected ${MEDIA_TYPES.content}`,
+    )
+  if (layer.size > limits.compressedBytes)
+    throw new ArtifactError(
+      'TooLarge',
+      `artifact refused: the layer is ${layer.size} bytes, over the limit of ${limits.compressedBytes}`,
+    )
   return layer
 }
 
 /** Files of the artifact, by path. Downloads the layer only when the cache lacks it. */
-export async function fetchArtifact(repository: string, resolved: Resolved, access: RegistryAccess, cacheDir: string, limits: FetchLimits = DEFAULT_FETCH_LIMITS): Promise<Map<string, Buffer>> {
+export async function fetchArtifact(
+  repository: string,
+  resolved: Resolved,
+  access: RegistryAccess,
+  cacheDir: string,
+  limits: FetchLimits = DEFAULT_FETCH_LIMITS,
+): Promise<Map<string, Buffer>> {
   const layer = contentLayer(resolved.manifest, limits)
   const hex = layer.digest.slice('sha256:'.length)
   const blobs = join(cacheDir, 'blobs', 'sha256')
@@ -55,7 +89,11 @@ export async function fetchArtifact(repository: string, resolved: Resolved, acce
     try {
       await fetchBlob(`${repository}@${layer.digest}`, partial, access)
       bytes = await readFile(partial)
-      if (sha256(bytes) !== layer.digest) throw new ArtifactError('DigestMismatch', `artifact refused: the layer's sha256 is ${sha256(bytes)}, not ${layer.digest}`)
+      if (sha256(bytes) !== layer.digest)
+        throw new ArtifactError(
+          'DigestMismatch',
+          `artifact refused: the layer's sha256 is ${sha256(bytes)}, not ${layer.digest}`,
+        )
       await rename(partial, cached)
     } finally {
       await rm(partial, { force: true })

@@ -3,15 +3,28 @@ import { describe, expect, it } from 'vitest'
 import { UsageError } from '../shared/errors.ts'
 import { applyRules, DEFAULT_INSTALL, installObjects, installYaml, parseAllow } from './install.ts'
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string }; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>; spec?: unknown }
+type Obj = {
+  kind: string
+  metadata: { name: string; namespace?: string }
+  rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>
+  spec?: unknown
+}
 const objects = (options = {}): Obj[] => installObjects({ ...DEFAULT_INSTALL, ...options })
 const find = (all: Obj[], kind: string, name?: string): Obj => {
   const found = all.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
   if (!found) throw new Error(`no ${kind} ${name ?? ''}`)
   return found
 }
-type Container = { args: string[]; securityContext: Record<string, unknown>; livenessProbe: unknown; readinessProbe: unknown; resources: { requests?: unknown } }
-const container = (all: Obj[]): Container => (find(all, 'Deployment').spec as { template: { spec: { containers: Container[] } } }).template.spec.containers[0] as Container
+type Container = {
+  args: string[]
+  securityContext: Record<string, unknown>
+  livenessProbe: unknown
+  readinessProbe: unknown
+  resources: { requests?: unknown }
+}
+const container = (all: Obj[]): Container =>
+  (find(all, 'Deployment').spec as { template: { spec: { containers: Container[] } } }).template.spec
+    .containers[0] as Container
 
 describe('install manifests', () => {
   it('deploy/berth.yaml is exactly what `berth install` prints with its defaults (run `npm run deploy:render` after changing them)', () => {
@@ -25,21 +38,49 @@ describe('install manifests', () => {
     expect([...verbs].sort()).toEqual(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'])
     const secrets = rules.filter((r) => r.resources.includes('secrets'))
     expect(secrets).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }])
-    expect(rules.some((r) => r.resources.some((res) => ['roles', 'clusterroles', 'rolebindings', 'clusterrolebindings', 'namespaces', 'customresourcedefinitions'].includes(res)))).toBe(false)
+    expect(
+      rules.some((r) =>
+        r.resources.some((res) =>
+          [
+            'roles',
+            'clusterroles',
+            'rolebindings',
+            'clusterrolebindings',
+            'namespaces',
+            'customresourcedefinitions',
+          ].includes(res),
+        ),
+      ),
+    ).toBe(false)
   })
 
   it('grants cluster-wide by default, and only inside the watched namespace (Roles, nothing cluster-scoped) with --watch-namespace', () => {
-    expect(objects().filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name).sort()).toEqual(['berth-apply', 'berth-reconciler'])
+    expect(
+      objects()
+        .filter((o) => o.kind === 'ClusterRoleBinding')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['berth-apply', 'berth-reconciler'])
     const scoped = objects({ watchNamespace: 'team-a' })
     expect(scoped.filter((o) => o.kind.startsWith('Cluster'))).toEqual([])
-    for (const kind of ['Role', 'RoleBinding']) expect(scoped.filter((o) => o.kind === kind && o.metadata.namespace === 'team-a').map((o) => o.metadata.name).sort()).toEqual(['berth-apply', 'berth-reconciler'])
+    for (const kind of ['Role', 'RoleBinding'])
+      expect(
+        scoped
+          .filter((o) => o.kind === kind && o.metadata.namespace === 'team-a')
+          .map((o) => o.metadata.name)
+          .sort(),
+      ).toEqual(['berth-apply', 'berth-reconciler'])
     expect(container(scoped).args).toContain('--namespace=team-a')
     expect(container(objects()).args.some((a) => a.startsWith('--namespace'))).toBe(false)
   })
 
   it('runs non-root on a read-only root filesystem with probes, requests and leader election', () => {
     const c = container(objects())
-    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } })
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    })
     expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/healthz' } })
     expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz' } })
     expect(c.resources.requests).toBeDefined()
@@ -50,16 +91,31 @@ describe('install manifests', () => {
   })
 
   it('adds --allow kinds under their API group', () => {
-    const rules = applyRules(['namespaces', 'customresourcedefinitions.apiextensions.k8s.io', 'featureflags.shop.example.com', 'deployments.apps'])
+    const rules = applyRules([
+      'namespaces',
+      'customresourcedefinitions.apiextensions.k8s.io',
+      'featureflags.shop.example.com',
+      'deployments.apps',
+    ])
     expect(rules.find((r) => r.apiGroups[0] === '')?.resources).toContain('namespaces')
-    expect(rules.find((r) => r.apiGroups[0] === 'apiextensions.k8s.io')?.resources).toEqual(['customresourcedefinitions'])
+    expect(rules.find((r) => r.apiGroups[0] === 'apiextensions.k8s.io')?.resources).toEqual([
+      'customresourcedefinitions',
+    ])
     expect(rules.find((r) => r.apiGroups[0] === 'shop.example.com')?.resources).toEqual(['featureflags'])
-    expect(rules.find((r) => r.apiGroups[0] === 'apps')?.resources).toEqual(['daemonsets', 'deployments', 'statefulsets'])
+    expect(rules.find((r) => r.apiGroups[0] === 'apps')?.resources).toEqual([
+      'daemonsets',
+      'deployments',
+      'statefulsets',
+    ])
   })
 
   it('refuses what RBAC would not mean', () => {
-    expect(parseAllow('roles.rbac.authorization.k8s.io')).toEqual({ resource: 'roles', group: 'rbac.authorization.k8s.io' })
-    for (const bad of ['Deployment', '*', 'deployments.', '', 'a/b']) expect(() => parseAllow(bad), bad).toThrow(UsageError)
+    expect(parseAllow('roles.rbac.authorization.k8s.io')).toEqual({
+      resource: 'roles',
+      group: 'rbac.authorization.k8s.io',
+    })
+    for (const bad of ['Deployment', '*', 'deployments.', '', 'a/b'])
+      expect(() => parseAllow(bad), bad).toThrow(UsageError)
     expect(() => objects({ namespace: 'Berth' })).toThrow(/--namespace "Berth": must be a DNS label/)
     expect(() => objects({ replicas: 0 })).toThrow(/--replicas/)
   })

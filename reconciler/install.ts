@@ -1,7 +1,8 @@
 /**
  * What an operator installs to run the reconciler in a cluster: its Namespace, the
  * Environment CRD, a ServiceAccount with least-privilege RBAC, a metrics Service, a
- * Deployment and (with several replicas) a PodDisruptionBudget. `berth install` prints these objects; deploy/ holds the default rendering.
+ * Deployment and (with several replicas) a PodDisruptionBudget. `berth install` prints these objects; deploy/ holds the
+ * default rendering.
  *
  * The rights come in three parts, so each can be read and reviewed on its own:
  * - `berth-reconciler` (ClusterRole): read and watch Environments, write their status and
@@ -27,14 +28,20 @@ export type InstallOptions = {
   replicas: number
   /** Reconcile only the Environments of this namespace, with rights only there. */
   watchNamespace?: string | undefined
-  /** More kinds the reconciler may apply, as `resource.group` (kubectl's spelling: `deployments.apps`, `namespaces`). */
+  /**
+   * More kinds the reconciler may apply, as `resource.group` (kubectl's spelling: `deployments.apps`, `namespaces`).
+   */
   allow: readonly string[]
 }
 
 export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } } & Record<string, unknown>
+type Obj = {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> }
+} & Record<string, unknown>
 
 const NAME = 'berth-reconciler'
 const PORT = 8080
@@ -58,7 +65,8 @@ export const RECONCILER_RULES: readonly Rule[] = [
   // Only needed where OwnerReferencesPermissionEnforcement guards finalizers.
   { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-  // Registry credentials named by spec.source.secretRef. RBAC cannot name them in advance; get alone cannot enumerate them.
+  // Registry credentials named by spec.source.secretRef. RBAC cannot name them in advance; get alone cannot enumerate
+  // them.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ]
 
@@ -72,14 +80,33 @@ export function installObjects(options: InstallOptions): Obj[] {
   const subject = { kind: 'ServiceAccount', name: NAME, namespace }
   // Cluster-wide: ClusterRoles and ClusterRoleBindings. With watchNamespace: Roles and RoleBindings in that
   // namespace only, so installs for several namespaces never share (or overwrite) a cluster-scoped role.
-  const scope = watchNamespace ? { role: 'Role', binding: 'RoleBinding' } : { role: 'ClusterRole', binding: 'ClusterRoleBinding' }
+  const scope = watchNamespace
+    ? { role: 'Role', binding: 'RoleBinding' }
+    : { role: 'ClusterRole', binding: 'ClusterRoleBinding' }
   const rbac = (name: string, rules: readonly Rule[]): Obj[] => [
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: scope.role, metadata: meta(name, watchNamespace), rules },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: scope.binding, metadata: meta(name, watchNamespace), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: scope.role, name }, subjects: [subject] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: scope.binding,
+      metadata: meta(name, watchNamespace),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: scope.role, name },
+      subjects: [subject],
+    },
   ]
   return [
     // Pods here must meet the "restricted" Pod Security Standard; the Deployment below does.
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { ...labels, 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' } } },
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: namespace,
+        labels: {
+          ...labels,
+          'pod-security.kubernetes.io/enforce': 'restricted',
+          'pod-security.kubernetes.io/warn': 'restricted',
+        },
+      },
+    },
     environmentCrd(),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
     ...rbac('berth-reconciler', RECONCILER_RULES),
@@ -91,7 +118,12 @@ export function installObjects(options: InstallOptions): Obj[] {
       rules: [
         // create cannot be limited by name (the name is not known before the object exists).
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
-        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEASE_NAME], verbs: ['get', 'update'] },
+        {
+          apiGroups: ['coordination.k8s.io'],
+          resources: ['leases'],
+          resourceNames: [LEASE_NAME],
+          verbs: ['get', 'update'],
+        },
       ],
     },
     {
@@ -101,10 +133,24 @@ export function installObjects(options: InstallOptions): Obj[] {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'berth-leader-election' },
       subjects: [subject],
     },
-    { apiVersion: 'v1', kind: 'Service', metadata: meta(`${NAME}-metrics`, namespace), spec: { selector, ports: [{ name: 'http-metrics', port: PORT, targetPort: 'http-metrics' }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(`${NAME}-metrics`, namespace),
+      spec: { selector, ports: [{ name: 'http-metrics', port: PORT, targetPort: 'http-metrics' }] },
+    },
     deployment(options, namespace, watchNamespace),
     // A node drain never takes every replica at once: a standby stays to take the Lease.
-    ...(options.replicas > 1 ? [{ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(NAME, namespace), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } }] : []),
+    ...(options.replicas > 1
+      ? [
+          {
+            apiVersion: 'policy/v1',
+            kind: 'PodDisruptionBudget',
+            metadata: meta(NAME, namespace),
+            spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+          },
+        ]
+      : []),
   ]
 }
 
@@ -124,26 +170,64 @@ function deployment(options: InstallOptions, namespace: string, watchNamespace: 
           nodeSelector: { 'kubernetes.io/os': 'linux' },
           // A pass in flight finishes (or is abandoned cleanly) and the Lease is released before this runs out.
           terminationGracePeriodSeconds: 60,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           // Replicas on different nodes, so losing a node leaves a standby to take the Lease.
-          affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } } }] } },
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 100,
+                  podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } },
+                },
+              ],
+            },
+          },
           containers: [
             {
               name: 'reconciler',
               image: options.image,
-              args: ['reconciler', '--leader-elect', `--metrics-address=0.0.0.0:${PORT}`, `--cache-dir=${CACHE}`, ...(watchNamespace ? [`--namespace=${watchNamespace}`] : [])],
+              args: [
+                'reconciler',
+                '--leader-elect',
+                `--metrics-address=0.0.0.0:${PORT}`,
+                `--cache-dir=${CACHE}`,
+                ...(watchNamespace ? [`--namespace=${watchNamespace}`] : []),
+              ],
               env: [
-                // Written out as the apiserver stores it (apiVersion defaulted): a field stored otherwise than applied makes SSA conflicts for co-owners.
-                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
+                // Written out as the apiserver stores it (apiVersion defaulted): a field stored otherwise than applied
+                // makes SSA conflicts for co-owners.
+                {
+                  name: 'POD_NAMESPACE',
+                  valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+                },
                 // The root filesystem is read-only: oras and Node's compile cache write under HOME and TMPDIR.
                 { name: 'HOME', value: '/tmp' },
                 { name: 'TMPDIR', value: '/tmp' },
               ],
               ports: [{ name: 'http-metrics', containerPort: PORT, protocol: 'TCP' }],
-              livenessProbe: { httpGet: { path: '/healthz', port: 'http-metrics' }, initialDelaySeconds: 5, periodSeconds: 10, failureThreshold: 3 },
-              readinessProbe: { httpGet: { path: '/readyz', port: 'http-metrics' }, periodSeconds: 5, failureThreshold: 3 },
+              livenessProbe: {
+                httpGet: { path: '/healthz', port: 'http-metrics' },
+                initialDelaySeconds: 5,
+                periodSeconds: 10,
+                failureThreshold: 3,
+              },
+              readinessProbe: {
+                httpGet: { path: '/readyz', port: 'http-metrics' },
+                periodSeconds: 5,
+                failureThreshold: 3,
+              },
               resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               volumeMounts: [
                 { name: 'tmp', mountPath: '/tmp' },
                 { name: 'cache', mountPath: CACHE },
@@ -174,7 +258,11 @@ export function applyRules(allow: readonly string[]): Rule[] {
     const { group, resource } = parseAllow(entry)
     byGroup.set(group, (byGroup.get(group) ?? new Set()).add(resource))
   }
-  return [...byGroup].map(([group, resources]) => ({ apiGroups: [group], resources: [...resources].sort(), verbs: APPLY_VERBS }))
+  return [...byGroup].map(([group, resources]) => ({
+    apiGroups: [group],
+    resources: [...resources].sort(),
+    verbs: APPLY_VERBS,
+  }))
 }
 
 /** `deployments.apps` → {resource: deployments, group: apps}; `namespaces` → the core group. */
@@ -182,17 +270,31 @@ export function parseAllow(entry: string): { resource: string; group: string } {
   const dot = entry.indexOf('.')
   const resource = dot < 0 ? entry : entry.slice(0, dot)
   const group = dot < 0 ? '' : entry.slice(dot + 1)
-  if (!DNS_LABEL.test(resource) || (dot >= 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(group))) {
-    throw new UsageError('InvalidAllow', `--allow ${JSON.stringify(entry)}: write a resource as kubectl does, plural and lower case, with its API group: deployments.apps, namespaces, featureflags.shop.example.com`)
+  if (
+    !DNS_LABEL.test(resource)
+    || (dot >= 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(group))
+  ) {
+    throw new UsageError(
+      'InvalidAllow',
+      `--allow ${JSON.stringify(entry)}: write a resource as kubectl does, plural and lower case, with its API group: deployments.apps, namespaces, featureflags.shop.example.com`,
+    )
   }
   return { resource, group }
 }
 
 function checked(options: InstallOptions): { namespace: string; watchNamespace: string | undefined } {
-  for (const [flag, value] of [['--namespace', options.namespace], ['--watch-namespace', options.watchNamespace]] as const) {
-    if (value !== undefined && !DNS_LABEL.test(value)) throw new UsageError('InvalidNamespace', `${flag} ${JSON.stringify(value)}: must be a DNS label (lower case letters, digits and -)`)
+  for (const [flag, value] of [
+    ['--namespace', options.namespace],
+    ['--watch-namespace', options.watchNamespace],
+  ] as const) {
+    if (value !== undefined && !DNS_LABEL.test(value))
+      throw new UsageError(
+        'InvalidNamespace',
+        `${flag} ${JSON.stringify(value)}: must be a DNS label (lower case letters, digits and -)`,
+      )
   }
-  if (!Number.isInteger(options.replicas) || options.replicas < 1) throw new UsageError('InvalidReplicas', '--replicas must be a whole number of at least 1')
+  if (!Number.isInteger(options.replicas) || options.replicas < 1)
+    throw new UsageError('InvalidReplicas', '--replicas must be a whole number of at least 1')
   if (!options.image.trim()) throw new UsageError('InvalidImage', '--image must name a container image')
   return { namespace: options.namespace, watchNamespace: options.watchNamespace }
 }

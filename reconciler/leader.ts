@@ -24,7 +24,13 @@ type Lease = {
   apiVersion: 'coordination.k8s.io/v1'
   kind: 'Lease'
   metadata: { name: string; namespace: string; resourceVersion?: string }
-  spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number }
+  spec: {
+    holderIdentity?: string
+    leaseDurationSeconds?: number
+    acquireTime?: string
+    renewTime?: string
+    leaseTransitions?: number
+  }
 }
 
 /** MicroTime as the apiserver wants it: RFC 3339 with microseconds. */
@@ -43,7 +49,14 @@ export class LeaderElector {
   constructor(kube: Kube, options: LeaderOptions) {
     this.kube = kube
     this.identity = options.identity ?? `${hostname()}-${process.pid}`
-    this.o = { name: LEASE_NAME, identity: this.identity, leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options }
+    this.o = {
+      name: LEASE_NAME,
+      identity: this.identity,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      ...options,
+    }
   }
 
   /** Run until stopped: `onStarted` when this process becomes leader, `onStopped` when it loses the lease. */
@@ -85,12 +98,18 @@ export class LeaderElector {
     this.leading = false
     const lease = await this.kube.get<Lease>(this.ref()).catch(() => undefined)
     if (lease?.spec.holderIdentity === this.identity) {
-      await this.kube.update<Lease>({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } }).catch(() => undefined)
+      await this.kube
+        .update<Lease>({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } })
+        .catch(() => undefined)
     }
   }
 
   private ref(): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
-    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace } }
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.o.name, namespace: this.o.namespace },
+    }
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
@@ -102,7 +121,13 @@ export class LeaderElector {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name: this.o.name, namespace: this.o.namespace },
-        spec: { holderIdentity: this.identity, leaseDurationSeconds: seconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+        spec: {
+          holderIdentity: this.identity,
+          leaseDurationSeconds: seconds,
+          acquireTime: microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: 0,
+        },
       })
       return true
     }
@@ -120,7 +145,7 @@ export class LeaderElector {
         spec: {
           holderIdentity: this.identity,
           leaseDurationSeconds: seconds,
-          acquireTime: holder === this.identity ? lease.spec.acquireTime ?? microTime(now) : microTime(now),
+          acquireTime: holder === this.identity ? (lease.spec.acquireTime ?? microTime(now)) : microTime(now),
           renewTime: microTime(now),
           leaseTransitions: (lease.spec.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1),
         },

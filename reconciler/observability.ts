@@ -43,10 +43,22 @@ export class Metrics {
   })
 
   /** The applied-info labels last set per Environment, so a new version replaces the old series. */
-  private readonly appliedLabels = new Map<string, { namespace: string; name: string; version: string; digest: string }>()
+  private readonly appliedLabels = new Map<
+    string,
+    { namespace: string; name: string; version: string; digest: string }
+  >()
 
   /** Record a finished pass from the Environment's status as patched. */
-  observe(namespace: string, name: string, seconds: number, status: { ready?: { status: string; reason: string } | undefined; version?: string | undefined; digest?: string | undefined }): void {
+  observe(
+    namespace: string,
+    name: string,
+    seconds: number,
+    status: {
+      ready?: { status: string; reason: string } | undefined
+      version?: string | undefined
+      digest?: string | undefined
+    },
+  ): void {
     this.duration.observe({ namespace, name }, seconds)
     this.results.inc({ namespace, name, reason: status.ready?.reason ?? 'Unknown' })
     this.ready.set({ namespace, name }, status.ready?.status === 'True' ? 1 : 0)
@@ -79,9 +91,14 @@ export async function serveObservability(address: string, metrics: Metrics, isRe
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n')
     } else if (path === '/readyz') {
       const ready = isReady()
-      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ready ? 'ok\n' : 'not ready: the watch is not running\n')
+      res
+        .writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' })
+        .end(ready ? 'ok\n' : 'not ready: the watch is not running\n')
     } else if (path === '/metrics') {
-      metrics.registry.metrics().then((text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text), () => res.writeHead(500).end())
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      )
     } else {
       res.writeHead(404).end()
     }

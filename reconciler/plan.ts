@@ -12,9 +12,22 @@ import { describeEntry, entryKey } from './prune.ts'
 import { selectObjects } from './reconcile.ts'
 import { resolve } from './resolve.ts'
 
-export type Plan = { version: string; digest: string; created: string[]; changed: Array<{ object: string; fields: string[] }>; pruned: string[] }
+export type Plan = {
+  version: string
+  digest: string
+  created: string[]
+  changed: Array<{ object: string; fields: string[] }>
+  pruned: string[]
+}
 
-export async function planPromotion(kube: Kube, env: Environment, version: string, digest: string | undefined, access: RegistryAccess, cacheDir: string): Promise<Plan> {
+export async function planPromotion(
+  kube: Kube,
+  env: Environment,
+  version: string,
+  digest: string | undefined,
+  access: RegistryAccess,
+  cacheDir: string,
+): Promise<Plan> {
   const spec = specSchema.parse(env.spec)
   const { repository, access: registry } = sourceOf(spec, access)
   const resolved = await resolve(repository, version, digest, registry)
@@ -24,7 +37,9 @@ export async function planPromotion(kube: Kube, env: Environment, version: strin
   // The drift check's reads and dry runs against the pin to be: missing objects are created, differing ones change.
   const { drift } = await findDrift(kube, objects)
   const next = new Set(objects.map((o) => entryKey(entryOf(o))))
-  const pruned = spec.prune ? (env.status?.inventory ?? []).filter((e) => !next.has(entryKey(e))).map(describeEntry) : []
+  const pruned = spec.prune
+    ? (env.status?.inventory ?? []).filter((e) => !next.has(entryKey(e))).map(describeEntry)
+    : []
   return {
     version: resolved.version,
     digest: resolved.digest,

@@ -21,7 +21,13 @@ describe('chooseTag', () => {
 
 describe('diffPaths', () => {
   it('names the differing leaves', () => {
-    expect(diffPaths({ data: { a: '1', b: '2' }, spec: { replicas: 2, ports: [80] } }, { data: { a: '1', b: '3' }, spec: { replicas: 2, ports: [81] } }, '')).toEqual(['data.b', 'spec.ports'])
+    expect(
+      diffPaths(
+        { data: { a: '1', b: '2' }, spec: { replicas: 2, ports: [80] } },
+        { data: { a: '1', b: '3' }, spec: { replicas: 2, ports: [81] } },
+        '',
+      ),
+    ).toEqual(['data.b', 'spec.ports'])
     expect(diffPaths({ a: 1 }, { a: 1 }, '')).toEqual([])
     expect(diffPaths({ a: 1 }, { a: 1, b: 2 }, '')).toEqual(['b'])
   })

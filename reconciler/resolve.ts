@@ -11,7 +11,13 @@ import { fetchManifest, listTags, type RegistryAccess } from '../shared/oras.ts'
 /** The spec asks for something the registry does not have, or forbids what it has. */
 export class ResolveError extends BerthError {}
 
-export type Resolved = { version: string; tag: string; digest: string; manifest: Record<string, unknown>; fromRange: boolean }
+export type Resolved = {
+  version: string
+  tag: string
+  digest: string
+  manifest: Record<string, unknown>
+  fromRange: boolean
+}
 
 /** Pick the tag for `pin` among `tags`; pure, for unit tests. Undefined when none fits. */
 export function chooseTag(pin: string, tags: readonly string[]): string | undefined {
@@ -21,7 +27,12 @@ export function chooseTag(pin: string, tags: readonly string[]): string | undefi
   return semver.maxSatisfying(versions, pin) ?? undefined
 }
 
-export async function resolve(repository: string, pin: string, expectedDigest: string | undefined, access: RegistryAccess): Promise<Resolved> {
+export async function resolve(
+  repository: string,
+  pin: string,
+  expectedDigest: string | undefined,
+  access: RegistryAccess,
+): Promise<Resolved> {
   const exact = releaseTag(pin)
   let tag: string
   if ('tag' in exact) {
@@ -29,24 +40,37 @@ export async function resolve(repository: string, pin: string, expectedDigest: s
   } else {
     const tags = await listTags(repository, access)
     const chosen = chooseTag(pin, tags)
-    if (!chosen) throw new ResolveError('VersionNotFound', `no version in ${repository} satisfies "${pin}" (${tags.length} tags, none matching)`)
+    if (!chosen)
+      throw new ResolveError(
+        'VersionNotFound',
+        `no version in ${repository} satisfies "${pin}" (${tags.length} tags, none matching)`,
+      )
     tag = chosen
   }
   let fetched
   try {
     fetched = await fetchManifest(`${repository}:${tag}`, access)
   } catch (error: unknown) {
-    if (error instanceof BerthError && error.reason === 'ArtifactNotFound') throw new ResolveError('VersionNotFound', `version ${tag} is not published in ${repository}`, { cause: error })
+    if (error instanceof BerthError && error.reason === 'ArtifactNotFound')
+      throw new ResolveError('VersionNotFound', `version ${tag} is not published in ${repository}`, { cause: error })
     throw error
   }
   if (expectedDigest && fetched.digest !== expectedDigest) {
-    throw new ResolveError('DigestMismatch', `${repository}:${tag} now points at ${fetched.digest}, not the pinned ${expectedDigest}: the tag moved; refusing it`)
+    throw new ResolveError(
+      'DigestMismatch',
+      `${repository}:${tag} now points at ${fetched.digest}, not the pinned ${expectedDigest}: the tag moved; refusing it`,
+    )
   }
   return { version: tag, tag, digest: fetched.digest, manifest: fetched.content, fromRange: !('tag' in exact) }
 }
 
 /** A known digest (from history) as a resolved artifact, without consulting tags. */
-export async function resolveDigest(repository: string, version: string, digest: string, access: RegistryAccess): Promise<Resolved> {
+export async function resolveDigest(
+  repository: string,
+  version: string,
+  digest: string,
+  access: RegistryAccess,
+): Promise<Resolved> {
   const fetched = await fetchManifest(`${repository}@${digest}`, access)
   return { version, tag: version, digest: fetched.digest, manifest: fetched.content, fromRange: false }
 }

@@ -4,10 +4,17 @@ import type { Condition, EnvironmentStatus, HistoryEntry } from './api.ts'
 const HISTORY = 10
 
 /** Set a condition, keeping its lastTransitionTime while its status does not change. */
-export function setCondition(status: EnvironmentStatus, condition: Omit<Condition, 'lastTransitionTime'>, now: Date): void {
+export function setCondition(
+  status: EnvironmentStatus,
+  condition: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): void {
   const conditions = status.conditions ?? []
   const previous = conditions.find((c) => c.type === condition.type)
-  const lastTransitionTime = previous && previous.status === condition.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z')
+  const lastTransitionTime
+    = previous && previous.status === condition.status
+      ? previous.lastTransitionTime
+      : now.toISOString().replace(/\.\d{3}Z$/, 'Z')
   status.conditions = [...conditions.filter((c) => c.type !== condition.type), { ...condition, lastTransitionTime }]
 }
 
@@ -15,15 +22,25 @@ export function removeCondition(status: EnvironmentStatus, type: string): void {
   if (status.conditions) status.conditions = status.conditions.filter((c) => c.type !== type)
 }
 
-/** Record an application: one row per attempt and outcome; a pass that repeats the last row's digest and result only updates its finish time. */
-export function recordHistory(status: EnvironmentStatus, given: Omit<HistoryEntry, 'by'> & { by?: string | undefined }): void {
+/**
+ * Record an application: one row per attempt and outcome; a pass that repeats the last row's digest and result only
+ * updates its finish time.
+ */
+export function recordHistory(
+  status: EnvironmentStatus,
+  given: Omit<HistoryEntry, 'by'> & { by?: string | undefined },
+): void {
   const { by, ...rest } = given
   const entry: HistoryEntry = by === undefined ? rest : { ...rest, by }
   const history = status.history ?? []
   const last = history.at(-1)
   // Repeats of one result extend its row; "Progressing" is not a result yet, so the attempt's outcome replaces it.
   if (last && last.digest === entry.digest && (last.result === entry.result || last.result === 'Progressing')) {
-    Object.assign(last, { finished: entry.finished, result: entry.result }, entry.by === undefined ? {} : { by: entry.by })
+    Object.assign(
+      last,
+      { finished: entry.finished, result: entry.result },
+      entry.by === undefined ? {} : { by: entry.by },
+    )
     status.history = history
     return
   }

@@ -11,14 +11,21 @@ describe('releaseTag', () => {
     expect(releaseTag(input)).toEqual({ tag })
   })
 
-  it.each([['1.2'], ['01.2.3'], ['latest'], ['1.2.3-'], ['1.2.3+build.5'], ['v1.2.3+sha.abc']])('refuses %s', (input) => {
-    expect(releaseTag(input)).toHaveProperty('problem')
-  })
+  it.each([['1.2'], ['01.2.3'], ['latest'], ['1.2.3-'], ['1.2.3+build.5'], ['v1.2.3+sha.abc']])(
+    'refuses %s',
+    (input) => {
+      expect(releaseTag(input)).toHaveProperty('problem')
+    },
+  )
 })
 
 describe('objectFileName', () => {
   it('names namespaced, cluster-scoped and grouped objects apart', () => {
-    expect(objectFileName({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' } })).toBe('shop_deployment.apps_web.yaml')
-    expect(objectFileName({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } })).toBe('_cluster_namespace_shop.yaml')
+    expect(
+      objectFileName({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' } }),
+    ).toBe('shop_deployment.apps_web.yaml')
+    expect(objectFileName({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } })).toBe(
+      '_cluster_namespace_shop.yaml',
+    )
   })
 })

@@ -68,7 +68,13 @@ export function objectFileName(object: KubeObject): string {
 export function releaseTag(input: string): { tag: string } | { problem: string } {
   const trimmed = input.trim()
   const parsed = semver.parse(trimmed.replace(/^v/, ''))
-  if (!parsed) return { problem: `"${input}" is not a semantic version (MAJOR.MINOR.PATCH, optionally -PRERELEASE, for example 1.4.0 or 2.0.0-rc.1)` }
-  if (parsed.build.length > 0) return { problem: `"${input}" carries build metadata (+${parsed.build.join('.')}): OCI tags cannot hold "+"; release it as ${parsed.version}` }
+  if (!parsed)
+    return {
+      problem: `"${input}" is not a semantic version (MAJOR.MINOR.PATCH, optionally -PRERELEASE, for example 1.4.0 or 2.0.0-rc.1)`,
+    }
+  if (parsed.build.length > 0)
+    return {
+      problem: `"${input}" carries build metadata (+${parsed.build.join('.')}): OCI tags cannot hold "+"; release it as ${parsed.version}`,
+    }
   return { tag: parsed.version }
 }

@@ -9,7 +9,16 @@
  */
 import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
 import { type RequestOptions, request as httpsRequest } from 'node:https'
-import { ADD, DELETE, ERROR, KubeConfig, type KubernetesListObject, type KubernetesObject, makeInformer, UPDATE } from '@kubernetes/client-node'
+import {
+  ADD,
+  DELETE,
+  ERROR,
+  KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  makeInformer,
+  UPDATE,
+} from '@kubernetes/client-node'
 import { RemoteError, UsageError } from './errors.ts'
 
 export type KubeTarget = {
@@ -39,7 +48,10 @@ export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
   else kc.loadFromDefault()
   if (target.context) {
     if (!kc.getContextObject(target.context)) {
-      throw new UsageError('UnknownContext', `context "${target.context}" is not in the kubeconfig; \`kubectl config get-contexts\` lists them`)
+      throw new UsageError(
+        'UnknownContext',
+        `context "${target.context}" is not in the kubeconfig; \`kubectl config get-contexts\` lists them`,
+      )
     }
     kc.setCurrentContext(target.context)
   }
@@ -78,8 +90,14 @@ export class Kube {
    * store). Sent as JSON without passing through the client's typed models, which can drop
    * fields they do not know.
    */
-  async apply<T extends { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }>(object: T, options: ApplyOptions = {}): Promise<T> {
-    const query = new URLSearchParams({ fieldManager: options.fieldManager ?? 'berth', force: String(options.force ?? true) })
+  async apply<T extends { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }>(
+    object: T,
+    options: ApplyOptions = {},
+  ): Promise<T> {
+    const query = new URLSearchParams({
+      fieldManager: options.fieldManager ?? 'berth',
+      force: String(options.force ?? true),
+    })
     if (options.dryRun) query.set('dryRun', 'All')
     return await this.request<T>('PATCH', `${await this.pathOf(object)}?${query.toString()}`, {
       what: describe(object),
@@ -98,30 +116,51 @@ export class Kube {
   }
 
   /** Replace an object (PUT); with metadata.resourceVersion set, a concurrent writer makes this fail with 409. */
-  async update<T extends { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; resourceVersion?: string } }>(object: T): Promise<T> {
+  async update<
+    T extends {
+      apiVersion: string
+      kind: string
+      metadata: { name: string; namespace?: string; resourceVersion?: string }
+    },
+  >(object: T): Promise<T> {
     return await this.request<T>('PUT', await this.pathOf(object), { what: describe(object), body: object })
   }
 
   /** Create an object (POST); for objects named by `generateName`, such as Events. */
-  async create<T extends { apiVersion: string; kind: string; metadata: { namespace?: string } }>(object: T): Promise<T> {
+  async create<T extends { apiVersion: string; kind: string; metadata: { namespace?: string } }>(
+    object: T,
+  ): Promise<T> {
     const resource = await this.resource(object.apiVersion, object.kind)
     const base = object.apiVersion.includes('/') ? `/apis/${object.apiVersion}` : `/api/${object.apiVersion}`
     const scope = resource.namespaced ? `/namespaces/${encodeURIComponent(object.metadata.namespace ?? 'default')}` : ''
-    return await this.request<T>('POST', `${base}${scope}/${resource.plural}`, { what: `create ${object.kind}`, body: object })
+    return await this.request<T>('POST', `${base}${scope}/${resource.plural}`, {
+      what: `create ${object.kind}`,
+      body: object,
+    })
   }
 
   /** Merge-patch `ref` itself (metadata such as finalizers or annotations). */
   async mergePatch<T extends object>(ref: ObjectRef, patch: unknown): Promise<T> {
-    return await this.request<T>('PATCH', await this.pathOf(ref), { what: describe(ref), body: patch, contentType: 'application/merge-patch+json' })
+    return await this.request<T>('PATCH', await this.pathOf(ref), {
+      what: describe(ref),
+      body: patch,
+      contentType: 'application/merge-patch+json',
+    })
   }
 
   /** List objects of a kind, across namespaces unless `namespace` is given. */
-  async list<T extends object>(apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+  async list<T extends object>(
+    apiVersion: string,
+    kind: string,
+    options: { namespace?: string; labelSelector?: string } = {},
+  ): Promise<T[]> {
     const resource = await this.resource(apiVersion, kind)
     const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
     const scope = resource.namespaced && options.namespace ? `/namespaces/${encodeURIComponent(options.namespace)}` : ''
     const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : ''
-    const result = await this.request<{ items: T[] }>('GET', `${base}${scope}/${resource.plural}${query}`, { what: `list ${kind}` })
+    const result = await this.request<{ items: T[] }>('GET', `${base}${scope}/${resource.plural}${query}`, {
+      what: `list ${kind}`,
+    })
     return result.items.map((item) => ({ ...item, apiVersion, kind }))
   }
 
@@ -138,7 +177,10 @@ export class Kube {
   /** Delete an object; false when it was already gone. */
   async delete(ref: ObjectRef): Promise<boolean> {
     try {
-      await this.request('DELETE', await this.pathOf(ref), { what: describe(ref), body: { propagationPolicy: 'Background' } })
+      await this.request('DELETE', await this.pathOf(ref), {
+        what: describe(ref),
+        body: { propagationPolicy: 'Background' },
+      })
       return true
     } catch (error: unknown) {
       if (error instanceof KubeApiError && error.code === 404) return false
@@ -147,12 +189,20 @@ export class Kube {
   }
 
   /** Poll an object until `done` says so; throws after `timeoutMs`. Returns the last read. */
-  async waitFor<T extends object>(ref: ObjectRef, done: (object: T | undefined) => boolean, timeoutMs: number): Promise<T | undefined> {
+  async waitFor<T extends object>(
+    ref: ObjectRef,
+    done: (object: T | undefined) => boolean,
+    timeoutMs: number,
+  ): Promise<T | undefined> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const object = await this.get<T>(ref)
       if (done(object)) return object
-      if (Date.now() > deadline) throw new RemoteError('Timeout', `${describe(ref)} did not reach the expected state within ${timeoutMs / 1000} s`)
+      if (Date.now() > deadline)
+        throw new RemoteError(
+          'Timeout',
+          `${describe(ref)} did not reach the expected state within ${timeoutMs / 1000} s`,
+        )
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
   }
@@ -162,7 +212,8 @@ export class Kube {
    * stops on any error other than 410 Gone, including its inactivity timeout, and nothing
    * restarts it; this does, with backoff, so a watch never silently ends.
    */
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the kind it watches; the events carry that kind
+  // The caller names the kind it watches; the events carry that kind.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
   async watch<T extends { metadata?: { name?: string; namespace?: string } }>(
     apiVersion: string,
     kind: string,
@@ -173,7 +224,8 @@ export class Kube {
     const resource = await this.resource(apiVersion, kind)
     const scope = namespace && resource.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : ''
     const path = `${apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`}${scope}/${resource.plural}`
-    const list = (): Promise<KubernetesListObject<KubernetesObject>> => this.request<KubernetesListObject<KubernetesObject>>('GET', path, { what: `list ${kind}` })
+    const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
+      this.request<KubernetesListObject<KubernetesObject>>('GET', path, { what: `list ${kind}` })
     const informer = makeInformer<KubernetesObject>(this.config, path, list)
     let stopped = false
     let failures = 0
@@ -192,9 +244,12 @@ export class Kube {
       onError(error)
       failures++
       // Not straight from the handler: restarting at once has caused request storms upstream.
-      timer = setTimeout(() => {
-        if (!stopped) informer.start().catch(onError)
-      }, Math.min(1000 * 2 ** (failures - 1), 30_000))
+      timer = setTimeout(
+        () => {
+          if (!stopped) informer.start().catch(onError)
+        },
+        Math.min(1000 * 2 ** (failures - 1), 30_000),
+      )
     })
     await informer.start()
     return {
@@ -217,18 +272,33 @@ export class Kube {
     let found = this.resources.get(key)
     if (!found) {
       const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
-      const list = await this.request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>('GET', base, { what: `discovery of ${apiVersion}` }).catch((error: unknown) => {
+      const list = await this.request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>(
+        'GET',
+        base,
+        { what: `discovery of ${apiVersion}` },
+      ).catch((error: unknown) => {
         if (error instanceof KubeApiError && error.code === 404) return { resources: [] }
         throw error
       })
-      for (const r of list.resources) if (!r.name.includes('/')) this.resources.set(`${apiVersion}/${r.kind}`, { plural: r.name, namespaced: r.namespaced })
+      for (const r of list.resources)
+        if (!r.name.includes('/'))
+          this.resources.set(`${apiVersion}/${r.kind}`, { plural: r.name, namespaced: r.namespaced })
       found = this.resources.get(key)
     }
-    if (!found) throw new KubeApiError(404, 'NoKind', `the cluster does not serve ${kind} in ${apiVersion} (is its CRD installed?)`)
+    if (!found)
+      throw new KubeApiError(
+        404,
+        'NoKind',
+        `the cluster does not serve ${kind} in ${apiVersion} (is its CRD installed?)`,
+      )
     return found
   }
 
-  private async pathOf(ref: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }): Promise<string> {
+  private async pathOf(ref: {
+    apiVersion?: string
+    kind?: string
+    metadata?: { name?: string; namespace?: string }
+  }): Promise<string> {
     const apiVersion = ref.apiVersion ?? ''
     const resource = await this.resource(apiVersion, ref.kind ?? '')
     const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
@@ -238,13 +308,25 @@ export class Kube {
   }
 
   /** One HTTP request to the apiserver with the kubeconfig's credentials; JSON in and out. */
-  async request<T>(method: string, path: string, options: { what: string; body?: unknown; contentType?: string }): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    options: { what: string; body?: unknown; contentType?: string },
+  ): Promise<T> {
     const cluster = this.config.getCurrentCluster()
-    if (!cluster) throw new UsageError('NoCluster', 'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context')
+    if (!cluster)
+      throw new UsageError(
+        'NoCluster',
+        'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context',
+      )
     const url = new URL(path, cluster.server)
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
     const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
-    if (payload !== undefined) Object.assign(headers, { 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) })
+    if (payload !== undefined)
+      Object.assign(headers, {
+        'Content-Type': options.contentType ?? 'application/json',
+        'Content-Length': Buffer.byteLength(payload),
+      })
     const https: RequestOptions = { method, headers: { ...headers } }
     // Adds client certificates, CA and bearer tokens (it may replace the headers object).
     await this.config.applyToHTTPSOptions(https)
@@ -277,7 +359,12 @@ function describe(object: { kind?: string; metadata?: { name?: string; namespace
 /** Map a transport failure to a {@link KubeApiError} that says what to check. */
 function toKubeError(what: string, error: unknown): Error {
   if (error instanceof Error && /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|socket hang up/.test(error.message)) {
-    return new KubeApiError(0, 'Unreachable', `${what}: cannot reach the Kubernetes API (${error.message}); check KUBECONFIG and the context`, { cause: error })
+    return new KubeApiError(
+      0,
+      'Unreachable',
+      `${what}: cannot reach the Kubernetes API (${error.message}); check KUBECONFIG and the context`,
+      { cause: error },
+    )
   }
   return error instanceof Error ? error : new Error(String(error))
 }

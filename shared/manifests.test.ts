@@ -17,11 +17,14 @@ describe('parseManifests', () => {
   })
 
   it('reports a syntax error with its line and column', () => {
-    expect(() => parseManifests('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n   bad: indent\n', 'y.yaml')).toThrow(/^y\.yaml:5:\d+: not valid YAML: /)
+    expect(() =>
+      parseManifests('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n   bad: indent\n', 'y.yaml'),
+    ).toThrow(/^y\.yaml:5:\d+: not valid YAML: /)
   })
 
   it('reports every problem with its location', () => {
-    const text = 'kind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {namespace: 3, name: d}\n'
+    const text
+      = 'kind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {namespace: 3, name: d}\n'
     expect(() => parseManifests(text, 'x.yaml')).toThrow(
       'x.yaml#1: ConfigMap has no apiVersion\nx.yaml#2: not a Kubernetes object (expected a mapping with apiVersion, kind and metadata.name)\nx.yaml#3: metadata.namespace must be a string',
     )
@@ -35,13 +38,21 @@ describe('checkObjects', () => {
   })
 
   it('finds duplicates by group, kind, namespace and name, whatever the API version', () => {
-    const hpa = (v: string): ReturnType<typeof parseManifests>[number] => ({ object: { apiVersion: `autoscaling/${v}`, kind: 'HorizontalPodAutoscaler', metadata: { name: 'h' } }, source: v })
+    const hpa = (v: string): ReturnType<typeof parseManifests>[number] => ({
+      object: { apiVersion: `autoscaling/${v}`, kind: 'HorizontalPodAutoscaler', metadata: { name: 'h' } },
+      source: v,
+    })
     expect(() => checkObjects([cm('a', 'x'), cm('a', 'y'), cm('b')])).not.toThrow()
-    expect(() => checkObjects([hpa('v1'), hpa('v2')])).toThrow('v2: HorizontalPodAutoscaler h is defined twice (first at v1); keep one')
+    expect(() => checkObjects([hpa('v1'), hpa('v2')])).toThrow(
+      'v2: HorizontalPodAutoscaler h is defined twice (first at v1); keep one',
+    )
   })
 
   it('refuses Secrets with data or stringData unless allowed; an empty Secret is fine', () => {
-    const secret = (fields: object): ReturnType<typeof parseManifests>[number] => ({ object: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, ...fields }, source: 's.yaml#1' })
+    const secret = (fields: object): ReturnType<typeof parseManifests>[number] => ({
+      object: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, ...fields },
+      source: 's.yaml#1',
+    })
     expect(() => checkObjects([secret({ data: { k: 'dg==' } })])).toThrow(/Secret s carries literal data/)
     expect(() => checkObjects([secret({ stringData: { k: 'v' } })])).toThrow(/--allow-secrets/)
     expect(() => checkObjects([secret({ data: {} })])).not.toThrow()

@@ -32,7 +32,11 @@ export function parseManifests(text: string, source: string): Located[] {
   } catch (error: unknown) {
     const mark = error instanceof YAMLException ? error.mark : undefined
     const where = mark ? `${source}:${mark.line + 1}:${mark.column + 1}` : source
-    throw new InvalidInputError('InvalidManifest', `${where}: not valid YAML: ${error instanceof YAMLException ? error.reason : String(error)}`, { cause: error })
+    throw new InvalidInputError(
+      'InvalidManifest',
+      `${where}: not valid YAML: ${error instanceof YAMLException ? error.reason : String(error)}`,
+      { cause: error },
+    )
   }
   documents.forEach((value, index) => {
     const where = `${source}#${index + 1}`
@@ -48,7 +52,8 @@ export function parseManifests(text: string, source: string): Located[] {
 }
 
 function unwrapList(value: unknown): unknown[] {
-  if (isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items)) return value.items as unknown[]
+  if (isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items))
+    return value.items as unknown[]
   return [value]
 }
 
@@ -59,8 +64,10 @@ function objectProblem(value: unknown): string | undefined {
   if (typeof value.kind !== 'string' || value.kind === '') missing.push('kind')
   const metadata = value.metadata
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') missing.push('metadata.name')
-  if (missing.length > 0) return `${typeof value.kind === 'string' && value.kind ? value.kind : 'object'} has no ${missing.join(', ')}`
-  if (isRecord(metadata) && metadata.namespace !== undefined && typeof metadata.namespace !== 'string') return 'metadata.namespace must be a string'
+  if (missing.length > 0)
+    return `${typeof value.kind === 'string' && value.kind ? value.kind : 'object'} has no ${missing.join(', ')}`
+  if (isRecord(metadata) && metadata.namespace !== undefined && typeof metadata.namespace !== 'string')
+    return 'metadata.namespace must be a string'
   return undefined
 }
 

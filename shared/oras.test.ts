@@ -5,23 +5,28 @@ import { orasFailure } from './oras.ts'
 const cases = [
   {
     kind: 'unauthorized',
-    stderr: 'WARNING! Using --password via the CLI is insecure. Use --password-stdin.\nPreparing f.txt\nError response from registry: HEAD "https://127.0.0.1:40279/v2/x/y/manifests/sha256:0ac3": response status code 401: Unauthorized\n',
+    stderr:
+      'WARNING! Using --password via the CLI is insecure. Use --password-stdin.\nPreparing f.txt\nError response from registry: HEAD "https://127.0.0.1:40279/v2/x/y/manifests/sha256:0ac3": response status code 401: Unauthorized\n',
   },
   {
     kind: 'unauthorized',
-    stderr: 'Preparing f.txt\nError: basic credential not found\nPlease check whether the registry credential stored in the authentication file at "/root/.docker/config.json" is correct\n',
+    stderr:
+      'Preparing f.txt\nError: basic credential not found\nPlease check whether the registry credential stored in the authentication file at "/root/.docker/config.json" is correct\n',
   },
   {
     kind: 'not-found',
-    stderr: 'Error response from registry: failed to fetch the content of "127.0.0.1:46337/x/y:9.9.9": 127.0.0.1:46337/x/y:9.9.9: not found\n',
+    stderr:
+      'Error response from registry: failed to fetch the content of "127.0.0.1:46337/x/y:9.9.9": 127.0.0.1:46337/x/y:9.9.9: not found\n',
   },
   {
     kind: 'unreachable',
-    stderr: 'Preparing f.txt\nError: Head "http://127.0.0.1:1/v2/x/y/manifests/sha256:0ac3": dial tcp 127.0.0.1:1: connect: connection refused\n',
+    stderr:
+      'Preparing f.txt\nError: Head "http://127.0.0.1:1/v2/x/y/manifests/sha256:0ac3": dial tcp 127.0.0.1:1: connect: connection refused\n',
   },
   {
     kind: 'unreachable',
-    stderr: 'Error: Get "https://127.0.0.1:40279/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority\n',
+    stderr:
+      'Error: Get "https://127.0.0.1:40279/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority\n',
   },
   { kind: 'invalid', stderr: 'Error: invalid reference: invalid tag "1.0.0+build"\n' },
 ] as const
@@ -42,6 +47,8 @@ describe('orasFailure', () => {
   })
 
   it('points at the CA file when the certificate is not trusted', () => {
-    expect(orasFailure('pull x', cases[4].stderr).message).toContain('the registry certificate is not trusted: pass its CA file')
+    expect(orasFailure('pull x', cases[4].stderr).message).toContain(
+      'the registry certificate is not trusted: pass its CA file',
+    )
   })
 })

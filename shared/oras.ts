@@ -73,11 +73,19 @@ const manifestOutput = descriptor.extend({ content: z.record(z.string(), z.unkno
 export type FetchedManifest = z.infer<typeof manifestOutput>
 
 /** Store credentials for `registry` (host:port) in the credentials file. */
-export async function login(registry: string, credentials: { username: string; password: string }, options: OrasOptions = {}): Promise<void> {
-  await run(['login', registry, '--username', credentials.username, '--password-stdin', ...accessFlags(options)], options, {
-    what: `log in to ${registry}`,
-    stdin: credentials.password,
-  })
+export async function login(
+  registry: string,
+  credentials: { username: string; password: string },
+  options: OrasOptions = {},
+): Promise<void> {
+  await run(
+    ['login', registry, '--username', credentials.username, '--password-stdin', ...accessFlags(options)],
+    options,
+    {
+      what: `log in to ${registry}`,
+      stdin: credentials.password,
+    },
+  )
 }
 
 export type PushRequest = {
@@ -93,8 +101,19 @@ export type PushRequest = {
  * `<folder>:<tag>` of a local OCI image layout: nothing leaves the machine, and the digest
  * is known before any registry is touched.
  */
-export async function push(reference: string, request: PushRequest, options: OrasOptions & { ociLayout?: boolean } = {}): Promise<PushResult> {
-  const args = ['push', reference, '--format', 'json', '--no-tty', ...(options.ociLayout ? ['--oci-layout'] : accessFlags(options))]
+export async function push(
+  reference: string,
+  request: PushRequest,
+  options: OrasOptions & { ociLayout?: boolean } = {},
+): Promise<PushResult> {
+  const args = [
+    'push',
+    reference,
+    '--format',
+    'json',
+    '--no-tty',
+    ...(options.ociLayout ? ['--oci-layout'] : accessFlags(options)),
+  ]
   if (request.artifactType) args.push('--artifact-type', request.artifactType)
   if (request.config) args.push('--config', `${request.config.path}:${request.config.mediaType}`)
   for (const [key, value] of Object.entries(request.annotations ?? {})) args.push('--annotation', `${key}=${value}`)
@@ -103,16 +122,27 @@ export async function push(reference: string, request: PushRequest, options: Ora
 }
 
 /** Copy `layoutReference` (`<folder>:<tag>` of an OCI layout) to the registry `reference`, byte for byte. */
-export async function copyFromLayout(layoutReference: string, reference: string, options: OrasOptions = {}): Promise<void> {
+export async function copyFromLayout(
+  layoutReference: string,
+  reference: string,
+  options: OrasOptions = {},
+): Promise<void> {
   const to = accessFlags(options).map((flag) => (flag.startsWith('--') ? `--to-${flag.slice(2)}` : flag))
-  await run(['cp', '--from-oci-layout', layoutReference, reference, '--no-tty', ...to], options, { what: `push ${reference}` })
+  await run(['cp', '--from-oci-layout', layoutReference, reference, '--no-tty', ...to], options, {
+    what: `push ${reference}`,
+  })
 }
 
 /** Tags of `repository` (`host/path`). A repository that does not exist yet has none. */
 export async function listTags(repository: string, options: OrasOptions = {}): Promise<string[]> {
   try {
-    const out = await run(['repo', 'tags', repository, ...accessFlags(options)], options, { what: `list the tags of ${repository}` })
-    return out.split('\n').map((t) => t.trim()).filter((t) => t.length > 0)
+    const out = await run(['repo', 'tags', repository, ...accessFlags(options)], options, {
+      what: `list the tags of ${repository}`,
+    })
+    return out
+      .split('\n')
+      .map((t) => t.trim())
+      .filter((t) => t.length > 0)
   } catch (error: unknown) {
     if (error instanceof OrasError && error.kind === 'not-found') return []
     throw error
@@ -121,7 +151,9 @@ export async function listTags(repository: string, options: OrasOptions = {}): P
 
 /** Download the blob `reference` (`host/path@sha256:…`) to `outFile`; oras checks its digest while reading. */
 export async function fetchBlob(reference: string, outFile: string, options: OrasOptions = {}): Promise<void> {
-  await run(['blob', 'fetch', reference, '--output', outFile, '--no-tty', ...accessFlags(options)], options, { what: `fetch ${reference}` })
+  await run(['blob', 'fetch', reference, '--output', outFile, '--no-tty', ...accessFlags(options)], options, {
+    what: `fetch ${reference}`,
+  })
 }
 
 /** Pull every layer of `reference` into `outputDir`. */
@@ -133,7 +165,11 @@ export async function pull(reference: string, outputDir: string, options: OrasOp
 /** Fetch and parse the manifest `reference` (a tag or a digest) points at. */
 export async function fetchManifest(reference: string, options: OrasOptions = {}): Promise<FetchedManifest> {
   const args = ['manifest', 'fetch', reference, '--format', 'json', ...accessFlags(options)]
-  return parseJson(await run(args, options, { what: `fetch the manifest of ${reference}` }), manifestOutput, 'oras manifest fetch')
+  return parseJson(
+    await run(args, options, { what: `fetch the manifest of ${reference}` }),
+    manifestOutput,
+    'oras manifest fetch',
+  )
 }
 
 function accessFlags(access: RegistryAccess): string[] {
@@ -159,7 +195,11 @@ async function run(args: string[], options: OrasOptions, call: { what: string; s
   } catch (error: unknown) {
     const failure = error as ExecaError
     if (failure.code === 'ENOENT') {
-      throw new EnvironmentError('OrasMissing', `oras was not found (${binary}). Install oras v1.3 or newer on PATH, or set BERTH_ORAS to its path.`, { cause: error })
+      throw new EnvironmentError(
+        'OrasMissing',
+        `oras was not found (${binary}). Install oras v1.3 or newer on PATH, or set BERTH_ORAS to its path.`,
+        { cause: error },
+      )
     }
     const stderr = typeof failure.stderr === 'string' ? failure.stderr : ''
     throw orasFailure(call.what, stderr, error)
@@ -172,7 +212,8 @@ export function orasFailure(what: string, stderr: string, cause?: unknown): Oras
   const kind = classify(detail)
   const hint: Record<OrasFailureKind, string> = {
     'not-found': 'check the repository and tag',
-    'unauthorized': 'check the credentials: `oras login <registry>`, --registry-config, or the username/password given to berth',
+    'unauthorized':
+      'check the credentials: `oras login <registry>`, --registry-config, or the username/password given to berth',
     'unreachable': /x509|certificate/i.test(detail)
       ? 'the registry certificate is not trusted: pass its CA file'
       : 'check the registry address, that it is running, and plain HTTP vs TLS',
@@ -182,13 +223,22 @@ export function orasFailure(what: string, stderr: string, cause?: unknown): Oras
 }
 
 function kindText(kind: OrasFailureKind): string {
-  return { 'not-found': 'not found', 'unauthorized': 'unauthorized', 'unreachable': 'registry unreachable', 'invalid': 'refused' }[kind]
+  return {
+    'not-found': 'not found',
+    'unauthorized': 'unauthorized',
+    'unreachable': 'registry unreachable',
+    'invalid': 'refused',
+  }[kind]
 }
 
 function classify(detail: string): OrasFailureKind {
   if (/\b401\b|unauthorized|credential not found|authentication required/i.test(detail)) return 'unauthorized'
   if (/: not found\b|\b404\b|manifest unknown|name unknown|not found$/im.test(detail)) return 'not-found'
-  if (/connection refused|no such host|dial tcp|i\/o timeout|x509|certificate|tls:|http: server gave HTTP response|connection reset|EOF$/im.test(detail)) {
+  if (
+    /connection refused|no such host|dial tcp|i\/o timeout|x509|certificate|tls:|http: server gave HTTP response|connection reset|EOF$/im.test(
+      detail,
+    )
+  ) {
     return 'unreachable'
   }
   return 'invalid'
@@ -196,7 +246,10 @@ function classify(detail: string): OrasFailureKind {
 
 // oras writes progress ("Preparing f.txt") before its error; keep the error itself.
 function errorLines(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('WARNING'))
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('WARNING'))
   const first = lines.findIndex((l) => /^Error/.test(l))
   const kept = first >= 0 ? lines.slice(first) : lines.slice(-3)
   return kept.join(' ').replace(/^Error:\s*/, '') || '(no error text)'
@@ -207,11 +260,18 @@ function parseJson<T>(stdout: string, schema: z.ZodType<T>, command: string): T 
   try {
     value = JSON.parse(stdout)
   } catch (error: unknown) {
-    throw new EnvironmentError('OrasOutput', `${command} printed something that is not JSON; is the oras on PATH v1.3 or newer?`, { cause: error })
+    throw new EnvironmentError(
+      'OrasOutput',
+      `${command} printed something that is not JSON; is the oras on PATH v1.3 or newer?`,
+      { cause: error },
+    )
   }
   const parsed = schema.safeParse(value)
   if (!parsed.success) {
-    throw new EnvironmentError('OrasOutput', `${command} printed unexpected JSON (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}); is the oras on PATH v1.3 or newer?`)
+    throw new EnvironmentError(
+      'OrasOutput',
+      `${command} printed unexpected JSON (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}); is the oras on PATH v1.3 or newer?`,
+    )
   }
   return parsed.data
 }

@@ -17,7 +17,11 @@ const script = (signals: string): string => `
 `
 
 function run(): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script(new URL('./signals.ts', import.meta.url).href)], { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', script(new URL('./signals.ts', import.meta.url).href)],
+    { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'inherit'] },
+  )
   let out = ''
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
   return new Promise((resolve) => {

@@ -8,18 +8,29 @@ import { ROOT } from './support/ground.ts'
 
 describe('npm run demo', () => {
   it('publishes, installs, promotes staging then prod, and stops everything it started', async () => {
-    const demo = await execa(process.execPath, ['examples/demo.ts'], { cwd: ROOT, reject: false, env: { NO_COLOR: '1' } })
+    const demo = await execa(process.execPath, ['examples/demo.ts'], {
+      cwd: ROOT,
+      reject: false,
+      env: { NO_COLOR: '1' },
+    })
     expect(demo.exitCode, demo.stderr).toBe(0)
     const out = demo.stdout
     const [before = '', after = ''] = out.split('\n== after')
-    const row = (text: string, env: string): string => text.split('\n').filter((l) => l.startsWith(`${env} `)).at(-1) ?? ''
+    const row = (text: string, env: string): string =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${env} `))
+        .at(-1) ?? ''
     expect(row(before, 'dev')).toMatch(/^dev\s+1\.1\.0\s+\w{12}\s+True/)
     expect(row(before, 'staging')).toMatch(/^staging\s+1\.0\.0\s+\w{12}\s+True/)
     expect(row(before, 'prod')).toMatch(/^prod\s+1\.0\.0\s+\w{12}\s+True/)
-    for (const env of ['platform', 'dev', 'staging', 'prod']) expect(row(after, env), env).toMatch(new RegExp(`^${env}\\s+1\\.1\\.0\\s+\\w{12}\\s+True`))
+    for (const env of ['platform', 'dev', 'staging', 'prod'])
+      expect(row(after, env), env).toMatch(new RegExp(`^${env}\\s+1\\.1\\.0\\s+\\w{12}\\s+True`))
     expect(after).toContain('ghcr.io/acme/shop:2.5.0')
     // prod's history: 1.0.0 then the promotion to 1.1.0, by the admin who promoted it.
-    expect(after).toMatch(/1\.0\.0\s+\w{12}\s+-\s+\S+\s+\S+\s+Succeeded\n1\.1\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+Succeeded/)
+    expect(after).toMatch(
+      /1\.0\.0\s+\w{12}\s+-\s+\S+\s+\S+\s+Succeeded\n1\.1\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+Succeeded/,
+    )
 
     const groundDir = /up in (\S+):/.exec(out)?.[1] ?? ''
     expect(groundDir).toMatch(/berth-ground-/)

@@ -10,7 +10,9 @@ import { ROOT } from './support/ground.ts'
 
 /** Start `testground run` in a child process; resolve once its ground is up. */
 async function startChildGround(): Promise<{ child: ReturnType<typeof spawn>; info: GroundInfo }> {
-  const child = spawn(process.execPath, [join(ROOT, 'test/ground/cli.ts'), 'run'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(ROOT, 'test/ground/cli.ts'), 'run'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   // Its progress lines are kept for a failure message, not printed into the test output.
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))

@@ -6,7 +6,12 @@ const g = useGround(import.meta.url)
 type ConfigMap = {
   apiVersion: 'v1'
   kind: 'ConfigMap'
-  metadata: { name: string; namespace: string; labels?: Record<string, string>; managedFields?: Array<{ manager: string; operation: string }> }
+  metadata: {
+    name: string
+    namespace: string
+    labels?: Record<string, string>
+    managedFields?: Array<{ manager: string; operation: string }>
+  }
   data: Record<string, string>
 }
 
@@ -21,7 +26,9 @@ describe('server-side apply through @kubernetes/client-node', () => {
   it('creates a ConfigMap that kubectl reads back as applied by berth', async () => {
     await g.kube().apply(configMap({ message: 'hello', count: '1' }))
 
-    const live = JSON.parse(await g.kubectl(['get', 'configmap', 'greeting', '-n', g.namespace, '-o', 'json', '--show-managed-fields'])) as ConfigMap
+    const live = JSON.parse(
+      await g.kubectl(['get', 'configmap', 'greeting', '-n', g.namespace, '-o', 'json', '--show-managed-fields']),
+    ) as ConfigMap
     expect(live.data).toEqual({ message: 'hello', count: '1' })
     expect(live.metadata.labels).toEqual({ 'app.kubernetes.io/name': 'proof' })
     expect(live.metadata.managedFields?.map((f) => [f.manager, f.operation])).toContainEqual(['berth', 'Apply'])
@@ -31,17 +38,33 @@ describe('server-side apply through @kubernetes/client-node', () => {
     await g.kube().apply(configMap({ message: 'hello', count: '1' }))
     await g.kube().apply(configMap({ message: 'bye' }))
 
-    const live = JSON.parse(await g.kubectl(['get', 'configmap', 'greeting', '-n', g.namespace, '-o', 'json'])) as ConfigMap
+    const live = JSON.parse(
+      await g.kubectl(['get', 'configmap', 'greeting', '-n', g.namespace, '-o', 'json']),
+    ) as ConfigMap
     expect(live.data).toEqual({ message: 'bye' })
   })
 
   it('takes over a field another manager set when conflicts are forced, and refuses without force', async () => {
     await g.kube().apply(configMap({ message: 'mine' }))
-    await g.kubectl(['patch', 'configmap', 'greeting', '-n', g.namespace, '--type=merge', '-p', '{"data":{"message":"edited by hand"}}'])
+    await g.kubectl([
+      'patch',
+      'configmap',
+      'greeting',
+      '-n',
+      g.namespace,
+      '--type=merge',
+      '-p',
+      '{"data":{"message":"edited by hand"}}',
+    ])
 
-    await expect(g.kube().apply(configMap({ message: 'mine' }), { force: false })).rejects.toMatchObject({ reason: 'Conflict', code: 409 })
+    await expect(g.kube().apply(configMap({ message: 'mine' }), { force: false })).rejects.toMatchObject({
+      reason: 'Conflict',
+      code: 409,
+    })
     await g.kube().apply(configMap({ message: 'mine' }))
-    const live = await g.kube().get<ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'greeting', namespace: g.namespace } })
+    const live = await g
+      .kube()
+      .get<ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'greeting', namespace: g.namespace } })
     expect(live?.data.message).toBe('mine')
   })
 
@@ -50,7 +73,9 @@ describe('server-side apply through @kubernetes/client-node', () => {
     const dry = await g.kube().apply(configMap({ message: 'would change' }), { dryRun: true })
     expect(dry.data.message).toBe('would change')
 
-    const live = JSON.parse(await g.kubectl(['get', 'configmap', 'greeting', '-n', g.namespace, '-o', 'json'])) as ConfigMap
+    const live = JSON.parse(
+      await g.kubectl(['get', 'configmap', 'greeting', '-n', g.namespace, '-o', 'json']),
+    ) as ConfigMap
     expect(live.data.message).toBe('kept')
   })
 
@@ -59,7 +84,14 @@ describe('server-side apply through @kubernetes/client-node', () => {
     expect(await g.kube().get(ref)).toBeUndefined()
     expect(await g.kube().delete(ref)).toBe(false)
     await expect(
-      g.kube().apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bad-key', namespace: g.namespace }, data: { 'not a valid key!': 'x' } }),
+      g
+        .kube()
+        .apply({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'bad-key', namespace: g.namespace },
+          data: { 'not a valid key!': 'x' },
+        }),
     ).rejects.toMatchObject({ code: 422, reason: 'Invalid', message: expect.stringContaining('not a valid key!') })
     expect(await g.kube().get({ ...ref, metadata: { name: 'bad-key', namespace: g.namespace } })).toBeUndefined()
   })

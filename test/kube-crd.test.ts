@@ -25,7 +25,9 @@ describe('a CustomResourceDefinition on the real apiserver', () => {
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              properties: { spec: { type: 'object', required: ['size'], properties: { size: { type: 'integer', minimum: 1 } } } },
+              properties: {
+                spec: { type: 'object', required: ['size'], properties: { size: { type: 'integer', minimum: 1 } } },
+              },
             },
           },
         },
@@ -35,22 +37,39 @@ describe('a CustomResourceDefinition on the real apiserver', () => {
 
   it('reaches Established, then serves its kind with schema validation', async () => {
     await g.kube().apply(crd)
-    const established = await g.kube().waitFor<Crd>(
-      { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: crd.metadata.name } },
-      (o) => o?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
-      30_000,
+    const established = await g
+      .kube()
+      .waitFor<Crd>(
+        {
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          metadata: { name: crd.metadata.name },
+        },
+        (o) => o?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false,
+        30_000,
+      )
+    expect(established?.status?.conditions).toContainEqual(
+      expect.objectContaining({ type: 'Established', status: 'True' }),
     )
-    expect(established?.status?.conditions).toContainEqual(expect.objectContaining({ type: 'Established', status: 'True' }))
 
     const waited = await g.kubectl(['wait', '--for=condition=Established', `crd/${crd.metadata.name}`, '--timeout=30s'])
     expect(waited).toContain('condition met')
 
-    const widget = { apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: 'w1', namespace: g.namespace }, spec: { size: 3 } }
+    const widget = {
+      apiVersion: `${group}/v1`,
+      kind: 'Widget',
+      metadata: { name: 'w1', namespace: g.namespace },
+      spec: { size: 3 },
+    }
     await g.kube().apply(widget)
-    const listed = JSON.parse(await g.kubectl(['get', `widgets.${group}`, '-n', g.namespace, '-o', 'json'])) as { items: Array<{ spec: { size: number } }> }
+    const listed = JSON.parse(await g.kubectl(['get', `widgets.${group}`, '-n', g.namespace, '-o', 'json'])) as {
+      items: Array<{ spec: { size: number } }>
+    }
     expect(listed.items.map((i) => i.spec.size)).toEqual([3])
 
-    await expect(g.kube().apply({ ...widget, metadata: { name: 'w2', namespace: g.namespace }, spec: { size: 0 } })).rejects.toMatchObject({
+    await expect(
+      g.kube().apply({ ...widget, metadata: { name: 'w2', namespace: g.namespace }, spec: { size: 0 } }),
+    ).rejects.toMatchObject({
       reason: 'Invalid',
       message: expect.stringContaining('spec.size'),
     })

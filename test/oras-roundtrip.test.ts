@@ -20,8 +20,12 @@ async function randomFile(name: string): Promise<{ dir: string; name: string; by
 }
 
 async function loggedIn(registry: RegistryInfo): Promise<OrasOptions> {
-  const access: OrasOptions = { ...g.orasAccess(registry), registryConfig: join(g.scratch(), `auth-${registry.host.replace(':', '-')}.json`) }
-  if (registry.username && registry.password) await login(registry.host, { username: registry.username, password: registry.password }, access)
+  const access: OrasOptions = {
+    ...g.orasAccess(registry),
+    registryConfig: join(g.scratch(), `auth-${registry.host.replace(':', '-')}.json`),
+  }
+  if (registry.username && registry.password)
+    await login(registry.host, { username: registry.username, password: registry.password }, access)
   return access
 }
 
@@ -35,14 +39,25 @@ describe.each([
     const file = await randomFile('bundle.tar.gz')
     const reference = `${registry.host}/${g.repository}:1.0.0`
 
-    const pushed = await push(reference, { files: [{ path: file.name, mediaType: LAYER }], annotations: { 'org.opencontainers.image.version': '1.0.0' } }, { ...access, cwd: file.dir })
+    const pushed = await push(
+      reference,
+      { files: [{ path: file.name, mediaType: LAYER }], annotations: { 'org.opencontainers.image.version': '1.0.0' } },
+      { ...access, cwd: file.dir },
+    )
     expect(pushed.referenceAsTags).toEqual([reference])
 
     const manifest = await fetchManifest(reference, access)
     expect(manifest.digest).toBe(pushed.digest)
     expect(manifest.content).toMatchObject({
       annotations: { 'org.opencontainers.image.version': '1.0.0' },
-      layers: [{ mediaType: LAYER, digest: file.digest, size: file.bytes.length, annotations: { 'org.opencontainers.image.title': 'bundle.tar.gz' } }],
+      layers: [
+        {
+          mediaType: LAYER,
+          digest: file.digest,
+          size: file.bytes.length,
+          annotations: { 'org.opencontainers.image.title': 'bundle.tar.gz' },
+        },
+      ],
     })
 
     const out = join(g.scratch(), `pulled-${which}`)
@@ -56,7 +71,9 @@ describe('oras failures are classified with a clear message', () => {
   it('a wrong password is unauthorized, and nothing is pushed', async () => {
     const registry = g.ground.registries.secure
     const access: OrasOptions = { ...g.orasAccess(registry), registryConfig: join(g.scratch(), 'wrong.json') }
-    await expect(login(registry.host, { username: registry.username ?? '', password: 'not-the-password' }, access)).rejects.toMatchObject({
+    await expect(
+      login(registry.host, { username: registry.username ?? '', password: 'not-the-password' }, access),
+    ).rejects.toMatchObject({
       kind: 'unauthorized',
       reason: 'RegistryUnauthorized',
       message: expect.stringMatching(/cannot log in to 127\.0\.0\.1:\d+: unauthorized \(check the credentials/),
@@ -64,7 +81,9 @@ describe('oras failures are classified with a clear message', () => {
 
     const file = await randomFile('x.tgz')
     const reference = `${registry.host}/${g.repository}:2.0.0`
-    await expect(push(reference, { files: [{ path: file.name, mediaType: LAYER }] }, { ...access, cwd: file.dir })).rejects.toMatchObject({ kind: 'unauthorized' })
+    await expect(
+      push(reference, { files: [{ path: file.name, mediaType: LAYER }] }, { ...access, cwd: file.dir }),
+    ).rejects.toMatchObject({ kind: 'unauthorized' })
     // Proof that nothing landed: the authorized client finds no such tag.
     await expect(fetchManifest(reference, await loggedIn(registry))).rejects.toMatchObject({ kind: 'not-found' })
   })
@@ -72,7 +91,13 @@ describe('oras failures are classified with a clear message', () => {
   it('the password never appears in the process arguments or the error', async () => {
     const registry = g.ground.registries.secure
     const secret = `s3cret-${randomBytes(6).toString('hex')}`
-    const failure = await failureOf(login(registry.host, { username: 'berth', password: secret }, { ...g.orasAccess(registry), registryConfig: join(g.scratch(), 'x.json') }))
+    const failure = await failureOf(
+      login(
+        registry.host,
+        { username: 'berth', password: secret },
+        { ...g.orasAccess(registry), registryConfig: join(g.scratch(), 'x.json') },
+      ),
+    )
     expect(failure).toBeInstanceOf(Error)
     expect(JSON.stringify({ message: failure.message, cause: String(failure.cause) })).not.toContain(secret)
   })

@@ -42,7 +42,13 @@ describe('berth push to a real registry', () => {
     const result = await pushPlain({ input: repo, version: '1.0.0' })
     expect(result).toMatchObject({ reference: `${plain()}/${g.repository}/roundtrip:1.0.0`, alreadyPublished: false })
 
-    const local = await packageRepository({ dir: repo, version: '1.0.0', out: join(await fresh(), 'local.tgz'), revision: REVISION, source: SOURCE })
+    const local = await packageRepository({
+      dir: repo,
+      version: '1.0.0',
+      out: join(await fresh(), 'local.tgz'),
+      revision: REVISION,
+      source: SOURCE,
+    })
     const pulledDir = await fresh()
     const pulled = await pull(`${result.repository}@${result.digest}`, pulledDir, { plainHttp: true })
     expect(pulled.files).toHaveLength(1)
@@ -65,7 +71,14 @@ describe('berth push to a real registry', () => {
       schemaVersion: 2,
       mediaType: MEDIA_TYPES.manifest,
       config: { mediaType: MEDIA_TYPES.config, digest: expect.stringMatching(/^sha256:/), size: 2 },
-      layers: [{ mediaType: MEDIA_TYPES.content, digest: expect.stringMatching(/^sha256:/), size: expect.any(Number), annotations: { 'org.opencontainers.image.title': 'artifact.tgz' } }],
+      layers: [
+        {
+          mediaType: MEDIA_TYPES.content,
+          digest: expect.stringMatching(/^sha256:/),
+          size: expect.any(Number),
+          annotations: { 'org.opencontainers.image.title': 'artifact.tgz' },
+        },
+      ],
       annotations: {
         [ANNOTATIONS.version]: '2.1.0-rc.1',
         [ANNOTATIONS.created]: '2023-11-14T22:13:20Z',
@@ -87,7 +100,9 @@ describe('berth push to a real registry', () => {
     expect(refused.reason).toBe('TagExists')
     expect(refused.message).toContain(`already exists with digest ${first.digest}`)
     expect(refused.message).toMatch(/this release would be sha256:[a-f0-9]{64}/)
-    expect((await fetchManifest(`${plain()}/${g.repository}/immutable:1.0.0`, { plainHttp: true })).digest).toBe(first.digest)
+    expect((await fetchManifest(`${plain()}/${g.repository}/immutable:1.0.0`, { plainHttp: true })).digest).toBe(
+      first.digest,
+    )
   })
 
   it('pushes a tar.gz made by berth package, and refuses one packaged as another version', async () => {
@@ -95,7 +110,10 @@ describe('berth push to a real registry', () => {
     const file = join(await fresh(), 'release.tgz')
     await packageRepository({ dir: repo, version: '3.0.0', out: file })
     const repository = `oci://${plain()}/${g.repository}/from-file`
-    await expect(pushPlain({ input: file, version: '3.0.1', repository })).rejects.toMatchObject({ reason: 'VersionMismatch', message: expect.stringContaining('packaged as version 3.0.0, not 3.0.1') })
+    await expect(pushPlain({ input: file, version: '3.0.1', repository })).rejects.toMatchObject({
+      reason: 'VersionMismatch',
+      message: expect.stringContaining('packaged as version 3.0.0, not 3.0.1'),
+    })
     const pushed = await pushPlain({ input: file, version: '3.0.0', repository })
     expect(pushed.alreadyPublished).toBe(false)
     expect(await tags(`${plain()}/${g.repository}/from-file`)).toEqual(['3.0.0'])
@@ -105,7 +123,11 @@ describe('berth push to a real registry', () => {
     it.each([
       ['an invalid version', { version: '1.0' }, /is not a semantic version/],
       ['build metadata', { version: '1.0.0+abc' }, /build metadata/],
-      ['a repository that is not oci://', { version: '1.0.0', repository: 'https://example.com/x' }, /must be oci:\/\/<registry>\/<path>/],
+      [
+        'a repository that is not oci://',
+        { version: '1.0.0', repository: 'https://example.com/x' },
+        /must be oci:\/\/<registry>\/<path>/,
+      ],
       ['a malformed revision', { version: '1.0.0', revision: 'main' }, /must be <tag or branch>@sha1:<40-hex commit>/],
     ])('%s', async (_label, overrides, message) => {
       const repository = `oci://${plain()}/${g.repository}/refused`
@@ -116,7 +138,10 @@ describe('berth push to a real registry', () => {
 
     it('an invalid manifest', async () => {
       const repository = `oci://${plain()}/${g.repository}/invalid`
-      const repo = await writeTree(await fresh(), { 'berth.yaml': berthYaml(repository, { dev: { manifests: 'm' } }), 'm/a.yaml': 'apiVersion: v1\nkind: ConfigMap\n' })
+      const repo = await writeTree(await fresh(), {
+        'berth.yaml': berthYaml(repository, { dev: { manifests: 'm' } }),
+        'm/a.yaml': 'apiVersion: v1\nkind: ConfigMap\n',
+      })
       await expect(pushPlain({ input: repo, version: '1.0.0' })).rejects.toMatchObject({ reason: 'InvalidManifest' })
       expect(await tags(`${plain()}/${g.repository}/invalid`)).toEqual([])
     })
@@ -139,9 +164,15 @@ describe('berth push to a real registry', () => {
       const repository = `oci://${secure().host}/${g.repository}/denied`
       const repo = await threeKindRepo(await fresh(), repository)
       const password = `wrong-${Math.random().toString(36).slice(2)}`
-      const failed = await failureOf<ProcessFailure>(promisify(execFile)(process.execPath, [join(ROOT, 'bin/berth.js'), 'push', repo, '--version', '1.0.0', '--ca-file', g.ground.ca.cert], {
-        env: { ...process.env, BERTH_REGISTRY_USERNAME: 'berth', BERTH_REGISTRY_PASSWORD: password },
-      }))
+      const failed = await failureOf<ProcessFailure>(
+        promisify(execFile)(
+          process.execPath,
+          [join(ROOT, 'bin/berth.js'), 'push', repo, '--version', '1.0.0', '--ca-file', g.ground.ca.cert],
+          {
+            env: { ...process.env, BERTH_REGISTRY_USERNAME: 'berth', BERTH_REGISTRY_PASSWORD: password },
+          },
+        ),
+      )
       expect(failed.code).toBe(4)
       expect(failed.stderr).toMatch(/berth: cannot log in to 127\.0\.0\.1:\d+: unauthorized \(check the credentials/)
       expect(`${failed.stdout}${failed.stderr}`).not.toContain(password)
@@ -151,9 +182,13 @@ describe('berth push to a real registry', () => {
   it('the CLI prints JSON for scripts with -o json', async () => {
     const repository = `oci://${plain()}/${g.repository}/cli`
     const repo = await threeKindRepo(await fresh(), repository)
-    const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, 'bin/berth.js'), 'push', repo, '--version', '1.0.0', '--plain-http', '-o', 'json'], {
-      env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' },
-    })
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [join(ROOT, 'bin/berth.js'), 'push', repo, '--version', '1.0.0', '--plain-http', '-o', 'json'],
+      {
+        env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' },
+      },
+    )
     const result = JSON.parse(stdout) as { reference: string; digest: string; alreadyPublished: boolean }
     expect(result).toMatchObject({ reference: `${plain()}/${g.repository}/cli:1.0.0`, alreadyPublished: false })
     expect((await fetchManifest(result.reference, { plainHttp: true })).digest).toBe(result.digest)

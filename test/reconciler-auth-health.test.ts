@@ -20,10 +20,20 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     process.env.SSL_CERT_FILE = g.ground.ca.cert
     const secure = g.ground.registries.secure
     const repository = `${secure.host}/${g.repository}/private`
-    const src = await writeTree(join(g.scratch(), 'private-src'), { 'berth.yaml': berthYaml(`oci://${repository}`, { app: { manifests: 'app' } }), 'app/cm.yaml': configMap('private', { v: '1' }) })
-    await publish({ input: src, version: '1.0.0', access: { caFile: g.ground.ca.cert }, credentials: { username: secure.username ?? '', password: secure.password ?? '' } })
+    const src = await writeTree(join(g.scratch(), 'private-src'), {
+      'berth.yaml': berthYaml(`oci://${repository}`, { app: { manifests: 'app' } }),
+      'app/cm.yaml': configMap('private', { v: '1' }),
+    })
+    await publish({
+      input: src,
+      version: '1.0.0',
+      access: { caFile: g.ground.ca.cert },
+      credentials: { username: secure.username ?? '', password: secure.password ?? '' },
+    })
 
-    await g.kube().apply(environment(g.namespace, 'private', { source: { repository: `oci://${repository}` }, version: '1.0.0' }))
+    await g
+      .kube()
+      .apply(environment(g.namespace, 'private', { source: { repository: `oci://${repository}` }, version: '1.0.0' }))
     expect(ready(await pass('private'))).toMatchObject({ status: 'False', reason: 'RegistryUnauthorized' })
 
     const auth = Buffer.from(`${secure.username ?? ''}:${secure.password ?? ''}`).toString('base64')
@@ -32,7 +42,9 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
       kind: 'Secret',
       metadata: { name: 'registry', namespace: g.namespace },
       type: 'kubernetes.io/dockerconfigjson',
-      data: { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [secure.host]: { auth } } })).toString('base64') },
+      data: {
+        '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [secure.host]: { auth } } })).toString('base64'),
+      },
     })
     await g.kube().mergePatch(envRef('private'), { spec: { source: { secretRef: { name: 'registry' } } } })
     const env = await pass('private')
@@ -42,29 +54,82 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
 
   it('a missing or wrong Secret stalls with a message naming it', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/x`
-    await g.kube().apply(environment(g.namespace, 'nosecret', { source: { repository: `oci://${repository}`, plainHTTP: true, secretRef: { name: 'absent' } }, version: '1.0.0' }))
+    await g
+      .kube()
+      .apply(
+        environment(g.namespace, 'nosecret', {
+          source: { repository: `oci://${repository}`, plainHTTP: true, secretRef: { name: 'absent' } },
+          version: '1.0.0',
+        }),
+      )
     const env = await pass('nosecret')
-    expect(env.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSecret', message: expect.stringContaining(`Secret ${g.namespace}/absent must exist`) })
+    expect(env.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({
+      status: 'True',
+      reason: 'InvalidSecret',
+      message: expect.stringContaining(`Secret ${g.namespace}/absent must exist`),
+    })
   })
 
   it('deletionPolicy orphan leaves what was applied when the Environment is deleted', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/orphan`
     await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('orphaned', { v: '1' }) })
-    await g.kube().apply(environment(g.namespace, 'orphan', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', deletionPolicy: 'orphan' }))
+    await g
+      .kube()
+      .apply(
+        environment(g.namespace, 'orphan', {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+          deletionPolicy: 'orphan',
+        }),
+      )
     expect(ready(await pass('orphan'))).toMatchObject({ status: 'True' })
     await g.kube().delete(envRef('orphan'))
     await expect(pass('orphan')).rejects.toThrow('Environment orphan is gone')
-    expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orphaned', namespace: g.namespace } })).toBeDefined()
+    expect(
+      await g
+        .kube()
+        .get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orphaned', namespace: g.namespace } }),
+    ).toBeDefined()
   })
 
   it('rollback onFailure: a version that fails health is rolled back to the last healthy digest, the failed pin stays visible, no retry loop', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/autoroll`
-    const broken = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never' }, spec: { replicas: 1, selector: { matchLabels: { app: 'never' } }, template: { metadata: { labels: { app: 'never' } }, spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] } } } }
+    const broken = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'never' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'never' } },
+        template: {
+          metadata: { labels: { app: 'never' } },
+          spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] },
+        },
+      },
+    }
     const good = await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('auto', { v: '1' }) })
     await publishApp(g.scratch(), repository, '2.0.0', { cm: configMap('auto', { v: '2' }), web: broken })
     await publishApp(g.scratch(), repository, '3.0.0', { cm: configMap('auto', { v: '3' }) })
-    const cm = async (): Promise<string | undefined> => (await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'auto', namespace: g.namespace } }))?.data.v
-    await g.kube().apply(environment(g.namespace, 'auto', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', timeout: '1s', rollback: 'onFailure' }))
+    const cm = async (): Promise<string | undefined> =>
+      (
+        await g
+          .kube()
+          .get<{ data: Record<string, string> }>({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'auto', namespace: g.namespace },
+          })
+      )?.data.v
+    await g
+      .kube()
+      .apply(
+        environment(g.namespace, 'auto', {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+          timeout: '1s',
+          rollback: 'onFailure',
+        }),
+      )
     expect(ready(await pass('auto'))).toMatchObject({ status: 'True' })
 
     await g.kube().mergePatch(envRef('auto'), { spec: { version: '2.0.0' } })
@@ -73,11 +138,23 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     await new Promise((resolve) => setTimeout(resolve, 1200))
     expect(ready(await pass('auto'))).toMatchObject({ reason: 'HealthCheckFailed' })
     const rolled = await pass('auto')
-    expect(ready(rolled)).toMatchObject({ status: 'False', reason: 'RolledBack', message: expect.stringContaining('2.0.0 failed its health check and was rolled back; running 1.0.0') })
+    expect(ready(rolled)).toMatchObject({
+      status: 'False',
+      reason: 'RolledBack',
+      message: expect.stringContaining('2.0.0 failed its health check and was rolled back; running 1.0.0'),
+    })
     expect(rolled.spec).toMatchObject({ version: '2.0.0' })
-    expect(rolled.status).toMatchObject({ lastAppliedVersion: '1.0.0', lastAppliedDigest: good, lastAttemptedVersion: '2.0.0' })
+    expect(rolled.status).toMatchObject({
+      lastAppliedVersion: '1.0.0',
+      lastAppliedDigest: good,
+      lastAttemptedVersion: '2.0.0',
+    })
     expect(await cm()).toBe('1')
-    expect(await g.kube().get({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never', namespace: g.namespace } })).toBeUndefined()
+    expect(
+      await g
+        .kube()
+        .get({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never', namespace: g.namespace } }),
+    ).toBeUndefined()
 
     // Another pass on the same pin stays on the healthy version.
     expect((await pass('auto')).status?.lastAppliedVersion).toBe('1.0.0')
@@ -91,13 +168,37 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
   it('past spec.timeout an object that never becomes healthy makes Ready False, naming it', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/slow`
     await publishApp(g.scratch(), repository, '1.0.0', {
-      web: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'slow' }, spec: { replicas: 1, selector: { matchLabels: { app: 'slow' } }, template: { metadata: { labels: { app: 'slow' } }, spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] } } } },
+      web: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'slow' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'slow' } },
+          template: {
+            metadata: { labels: { app: 'slow' } },
+            spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] },
+          },
+        },
+      },
     })
-    await g.kube().apply(environment(g.namespace, 'slow', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', timeout: '1s' }))
+    await g
+      .kube()
+      .apply(
+        environment(g.namespace, 'slow', {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+          timeout: '1s',
+        }),
+      )
     expect(ready(await pass('slow'))).toMatchObject({ status: 'False', reason: 'Progressing' })
     await new Promise((resolve) => setTimeout(resolve, 1200))
     const env = await pass('slow')
-    expect(ready(env)).toMatchObject({ status: 'False', reason: 'HealthCheckFailed', message: expect.stringContaining(`Deployment ${g.namespace}/slow`) })
+    expect(ready(env)).toMatchObject({
+      status: 'False',
+      reason: 'HealthCheckFailed',
+      message: expect.stringContaining(`Deployment ${g.namespace}/slow`),
+    })
     expect(env.status?.history?.at(-1)).toMatchObject({ version: '1.0.0', result: 'HealthCheckFailed' })
   })
 })

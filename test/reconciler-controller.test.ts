@@ -17,7 +17,14 @@ const deployment = (name: string): object => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
   metadata: { name },
-  spec: { replicas: 2, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'example.com/app:1' }] } } },
+  spec: {
+    replicas: 2,
+    selector: { matchLabels: { app: name } },
+    template: {
+      metadata: { labels: { app: name } },
+      spec: { containers: [{ name: 'app', image: 'example.com/app:1' }] },
+    },
+  },
 })
 
 describe('berth reconciler, a real process watching a real apiserver', () => {
@@ -27,7 +34,10 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
   let metricsPort = 0
   const envRef = (name: string): ReturnType<typeof environmentRef> => environmentRef(g.namespace, name)
   const get = async (name: string): Promise<Environment | undefined> => await g.kube().get<Environment>(envRef(name))
-  const berth = (args: string[]): Promise<{ stdout: string }> => run(process.execPath, [join(ROOT, 'bin/berth.js'), ...args], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })
+  const berth = (args: string[]): Promise<{ stdout: string }> =>
+    run(process.execPath, [join(ROOT, 'bin/berth.js'), ...args], {
+      env: { ...process.env, KUBECONFIG: g.ground.kubeconfig },
+    })
 
   beforeAll(async () => {
     expect((await berth(['install', '--crds-only', '--apply'])).stdout).toContain('Established')
@@ -35,10 +45,28 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     metricsPort = await freePort()
     await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('settings', { v: '1' }) })
     await publishApp(g.scratch(), repository, '1.1.0', { cm: configMap('settings', { v: '2' }) })
-    await publishApp(g.scratch(), repository, '2.0.0', { cm: configMap('settings', { v: '3' }), web: deployment('web') })
-    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '--namespace', g.namespace, '--cache-dir', join(g.scratch(), 'cache'), '--metrics-address', `127.0.0.1:${metricsPort}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    await publishApp(g.scratch(), repository, '2.0.0', {
+      cm: configMap('settings', { v: '3' }),
+      web: deployment('web'),
     })
+    reconciler = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin/berth.js'),
+        'reconciler',
+        '--kubeconfig',
+        g.ground.kubeconfig,
+        '--namespace',
+        g.namespace,
+        '--cache-dir',
+        join(g.scratch(), 'cache'),
+        '--metrics-address',
+        `127.0.0.1:${metricsPort}`,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    )
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
     await until(() => Promise.resolve(logs.includes('watching Environments')), 15_000)
   })
@@ -47,40 +75,108 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
   })
 
   it('applies a new Environment, then follows a spec change within seconds', async () => {
-    await g.kube().apply(environment(g.namespace, 'web', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', interval: '1h' }))
-    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/web', '-n', g.namespace, '--timeout=30s'])
+    await g
+      .kube()
+      .apply(
+        environment(g.namespace, 'web', {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+          interval: '1h',
+        }),
+      )
+    await run('kubectl', [
+      '--kubeconfig',
+      g.ground.kubeconfig,
+      'wait',
+      '--for=condition=Ready',
+      'environment/web',
+      '-n',
+      g.namespace,
+      '--timeout=30s',
+    ])
     expect((await get('web'))?.status?.lastAppliedVersion).toBe('1.0.0')
 
     await g.kube().mergePatch(envRef('web'), { spec: { version: '1.1.0' } })
     const took = await until(async () => (await get('web'))?.status?.lastAppliedVersion === '1.1.0', 10_000)
     expect(took).toBeLessThan(5_000)
-    expect((await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: g.namespace } }))?.data).toEqual({ v: '2' })
+    expect(
+      (
+        await g
+          .kube()
+          .get<{ data: Record<string, string> }>({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'settings', namespace: g.namespace },
+          })
+      )?.data,
+    ).toEqual({ v: '2' })
   })
 
   it('reconciles on demand when the request annotation changes, and says when it handled it', async () => {
-    await g.kubectl(['patch', 'configmap', 'settings', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"drifted"}}'])
+    await g.kubectl([
+      'patch',
+      'configmap',
+      'settings',
+      '-n',
+      g.namespace,
+      '--type=merge',
+      '-p',
+      '{"data":{"v":"drifted"}}',
+    ])
     const at = new Date().toISOString()
     await g.kube().mergePatch(envRef('web'), { metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } } })
     await until(async () => (await get('web'))?.status?.lastHandledReconcileAt === at, 10_000)
-    expect((await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: g.namespace } }))?.data).toEqual({ v: '2' })
+    expect(
+      (
+        await g
+          .kube()
+          .get<{ data: Record<string, string> }>({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'settings', namespace: g.namespace },
+          })
+      )?.data,
+    ).toEqual({ v: '2' })
   })
 
   it('is Ready only once the Deployment has rolled out (status played by the test, as no controllers run here)', async () => {
     await g.kube().mergePatch(envRef('web'), { spec: { version: '2.0.0' } })
     await until(async () => (await get('web'))?.status?.lastAppliedVersion === '2.0.0', 10_000)
     const progressing = (await get('web'))?.status?.conditions?.find((c) => c.type === 'Ready')
-    expect(progressing).toMatchObject({ status: 'False', reason: 'Progressing', message: expect.stringContaining(`Deployment ${g.namespace}/web`) })
-
-    const live = await g.kube().get<{ metadata: { generation: number } }>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: g.namespace } })
-    await g.kube().patchStatus({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: g.namespace } }, {
-      observedGeneration: live?.metadata.generation,
-      replicas: 2,
-      updatedReplicas: 2,
-      readyReplicas: 2,
-      availableReplicas: 2,
-      conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
+    expect(progressing).toMatchObject({
+      status: 'False',
+      reason: 'Progressing',
+      message: expect.stringContaining(`Deployment ${g.namespace}/web`),
     })
-    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/web', '-n', g.namespace, '--timeout=20s'])
+
+    const live = await g
+      .kube()
+      .get<{ metadata: { generation: number } }>({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace: g.namespace },
+      })
+    await g.kube().patchStatus(
+      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: g.namespace } },
+      {
+        observedGeneration: live?.metadata.generation,
+        replicas: 2,
+        updatedReplicas: 2,
+        readyReplicas: 2,
+        availableReplicas: 2,
+        conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
+      },
+    )
+    await run('kubectl', [
+      '--kubeconfig',
+      g.ground.kubeconfig,
+      'wait',
+      '--for=condition=Ready',
+      'environment/web',
+      '-n',
+      g.namespace,
+      '--timeout=20s',
+    ])
   })
 
   it('serves probes and Prometheus metrics: duration, results by reason, ready, applied version', async () => {
@@ -90,7 +186,9 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     const text = await (await fetch(`${base}/metrics`)).text()
     const labels = `namespace="${g.namespace}",name="web"`
     expect(text).toContain(`berth_environment_ready{${labels}} 1`)
-    expect(text).toMatch(new RegExp(`berth_environment_applied_info\\{${labels},version="2\\.0\\.0",digest="sha256:[a-f0-9]{64}"\\} 1`))
+    expect(text).toMatch(
+      new RegExp(`berth_environment_applied_info\\{${labels},version="2\\.0\\.0",digest="sha256:[a-f0-9]{64}"\\} 1`),
+    )
     expect(text).not.toContain('version="1.0.0"')
     expect(text).toMatch(new RegExp(`berth_reconcile_results_total\\{${labels},reason="Progressing"\\} [1-9]`))
     expect(text).toMatch(new RegExp(`berth_reconcile_duration_seconds_count\\{${labels}\\} [1-9]`))
@@ -103,8 +201,20 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     expect(logs).toContain('SIGTERM: finishing the pass in flight')
 
     // Structured logs: every line is JSON; an application names environment, version and digest.
-    const lines = logs.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
-    for (const line of lines) expect(line).toMatchObject({ level: expect.any(Number), time: expect.any(String), component: 'berth-reconciler', msg: expect.any(String) })
-    expect(lines.find((l) => l.msg === 'applied' && l.version === '2.0.0')).toMatchObject({ environment: `${g.namespace}/web`, digest: expect.stringMatching(/^sha256:/) })
+    const lines = logs
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    for (const line of lines)
+      expect(line).toMatchObject({
+        level: expect.any(Number),
+        time: expect.any(String),
+        component: 'berth-reconciler',
+        msg: expect.any(String),
+      })
+    expect(lines.find((l) => l.msg === 'applied' && l.version === '2.0.0')).toMatchObject({
+      environment: `${g.namespace}/web`,
+      digest: expect.stringMatching(/^sha256:/),
+    })
   })
 })

@@ -12,28 +12,60 @@ const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 type Lease = { spec: { holderIdentity?: string; leaseTransitions?: number } }
-type Replica = { child: ChildProcess; logs: () => string; identity: () => string; leading: () => Promise<string | undefined> }
+type Replica = {
+  child: ChildProcess
+  logs: () => string
+  identity: () => string
+  leading: () => Promise<string | undefined>
+}
 
 describe('two reconciler replicas with leader election', () => {
   const replicas: Replica[] = []
   const { envRef } = passes(g)
-  const lease = (): Promise<Lease | undefined> => g.kube().get<Lease>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'berth-reconciler', namespace: g.namespace } })
+  const lease = (): Promise<Lease | undefined> =>
+    g.kube().get<Lease>({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'berth-reconciler', namespace: g.namespace },
+    })
   let repository = ''
 
   const start = async (): Promise<Replica> => {
     let logs = ''
     const port = await freePort()
-    const child = spawn(process.execPath, [
-      join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), `cache-${replicas.length}`),
-      '--metrics-address', `127.0.0.1:${port}`, '--leader-elect', '--leader-election-namespace', g.namespace, '--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '500ms',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin/berth.js'),
+        'reconciler',
+        '--kubeconfig',
+        g.ground.kubeconfig,
+        '-n',
+        g.namespace,
+        '--cache-dir',
+        join(g.scratch(), `cache-${replicas.length}`),
+        '--metrics-address',
+        `127.0.0.1:${port}`,
+        '--leader-elect',
+        '--leader-election-namespace',
+        g.namespace,
+        '--lease-duration',
+        '3s',
+        '--renew-deadline',
+        '2s',
+        '--retry-period',
+        '500ms',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
     child.stderr.setEncoding('utf8').on('data', (c: string) => (logs += c))
     const identity = (): string => {
       const line = logs.split('\n').find((l) => l.includes('"msg":"waiting for the lease"'))
       return line ? (JSON.parse(line) as { identity: string }).identity : ''
     }
     // The berth_leader gauge, as Prometheus would scrape it.
-    const leading = async (): Promise<string | undefined> => /^berth_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]
+    const leading = async (): Promise<string | undefined> =>
+      /^berth_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]
     const replica = { child, logs: () => logs, identity, leading }
     replicas.push(replica)
     return replica
@@ -58,8 +90,17 @@ describe('two reconciler replicas with leader election', () => {
     expect(leader).toBeDefined()
     expect(standby).toBeDefined()
 
-    await g.kube().apply(environment(g.namespace, 'app', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }))
-    await eventually(() => g.kube().get<Environment>(envRef('app')), (e) => e?.status?.lastAppliedVersion === '1.0.0', 15_000)
+    await g.kube().apply(
+      environment(g.namespace, 'app', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+      }),
+    )
+    await eventually(
+      () => g.kube().get<Environment>(envRef('app')),
+      (e) => e?.status?.lastAppliedVersion === '1.0.0',
+      15_000,
+    )
     expect(leader?.logs()).toContain('"msg":"applied"')
     expect(standby?.logs()).not.toContain('"msg":"applied"')
     expect(standby?.logs()).not.toContain('watching Environments')
@@ -73,7 +114,11 @@ describe('two reconciler replicas with leader election', () => {
     expect(taken?.spec.leaseTransitions).toBeGreaterThanOrEqual(1)
 
     await g.kube().mergePatch(envRef('app'), { spec: { version: '1.1.0' } })
-    await eventually(() => g.kube().get<Environment>(envRef('app')), (e) => e?.status?.lastAppliedVersion === '1.1.0', 15_000)
+    await eventually(
+      () => g.kube().get<Environment>(envRef('app')),
+      (e) => e?.status?.lastAppliedVersion === '1.1.0',
+      15_000,
+    )
     expect(standby?.logs()).toContain('became leader')
     expect(await standby?.leading()).toBe('1')
 

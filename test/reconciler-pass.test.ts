@@ -14,7 +14,8 @@ describe('one reconcile pass against the real apiserver and registry', () => {
   let repository = ''
   const digests: Record<string, string> = {}
   const { envRef, pass, ready } = passes(g)
-  const cm = (name: string): Promise<Cm | undefined> => g.kube().get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
+  const cm = (name: string): Promise<Cm | undefined> =>
+    g.kube().get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
   const getEnv = async (name: string): Promise<Environment> => {
     const env = await g.kube().get<Environment>(envRef(name))
     if (!env) throw new Error(`${name} missing`)
@@ -28,28 +29,55 @@ describe('one reconcile pass against the real apiserver and registry', () => {
     await installCrd(g.kube())
     repository = `${registry()}/${g.repository}/app`
     const dir = g.scratch()
-    digests['1.0.0'] = await publishApp(dir, repository, '1.0.0', { a: configMap('alpha', { v: '1' }), b: configMap('beta', { v: '1' }) })
+    digests['1.0.0'] = await publishApp(dir, repository, '1.0.0', {
+      a: configMap('alpha', { v: '1' }),
+      b: configMap('beta', { v: '1' }),
+    })
     digests['1.1.0'] = await publishApp(dir, repository, '1.1.0', { a: configMap('alpha', { v: '2' }) })
     digests['1.2.0-rc.1'] = await publishApp(dir, repository, '1.2.0-rc.1', { a: configMap('alpha', { v: 'rc' }) })
   })
 
   it('applies a pinned version, labels what it owns and reports Ready with inventory and history', async () => {
-    await g.kube().apply(environment(g.namespace, 'first', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }))
+    await g.kube().apply(
+      environment(g.namespace, 'first', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+      }),
+    )
     const env = await pass('first')
     expect(ready(env)).toMatchObject({ status: 'True', reason: 'Succeeded', message: 'applied 1.0.0' })
-    expect(env.status).toMatchObject({ lastAppliedVersion: '1.0.0', lastAppliedDigest: digests['1.0.0'], observedGeneration: 1 })
+    expect(env.status).toMatchObject({
+      lastAppliedVersion: '1.0.0',
+      lastAppliedDigest: digests['1.0.0'],
+      observedGeneration: 1,
+    })
     expect(env.status?.inventory?.map((e) => e.name).sort()).toEqual(['alpha', 'beta'])
-    expect(env.status?.history).toEqual([expect.objectContaining({ version: '1.0.0', digest: digests['1.0.0'], result: 'Succeeded' })])
+    expect(env.status?.history).toEqual([
+      expect.objectContaining({ version: '1.0.0', digest: digests['1.0.0'], result: 'Succeeded' }),
+    ])
     expect(env.metadata.finalizers).toContain(FINALIZER)
-    expect((await cm('alpha'))?.metadata.labels).toMatchObject({ [OWNER_LABELS.name]: 'first', [OWNER_LABELS.namespace]: g.namespace })
+    expect((await cm('alpha'))?.metadata.labels).toMatchObject({
+      [OWNER_LABELS.name]: 'first',
+      [OWNER_LABELS.namespace]: g.namespace,
+    })
 
     const table = await g.kubectl(['get', 'environments', '-n', g.namespace, 'first'])
-    expect(table).toMatch(/NAME\s+VERSION\s+DIGEST\s+READY\s+STATUS\s+AGE\nfirst\s+1\.0\.0\s+[a-f0-9]{12}\s+True\s+applied 1\.0\.0/)
-    expect(await g.kubectl(['wait', '--for=condition=Ready', `environment/first`, '-n', g.namespace, '--timeout=5s'])).toContain('condition met')
+    expect(table).toMatch(
+      /NAME\s+VERSION\s+DIGEST\s+READY\s+STATUS\s+AGE\nfirst\s+1\.0\.0\s+[a-f0-9]{12}\s+True\s+applied 1\.0\.0/,
+    )
+    expect(
+      await g.kubectl(['wait', '--for=condition=Ready', `environment/first`, '-n', g.namespace, '--timeout=5s']),
+    ).toContain('condition met')
   })
 
   it('moves 1.0.0 → 1.1.0, pruning what left the artifact, and never prunes what it does not own', async () => {
-    await g.kube().apply(configMap('bystander', { mine: 'no' }, g.namespace) as { apiVersion: string; kind: string; metadata: { name: string } })
+    await g.kube().apply(
+      configMap('bystander', { mine: 'no' }, g.namespace) as {
+        apiVersion: string
+        kind: string
+        metadata: { name: string }
+      },
+    )
     await setSpec('first', { version: '1.1.0' })
     const env = await pass('first')
     expect(ready(env)).toMatchObject({ status: 'True', message: 'applied 1.1.0' })
@@ -63,7 +91,11 @@ describe('one reconcile pass against the real apiserver and registry', () => {
   it('a version that does not exist fails with a reason, and the version before keeps running', async () => {
     await setSpec('first', { version: '9.9.9' })
     const env = await pass('first')
-    expect(ready(env)).toMatchObject({ status: 'False', reason: 'VersionNotFound', message: expect.stringContaining('still running 1.1.0') })
+    expect(ready(env)).toMatchObject({
+      status: 'False',
+      reason: 'VersionNotFound',
+      message: expect.stringContaining('still running 1.1.0'),
+    })
     expect(env.status?.lastAppliedVersion).toBe('1.1.0')
     expect((await cm('alpha'))?.data).toEqual({ v: '2' })
   })
@@ -71,7 +103,11 @@ describe('one reconcile pass against the real apiserver and registry', () => {
   it('a moved tag (digest pin that does not match) is refused', async () => {
     await setSpec('first', { version: '1.0.0', digest: digests['1.1.0'] })
     const env = await pass('first')
-    expect(ready(env)).toMatchObject({ status: 'False', reason: 'DigestMismatch', message: expect.stringContaining('the tag moved') })
+    expect(ready(env)).toMatchObject({
+      status: 'False',
+      reason: 'DigestMismatch',
+      message: expect.stringContaining('the tag moved'),
+    })
     expect((await cm('alpha'))?.data).toEqual({ v: '2' })
     await setSpec('first', { digest: null })
   })
@@ -80,28 +116,53 @@ describe('one reconcile pass against the real apiserver and registry', () => {
     // Its own target namespace: two Environments must not own the same objects.
     const target = `${g.namespace}-ranged`
     await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: target } })
-    await g.kube().apply(environment(g.namespace, 'ranged', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '~1', targetNamespace: target }))
+    await g.kube().apply(
+      environment(g.namespace, 'ranged', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '~1',
+        targetNamespace: target,
+      }),
+    )
     expect((await pass('ranged')).status?.lastAppliedVersion).toBe('1.1.0')
     await setSpec('ranged', { version: '>=1.2.0-rc.0' })
     expect((await pass('ranged')).status?.lastAppliedVersion).toBe('1.2.0-rc.1')
   })
 
   it('the CRD schema refuses a malformed field at the apiserver', async () => {
-    await expect(g.kube().apply(environment(g.namespace, 'refused', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', interval: 'soon' })))
-      .rejects.toMatchObject({ code: 422, message: expect.stringContaining('spec.interval') })
+    await expect(
+      g.kube().apply(
+        environment(g.namespace, 'refused', {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+          interval: 'soon',
+        }),
+      ),
+    ).rejects.toMatchObject({ code: 422, message: expect.stringContaining('spec.interval') })
   })
 
   it('a spec the schema cannot judge but the reconciler can stalls, naming the field', async () => {
-    await g.kube().apply(environment(g.namespace, 'broken', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: 'banana' }))
+    await g.kube().apply(
+      environment(g.namespace, 'broken', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: 'banana',
+      }),
+    )
     const env = await pass('broken')
-    expect(env.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec', message: expect.stringContaining('spec.version: must be a version (1.2.3) or a semver range') })
+    expect(env.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({
+      status: 'True',
+      reason: 'InvalidSpec',
+      message: expect.stringContaining('spec.version: must be a version (1.2.3) or a semver range'),
+    })
     expect(ready(env)).toMatchObject({ status: 'False', reason: 'InvalidSpec' })
   })
 
   it('suspend changes nothing until resumed', async () => {
     await setSpec('first', { version: '1.0.0', suspend: true })
     const env = await pass('first')
-    expect(env.status?.conditions?.find((c) => c.type === 'Reconciling')).toMatchObject({ status: 'False', reason: 'Suspended' })
+    expect(env.status?.conditions?.find((c) => c.type === 'Reconciling')).toMatchObject({
+      status: 'False',
+      reason: 'Suspended',
+    })
     expect((await cm('alpha'))?.data).toEqual({ v: '2' })
     await setSpec('first', { suspend: false })
     expect((await pass('first')).status?.lastAppliedVersion).toBe('1.0.0')
@@ -118,7 +179,16 @@ describe('one reconcile pass against the real apiserver and registry', () => {
       expect(writes()).toBe(0)
       expect(apply.mock.calls.length).toBeGreaterThan(0)
 
-      await g.kubectl(['patch', 'configmap', 'alpha', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"edited by hand"}}'])
+      await g.kubectl([
+        'patch',
+        'configmap',
+        'alpha',
+        '-n',
+        g.namespace,
+        '--type=merge',
+        '-p',
+        '{"data":{"v":"edited by hand"}}',
+      ])
       await pass('first')
       expect(writes()).toBeGreaterThan(0)
       expect((await cm('alpha'))?.data).toEqual({ v: '1' })
@@ -130,14 +200,39 @@ describe('one reconcile pass against the real apiserver and registry', () => {
   it('with driftPolicy warn, reports drift with the object and field, changes nothing, and records events', async () => {
     await setSpec('first', { driftPolicy: 'warn' })
     await pass('first')
-    await g.kubectl(['patch', 'configmap', 'alpha', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"edited again"}}'])
+    await g.kubectl([
+      'patch',
+      'configmap',
+      'alpha',
+      '-n',
+      g.namespace,
+      '--type=merge',
+      '-p',
+      '{"data":{"v":"edited again"}}',
+    ])
     const env = await pass('first')
-    expect(env.status?.conditions?.find((c) => c.type === 'Drifted')).toMatchObject({ status: 'True', message: expect.stringContaining(`ConfigMap ${g.namespace}/alpha (data.v)`) })
+    expect(env.status?.conditions?.find((c) => c.type === 'Drifted')).toMatchObject({
+      status: 'True',
+      message: expect.stringContaining(`ConfigMap ${g.namespace}/alpha (data.v)`),
+    })
     expect((await cm('alpha'))?.data).toEqual({ v: 'edited again' })
 
-    const events = JSON.parse(await g.kubectl(['get', 'events', '-n', g.namespace, '--field-selector', 'involvedObject.name=first', '-o', 'json'])) as { items: Array<{ reason: string; message: string }> }
+    const events = JSON.parse(
+      await g.kubectl([
+        'get',
+        'events',
+        '-n',
+        g.namespace,
+        '--field-selector',
+        'involvedObject.name=first',
+        '-o',
+        'json',
+      ]),
+    ) as { items: Array<{ reason: string; message: string }> }
     const reasons = events.items.map((e) => e.reason)
-    expect(reasons).toEqual(expect.arrayContaining(['Applied', 'Pruned', 'VersionNotFound', 'DriftCorrected', 'DriftDetected']))
+    expect(reasons).toEqual(
+      expect.arrayContaining(['Applied', 'Pruned', 'VersionNotFound', 'DriftCorrected', 'DriftDetected']),
+    )
     expect(events.items.find((e) => e.reason === 'Pruned')?.message).toContain('ConfigMap')
 
     await setSpec('first', { driftPolicy: 'correct' })

@@ -11,8 +11,16 @@ process.env.SOURCE_DATE_EPOCH = '1700000000'
 describe('a delete that fails is retried, never forgotten', () => {
   let user: TestUser | undefined
   const rules = (canDelete: boolean): Rule[] => [
-    { apiGroups: ['berth.dev'], resources: ['environments', 'environments/status'], verbs: ['get', 'list', 'watch', 'patch', 'update'] },
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'patch', ...(canDelete ? ['delete'] : [])] },
+    {
+      apiGroups: ['berth.dev'],
+      resources: ['environments', 'environments/status'],
+      verbs: ['get', 'list', 'watch', 'patch', 'update'],
+    },
+    {
+      apiGroups: [''],
+      resources: ['configmaps'],
+      verbs: ['get', 'list', 'create', 'patch', ...(canDelete ? ['delete'] : [])],
+    },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ]
   const harness = passes(g, () => (user as TestUser).kube)
@@ -26,21 +34,40 @@ describe('a delete that fails is retried, never forgotten', () => {
 
   it('keeps the object in the inventory and says so, then deletes it once it can', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/app`
-    await publishApp(g.scratch(), repository, '1.0.0', { a: configMap('stays', { v: '1' }), b: configMap('leaves', { v: '1' }) })
+    await publishApp(g.scratch(), repository, '1.0.0', {
+      a: configMap('stays', { v: '1' }),
+      b: configMap('leaves', { v: '1' }),
+    })
     await publishApp(g.scratch(), repository, '1.1.0', { a: configMap('stays', { v: '2' }) })
-    await g.kube().apply(environment(g.namespace, 'app', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }))
+    await g
+      .kube()
+      .apply(
+        environment(g.namespace, 'app', {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+        }),
+      )
     expect((await pass()).status?.inventory?.map((e) => e.name).sort()).toEqual(['leaves', 'stays'])
 
     await g.kube().mergePatch(envRef, { spec: { version: '1.1.0' } })
     const failed = await pass()
-    expect(failed.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain('could not prune ConfigMap leaves')
+    expect(failed.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain(
+      'could not prune ConfigMap leaves',
+    )
     expect(failed.status?.inventory?.map((e) => e.name).sort()).toEqual(['leaves', 'stays'])
-    expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'leaves', namespace: g.namespace } })).toBeDefined()
+    expect(
+      await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'leaves', namespace: g.namespace } }),
+    ).toBeDefined()
 
     await user?.grant(rules(true))
     const retried = await pass()
     expect(retried.status?.inventory?.map((e) => e.name)).toEqual(['stays'])
-    expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'leaves', namespace: g.namespace } })).toBeUndefined()
-    expect(retried.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', message: 'applied 1.1.0' })
+    expect(
+      await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'leaves', namespace: g.namespace } }),
+    ).toBeUndefined()
+    expect(retried.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      message: 'applied 1.1.0',
+    })
   })
 })

@@ -18,21 +18,65 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   const digests: Record<string, string> = {}
   const { envRef } = passes(g)
   const berth = async (args: string[]): Promise<string> =>
-    (await run(process.execPath, [join(ROOT, 'bin/kubectl-berth.js'), ...args, '-n', g.namespace], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } })).stdout
-  const get = async (name: string): Promise<Environment> => (await g.kube().get<Environment>(envRef(name))) as Environment
+    (
+      await run(process.execPath, [join(ROOT, 'bin/kubectl-berth.js'), ...args, '-n', g.namespace], {
+        env: { ...process.env, KUBECONFIG: g.ground.kubeconfig },
+      })
+    ).stdout
+  const get = async (name: string): Promise<Environment> =>
+    (await g.kube().get<Environment>(envRef(name))) as Environment
   const cmValue = async (ns: string): Promise<string | undefined> =>
-    (await g.kube().get<{ data: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: ns } }))?.data.v
+    (
+      await g.kube().get<{ data: Record<string, string> }>({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'settings', namespace: ns },
+      })
+    )?.data.v
 
   beforeAll(async () => {
     await installCrd(g.kube())
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
-    for (const v of ['1.0.0', '1.1.0', '1.2.0']) digests[v] = await publishApp(g.scratch(), repository, v, { cm: configMap('settings', { v }) })
+    for (const v of ['1.0.0', '1.1.0', '1.2.0'])
+      digests[v] = await publishApp(g.scratch(), repository, v, { cm: configMap('settings', { v }) })
     for (const env of ['staging', 'prod']) {
       await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `${g.namespace}-${env}` } })
-      await g.kube().apply(environment(g.namespace, env, { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', targetNamespace: `${g.namespace}-${env}`, interval: '1h' }))
+      await g.kube().apply(
+        environment(g.namespace, env, {
+          source: { repository: `oci://${repository}`, plainHTTP: true },
+          version: '1.0.0',
+          targetNamespace: `${g.namespace}-${env}`,
+          interval: '1h',
+        }),
+      )
     }
-    reconciler = spawn(process.execPath, [join(ROOT, 'bin/berth.js'), 'reconciler', '--kubeconfig', g.ground.kubeconfig, '-n', g.namespace, '--cache-dir', join(g.scratch(), 'cache'), '--metrics-address', ''], { stdio: 'ignore' })
-    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=condition=Ready', 'environment/staging', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
+    reconciler = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin/berth.js'),
+        'reconciler',
+        '--kubeconfig',
+        g.ground.kubeconfig,
+        '-n',
+        g.namespace,
+        '--cache-dir',
+        join(g.scratch(), 'cache'),
+        '--metrics-address',
+        '',
+      ],
+      { stdio: 'ignore' },
+    )
+    await run('kubectl', [
+      '--kubeconfig',
+      g.ground.kubeconfig,
+      'wait',
+      '--for=condition=Ready',
+      'environment/staging',
+      'environment/prod',
+      '-n',
+      g.namespace,
+      '--timeout=30s',
+    ])
   })
   afterAll(() => {
     reconciler?.kill('SIGTERM')
@@ -41,13 +85,28 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   it('status shows every Environment at a glance, and as JSON for scripts', async () => {
     const out = await berth(['status'])
     expect(out).toMatch(/^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+LAST CHANGE\s+MESSAGE\n/)
-    expect(out).toMatch(new RegExp(`${g.namespace}\\s+prod\\s+1\\.0\\.0\\s+1\\.0\\.0\\s+${(digests['1.0.0'] ?? '').slice(7, 19)}\\s+True\\s+no\\s+`))
+    expect(out).toMatch(
+      new RegExp(
+        `${g.namespace}\\s+prod\\s+1\\.0\\.0\\s+1\\.0\\.0\\s+${(digests['1.0.0'] ?? '').slice(7, 19)}\\s+True\\s+no\\s+`,
+      ),
+    )
     const json = JSON.parse(await berth(['status', 'prod', '-o', 'json'])) as Record<string, unknown>
-    expect(json).toMatchObject({ name: 'prod', pinned: '1.0.0', applied: '1.0.0', digest: digests['1.0.0'], ready: 'True', suspended: false })
+    expect(json).toMatchObject({
+      name: 'prod',
+      pinned: '1.0.0',
+      applied: '1.0.0',
+      digest: digests['1.0.0'],
+      ready: 'True',
+      suspended: false,
+    })
   })
 
   it('status --watch prints again when something changes', async () => {
-    const watcher = spawn(process.execPath, [join(ROOT, 'bin/kubectl-berth.js'), 'status', '--watch', '-n', g.namespace], { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig }, stdio: ['ignore', 'pipe', 'ignore'] })
+    const watcher = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/kubectl-berth.js'), 'status', '--watch', '-n', g.namespace],
+      { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig }, stdio: ['ignore', 'pipe', 'ignore'] },
+    )
     let out = ''
     watcher.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
     const until = async (check: () => boolean): Promise<void> => {
@@ -72,14 +131,21 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   })
 
   it('promote --dry-run prints what would be created, changed (with fields) and pruned, and changes nothing', async () => {
-    digests['1.1.1'] = await publishApp(g.scratch(), repository, '1.1.1', { cm: configMap('settings', { v: '1.1.1' }), extra: configMap('added', { a: '1' }) })
+    digests['1.1.1'] = await publishApp(g.scratch(), repository, '1.1.1', {
+      cm: configMap('settings', { v: '1.1.1' }),
+      extra: configMap('added', { a: '1' }),
+    })
     const out = await berth(['promote', 'staging', '--to', '1.1.1', '--dry-run'])
     expect(out).toContain(`staging: 1.1.0 → 1.1.1 (${digests['1.1.1'] ?? ''}), dry run: nothing changed`)
     expect(out).toContain(`  + ConfigMap ${g.namespace}-staging/added`)
     expect(out).toContain(`  ~ ConfigMap ${g.namespace}-staging/settings: data.v`)
     expect(out).toContain('1 to create, 1 to change, 0 to prune')
     expect((await get('staging')).spec).toMatchObject({ version: '1.1.0' })
-    expect(await g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'added', namespace: `${g.namespace}-staging` } })).toBeUndefined()
+    expect(
+      await g
+        .kube()
+        .get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'added', namespace: `${g.namespace}-staging` } }),
+    ).toBeUndefined()
     const back = await berth(['promote', 'staging', '--to', '1.0.0', '--dry-run'])
     expect(back).toContain('0 to create, 1 to change, 0 to prune')
   })
@@ -92,7 +158,9 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   })
 
   it('promote to a version that does not exist is refused before anything changes', async () => {
-    const failed = await failureOf<ProcessFailure>(berth(['promote', 'staging', '--to', '9.9.9', '--wait', '--timeout', '30']))
+    const failed = await failureOf<ProcessFailure>(
+      berth(['promote', 'staging', '--to', '9.9.9', '--wait', '--timeout', '30']),
+    )
     expect(failed.code).toBe(1)
     expect(failed.stderr).toContain('version 9.9.9 is not published')
     expect(failed.stderr).toContain('nothing changed')
@@ -101,11 +169,24 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   })
 
   it('a pin that fails in the cluster makes promote --wait exit non-zero with the reason', async () => {
-    // Set directly (not through promote, which refuses it): a range nothing satisfies. Staging stays not Ready for the next tests.
+    // Set directly (not through promote, which refuses it): a range nothing satisfies. Staging stays not Ready for the
+    // next tests.
     await g.kube().mergePatch(envRef('staging'), { spec: { version: '~7' } })
     const generation = (await get('staging')).metadata.generation ?? 0
-    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', `--for=jsonpath={.status.observedGeneration}=${generation}`, 'environment/staging', '-n', g.namespace, '--timeout=30s'])
-    expect((await get('staging')).status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'VersionNotFound' })
+    await run('kubectl', [
+      '--kubeconfig',
+      g.ground.kubeconfig,
+      'wait',
+      `--for=jsonpath={.status.observedGeneration}=${generation}`,
+      'environment/staging',
+      '-n',
+      g.namespace,
+      '--timeout=30s',
+    ])
+    expect((await get('staging')).status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'VersionNotFound',
+    })
     expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
   })
 
@@ -120,11 +201,20 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(out).toContain('rolled back ~7 → 1.1.0')
     expect(readyVersion(await get('staging'))).toBe('1.1.0')
     const history = await berth(['history', 'staging'])
-    expect(history).toMatch(/^VERSION\s+DIGEST\s+BY\s+STARTED\s+FINISHED\s+RESULT\n1\.0\.0 .*-\s.*Succeeded\n1\.1\.0\s+[a-f0-9]{12}\s+berth-admin\s.*Succeeded/)
+    expect(history).toMatch(
+      /^VERSION\s+DIGEST\s+BY\s+STARTED\s+FINISHED\s+RESULT\n1\.0\.0 .*-\s.*Succeeded\n1\.1\.0\s+[a-f0-9]{12}\s+berth-admin\s.*Succeeded/,
+    )
   })
 
   it('rollback with no earlier Ready version is refused', async () => {
-    await g.kube().apply(environment(g.namespace, 'fresh', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0', targetNamespace: `${g.namespace}-staging`, suspend: true }))
+    await g.kube().apply(
+      environment(g.namespace, 'fresh', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+        targetNamespace: `${g.namespace}-staging`,
+        suspend: true,
+      }),
+    )
     const failed = await failureOf<ProcessFailure>(berth(['rollback', 'fresh']))
     expect(failed.stderr).toContain('has no earlier Ready version in its history')
   })
@@ -134,28 +224,67 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     await berth(['promote', 'prod', '--to', '1.2.0'])
     await berth(['reconcile', 'prod', '--wait', '--timeout', '30']).catch(() => undefined)
     const suspended = await get('prod')
-    expect(suspended.status?.conditions?.find((c) => c.type === 'Reconciling')?.message).toMatch(/suspended by berth-admin at .*: incident 42/)
+    expect(suspended.status?.conditions?.find((c) => c.type === 'Reconciling')?.message).toMatch(
+      /suspended by berth-admin at .*: incident 42/,
+    )
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')
-    expect(JSON.parse(await berth(['status', 'prod', '-o', 'json']))).toMatchObject({ suspended: true, suspendedReason: 'incident 42', suspendedBy: 'berth-admin' })
-    const events = JSON.parse(await g.kubectl(['get', 'events', '-n', g.namespace, '--field-selector', 'involvedObject.name=prod', '-o', 'json'])) as { items: Array<{ reason: string; message: string }> }
-    expect(events.items.find((e) => e.reason === 'Suspended')?.message).toMatch(/suspended by berth-admin at .*: incident 42/)
+    expect(JSON.parse(await berth(['status', 'prod', '-o', 'json']))).toMatchObject({
+      suspended: true,
+      suspendedReason: 'incident 42',
+      suspendedBy: 'berth-admin',
+    })
+    const events = JSON.parse(
+      await g.kubectl([
+        'get',
+        'events',
+        '-n',
+        g.namespace,
+        '--field-selector',
+        'involvedObject.name=prod',
+        '-o',
+        'json',
+      ]),
+    ) as { items: Array<{ reason: string; message: string }> }
+    expect(events.items.find((e) => e.reason === 'Suspended')?.message).toMatch(
+      /suspended by berth-admin at .*: incident 42/,
+    )
 
     await berth(['resume', 'prod'])
-    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=jsonpath={.status.lastAppliedVersion}=1.2.0', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
+    await run('kubectl', [
+      '--kubeconfig',
+      g.ground.kubeconfig,
+      'wait',
+      '--for=jsonpath={.status.lastAppliedVersion}=1.2.0',
+      'environment/prod',
+      '-n',
+      g.namespace,
+      '--timeout=30s',
+    ])
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.2.0')
   })
 
   it('a promotion gate in the cluster refuses a version that was never Ready upstream, and lets it through once it was', async () => {
     await g.kube().mergePatch(envRef('prod'), { spec: { promotion: { from: 'staging' } } })
     digests['1.3.0'] = await publishApp(g.scratch(), repository, '1.3.0', { cm: configMap('settings', { v: '1.3.0' }) })
-    const blocked = await failureOf<ProcessFailure>(berth(['promote', 'prod', '--to', '1.3.0', '--wait', '--timeout', '30']))
+    const blocked = await failureOf<ProcessFailure>(
+      berth(['promote', 'prod', '--to', '1.3.0', '--wait', '--timeout', '30']),
+    )
     expect(blocked.stderr).toContain('promotion gate: 1.3.0')
     expect(blocked.stderr).toContain('has not been Ready on staging')
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.2.0')
 
     await berth(['promote', 'staging', '--to', '1.3.0', '--wait', '--timeout', '30'])
     // The blocked pass is retried with backoff and now finds 1.3.0 Ready upstream.
-    await run('kubectl', ['--kubeconfig', g.ground.kubeconfig, 'wait', '--for=jsonpath={.status.lastAppliedVersion}=1.3.0', 'environment/prod', '-n', g.namespace, '--timeout=30s'])
+    await run('kubectl', [
+      '--kubeconfig',
+      g.ground.kubeconfig,
+      'wait',
+      '--for=jsonpath={.status.lastAppliedVersion}=1.3.0',
+      'environment/prod',
+      '-n',
+      g.namespace,
+      '--timeout=30s',
+    ])
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.3.0')
   })
 
@@ -166,5 +295,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
 })
 
 function readyVersion(env: Environment): string | undefined {
-  return env.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? env.status.lastAppliedVersion : undefined
+  return env.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
+    ? env.status.lastAppliedVersion
+    : undefined
 }

@@ -12,13 +12,18 @@ const run = promisify(execFile)
 
 describe('the release workflow', () => {
   it('passes actionlint', async () => {
-    const { stdout } = await run(g.ground.parts.actionlint, ['-no-color', '.github/workflows/release.yml'], { cwd: ROOT })
+    const { stdout } = await run(g.ground.parts.actionlint, ['-no-color', '.github/workflows/release.yml'], {
+      cwd: ROOT,
+    })
     expect(stdout).toBe('')
   })
 
   it('actionlint does catch a broken workflow (so the check above can fail)', async () => {
     const broken = join(g.scratch(), 'broken.yml')
-    await writeFile(broken, 'on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope.value }}\n        uses: actions/checkout@v4\n')
+    await writeFile(
+      broken,
+      'on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope.value }}\n        uses: actions/checkout@v4\n',
+    )
     const failed = await failureOf<ProcessFailure>(run(g.ground.parts.actionlint, ['-no-color', broken]))
     expect(failed.code).toBe(1)
     expect(failed.stdout).toMatch(/broken\.yml:\d+:\d+:/)
@@ -33,7 +38,11 @@ describe('the release workflow', () => {
     expect(workflow.on.release.types).toEqual(['published'])
     expect(workflow.permissions).toEqual({ contents: 'read', packages: 'write' })
     const steps = workflow.jobs.publish.steps
-    expect(steps.map((s) => s.uses?.split('@')[0]).filter(Boolean)).toEqual(['actions/checkout', 'actions/setup-node', 'oras-project/setup-oras'])
+    expect(steps.map((s) => s.uses?.split('@')[0]).filter(Boolean)).toEqual([
+      'actions/checkout',
+      'actions/setup-node',
+      'oras-project/setup-oras',
+    ])
     expect(steps.find((s) => s.id === 'push')?.run).toContain('node bin/berth.js "${args[@]}"')
   })
 })

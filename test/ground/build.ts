@@ -34,7 +34,10 @@ export async function ensureParts(say: Say): Promise<PartLocations> {
   for (const part of GO_PARTS) await ensureGoPart(part, say)
   const kubectl = await which('kubectl')
   if (!kubectl) {
-    throw new EnvironmentError('MissingTool', 'kubectl is not on PATH; the proof tests read objects back with it. Install kubectl (v1.27 or newer) and run again.')
+    throw new EnvironmentError(
+      'MissingTool',
+      'kubectl is not on PATH; the proof tests read objects back with it. Install kubectl (v1.27 or newer) and run again.',
+    )
   }
   return {
     oras: binaryPath({ name: 'oras', version: partVersion('oras') }),
@@ -75,7 +78,10 @@ async function ensureAptTools(say: Say): Promise<void> {
   for (const tool of APT_TOOLS) if (!(await which(tool.command))) missing.push(tool.pkg)
   if (missing.length === 0) return
   if (process.getuid?.() !== 0) {
-    throw new EnvironmentError('MissingTool', `missing Debian packages: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${missing.join(' ')}`)
+    throw new EnvironmentError(
+      'MissingTool',
+      `missing Debian packages: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${missing.join(' ')}`,
+    )
   }
   say(`installing ${missing.join(', ')} with apt-get`)
   const log = join(cacheDir(), 'logs', 'apt.log')
@@ -100,7 +106,10 @@ async function ensureGoPart(part: GoPart, say: Say): Promise<void> {
   const env = { CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' }
   if (part.build.kind === 'install') {
     const gobin = `${dirname(target)}/.gobin`
-    await runLogged('go', ['install', '-trimpath', '-ldflags=-s -w', part.build.pkg], { log, env: { ...env, GOBIN: gobin } })
+    await runLogged('go', ['install', '-trimpath', '-ldflags=-s -w', part.build.pkg], {
+      log,
+      env: { ...env, GOBIN: gobin },
+    })
     await rename(join(gobin, part.name), partial)
     await rm(gobin, { recursive: true, force: true })
   } else {
@@ -115,7 +124,11 @@ async function ensureGoPart(part: GoPart, say: Say): Promise<void> {
   say(`built ${part.name} ${part.version} in ${Math.round((Date.now() - started) / 1000)} s → ${target}`)
 }
 
-async function runLogged(command: string, args: string[], options: { log: string; env?: Record<string, string>; cwd?: string }): Promise<void> {
+async function runLogged(
+  command: string,
+  args: string[],
+  options: { log: string; env?: Record<string, string>; cwd?: string },
+): Promise<void> {
   await mkdir(dirname(options.log), { recursive: true })
   const log = { file: options.log, append: true } as const
   try {
@@ -129,6 +142,10 @@ async function runLogged(command: string, args: string[], options: { log: string
   } catch (error: unknown) {
     const text = await readFile(options.log, 'utf8').catch(() => '')
     const tail = text.trimEnd().split('\n').slice(-15).join('\n')
-    throw new EnvironmentError('BuildFailed', `${command} ${args.join(' ')} failed (full log: ${options.log}):\n${tail}`, { cause: error })
+    throw new EnvironmentError(
+      'BuildFailed',
+      `${command} ${args.join(' ')} failed (full log: ${options.log}):\n${tail}`,
+      { cause: error },
+    )
   }
 }

@@ -21,9 +21,25 @@ export async function makeCa(dir: string): Promise<KeyPair> {
   const pair = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') }
   await openssl(
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', pair.key, '-out', pair.cert, '-days', DAYS, '-subj', '/CN=berth-testground-ca',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      pair.key,
+      '-out',
+      pair.cert,
+      '-days',
+      DAYS,
+      '-subj',
+      '/CN=berth-testground-ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ],
     dir,
   )
@@ -45,7 +61,10 @@ export async function issueCert(ca: KeyPair, dir: string, request: CertRequest):
   const pair = { cert: join(dir, `${request.name}.crt`), key: join(dir, `${request.name}.key`) }
   const csr = join(dir, `${request.name}.csr`)
   const ext = join(dir, `${request.name}.ext`)
-  const subject = [...(request.groups ?? []).map((g) => `/O=${escapeSubject(g)}`), `/CN=${escapeSubject(request.commonName)}`].join('')
+  const subject = [
+    ...(request.groups ?? []).map((g) => `/O=${escapeSubject(g)}`),
+    `/CN=${escapeSubject(request.commonName)}`,
+  ].join('')
   const extensions = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment']
   if (request.usage === 'server') {
     extensions.push('extendedKeyUsage=serverAuth', 'subjectAltName=IP:127.0.0.1,DNS:localhost')
@@ -53,10 +72,47 @@ export async function issueCert(ca: KeyPair, dir: string, request: CertRequest):
     extensions.push('extendedKeyUsage=clientAuth')
   }
   await writeFile(ext, `${extensions.join('\n')}\n`)
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', pair.key, '-out', csr, '-subj', subject], dir)
+  await openssl(
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      pair.key,
+      '-out',
+      csr,
+      '-subj',
+      subject,
+    ],
+    dir,
+  )
   // A random serial instead of a serial file: tests mint certificates in parallel.
   const serial = `0x${randomBytes(12).toString('hex')}`
-  await openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', serial, '-days', DAYS, '-out', pair.cert, '-extfile', ext], dir)
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.cert,
+      '-CAkey',
+      ca.key,
+      '-set_serial',
+      serial,
+      '-days',
+      DAYS,
+      '-out',
+      pair.cert,
+      '-extfile',
+      ext,
+    ],
+    dir,
+  )
   return pair
 }
 

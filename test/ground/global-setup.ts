@@ -15,7 +15,8 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now()
   const ground = await startGround({ say: (line) => process.stderr.write(`testground: ${line}\n`) })
-  if (!process.env.CI) process.stderr.write(`testground: up in ${((Date.now() - started) / 1000).toFixed(1)} s (${ground.dir})\n`)
+  if (!process.env.CI)
+    process.stderr.write(`testground: up in ${((Date.now() - started) / 1000).toFixed(1)} s (${ground.dir})\n`)
   project.provide('ground', ground)
   return async () => {
     await stopGround(ground)

@@ -12,7 +12,16 @@ import bcrypt from 'bcryptjs'
 import { stringify } from 'yaml'
 import { ensureParts, type PartLocations, type Say } from './build.ts'
 import { issueCert, type KeyPair, makeCa, makeServiceAccountKeys } from './certs.ts'
-import { freePort, GUARDED_PIDS, isAlive, type Started, startGuardian, startProcess, stopProcess, waitUntil } from './processes.ts'
+import {
+  freePort,
+  GUARDED_PIDS,
+  isAlive,
+  type Started,
+  startGuardian,
+  startProcess,
+  stopProcess,
+  waitUntil,
+} from './processes.ts'
 
 export type RegistryInfo = {
   /** `host:port`, as it goes into an OCI reference. */
@@ -64,57 +73,91 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
       issueCert(ca, pki, { name: 'admin', commonName: ADMIN_USER, groups: ['system:masters'], usage: 'client' }),
       makeServiceAccountKeys(pki),
     ])
-    const { etcdPort, etcdPeerPort, apiPort, plainPort, securePort } = await distinctFreePorts(['etcdPort', 'etcdPeerPort', 'apiPort', 'plainPort', 'securePort'])
+    const { etcdPort, etcdPeerPort, apiPort, plainPort, securePort } = await distinctFreePorts([
+      'etcdPort',
+      'etcdPeerPort',
+      'apiPort',
+      'plainPort',
+      'securePort',
+    ])
 
-    const etcd = startProcess('etcd', parts.etcd, [
-      '--name=ground',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=ground=http://127.0.0.1:${etcdPeerPort}`,
-      '--unsafe-no-fsync=true',
-      '--log-level=warn',
-    ], join(dir, 'etcd.log'))
+    const etcd = startProcess(
+      'etcd',
+      parts.etcd,
+      [
+        '--name=ground',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-cluster=ground=http://127.0.0.1:${etcdPeerPort}`,
+        '--unsafe-no-fsync=true',
+        '--log-level=warn',
+      ],
+      join(dir, 'etcd.log'),
+    )
     await track(etcd)
 
     const plain = await startRegistry(parts.registry, dir, 'registry-plain', plainPort)
     await track(plain.started)
     const password = randomBytes(18).toString('base64url')
-    const secure = await startRegistry(parts.registry, dir, 'registry-secure', securePort, { tls: registryTls, username: 'berth', password })
+    const secure = await startRegistry(parts.registry, dir, 'registry-secure', securePort, {
+      tls: registryTls,
+      username: 'berth',
+      password,
+    })
     await track(secure.started)
 
     await waitUntil(etcd, async () => (await statusOf(`http://127.0.0.1:${etcdPort}/health`)) === 200, 30_000)
-    const apiserver = startProcess('kube-apiserver', parts.kubeApiserver, [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      `--cert-dir=${pki}`,
-      `--tls-cert-file=${apiserverTls.cert}`,
-      `--tls-private-key-file=${apiserverTls.key}`,
-      `--client-ca-file=${ca.cert}`,
-      `--secure-port=${apiPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--allow-privileged=true',
-      // No controller-manager runs, so nothing would create the ServiceAccount this plugin demands.
-      '--disable-admission-plugins=ServiceAccount',
-      '--authorization-mode=RBAC',
-      `--service-account-issuer=https://127.0.0.1:${apiPort}/`,
-      `--service-account-key-file=${sa.pub}`,
-      `--service-account-signing-key-file=${sa.key}`,
-    ], join(dir, 'kube-apiserver.log'))
+    const apiserver = startProcess(
+      'kube-apiserver',
+      parts.kubeApiserver,
+      [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        `--cert-dir=${pki}`,
+        `--tls-cert-file=${apiserverTls.cert}`,
+        `--tls-private-key-file=${apiserverTls.key}`,
+        `--client-ca-file=${ca.cert}`,
+        `--secure-port=${apiPort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--allow-privileged=true',
+        // No controller-manager runs, so nothing would create the ServiceAccount this plugin demands.
+        '--disable-admission-plugins=ServiceAccount',
+        '--authorization-mode=RBAC',
+        `--service-account-issuer=https://127.0.0.1:${apiPort}/`,
+        `--service-account-key-file=${sa.pub}`,
+        `--service-account-signing-key-file=${sa.key}`,
+      ],
+      join(dir, 'kube-apiserver.log'),
+    )
     await track(apiserver)
 
     const apiserverUrl = `https://127.0.0.1:${apiPort}`
     await Promise.all([
       waitUntil(plain.started, async () => (await statusOf(`http://${plain.host}/v2/`)) === 200, 20_000),
-      waitUntil(secure.started, async () => (await statusOf(`https://${secure.host}/v2/`, { ca: ca.cert })) === 401, 20_000),
-      waitUntil(apiserver, async () => (await statusOf(`${apiserverUrl}/readyz`, { ca: ca.cert, client: admin })) === 200, 120_000),
+      waitUntil(
+        secure.started,
+        async () => (await statusOf(`https://${secure.host}/v2/`, { ca: ca.cert })) === 401,
+        20_000,
+      ),
+      waitUntil(
+        apiserver,
+        async () => (await statusOf(`${apiserverUrl}/readyz`, { ca: ca.cert, client: admin })) === 200,
+        120_000,
+      ),
     ])
 
     const kubeconfig = join(dir, 'kubeconfig')
-    await writeKubeconfig(kubeconfig, { server: apiserverUrl, ca: ca.cert, client: admin, user: ADMIN_USER, context: 'berth-testground' })
+    await writeKubeconfig(kubeconfig, {
+      server: apiserverUrl,
+      ca: ca.cert,
+      client: admin,
+      user: ADMIN_USER,
+      context: 'berth-testground',
+    })
     const info: GroundInfo = {
       dir,
       kubeconfig,
@@ -155,7 +198,13 @@ export async function readGroundInfo(file: string): Promise<GroundInfo> {
 
 type RegistryAuth = { tls: KeyPair; username: string; password: string }
 
-async function startRegistry(binary: string, dir: string, name: string, port: number, auth?: RegistryAuth): Promise<{ started: Started; host: string }> {
+async function startRegistry(
+  binary: string,
+  dir: string,
+  name: string,
+  port: number,
+  auth?: RegistryAuth,
+): Promise<{ started: Started; host: string }> {
   const host = `127.0.0.1:${port}`
   const root = join(dir, name)
   await mkdir(root)
@@ -163,7 +212,11 @@ async function startRegistry(binary: string, dir: string, name: string, port: nu
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: { filesystem: { rootdirectory: join(root, 'data') }, delete: { enabled: true } },
-    http: { addr: host, secret: randomBytes(16).toString('hex'), ...(auth ? { tls: { certificate: auth.tls.cert, key: auth.tls.key } } : {}) },
+    http: {
+      addr: host,
+      secret: randomBytes(16).toString('hex'),
+      ...(auth ? { tls: { certificate: auth.tls.cert, key: auth.tls.key } } : {}),
+    },
   }
   if (auth) {
     const htpasswd = join(root, 'htpasswd')
@@ -183,14 +236,32 @@ async function distinctFreePorts<K extends string>(names: readonly K[]): Promise
   return Object.fromEntries(names.map((name, i) => [name, list[i]])) as Record<K, number>
 }
 
-/** Write a kubeconfig that authenticates with a client certificate or a bearer token; kubectl and client-node both read it. */
-export async function writeKubeconfig(file: string, c: { server: string; ca: string; user: string; context: string; mode?: number } & ({ client: KeyPair } | { token: string })): Promise<void> {
+/**
+ * Write a kubeconfig that authenticates with a client certificate or a bearer token; kubectl and client-node both read
+ * it.
+ */
+export async function writeKubeconfig(
+  file: string,
+  c: { server: string; ca: string; user: string; context: string; mode?: number } & (
+    { client: KeyPair } | { token: string }
+  ),
+): Promise<void> {
   const b64 = async (path: string): Promise<string> => (await readFile(path)).toString('base64')
   const config = {
     'apiVersion': 'v1',
     'kind': 'Config',
-    'clusters': [{ name: 'berth-testground', cluster: { 'server': c.server, 'certificate-authority-data': await b64(c.ca) } }],
-    'users': [{ name: c.user, user: 'token' in c ? { token: c.token } : { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) } }],
+    'clusters': [
+      { name: 'berth-testground', cluster: { 'server': c.server, 'certificate-authority-data': await b64(c.ca) } },
+    ],
+    'users': [
+      {
+        name: c.user,
+        user:
+          'token' in c
+            ? { token: c.token }
+            : { 'client-certificate-data': await b64(c.client.cert), 'client-key-data': await b64(c.client.key) },
+      },
+    ],
     'contexts': [{ name: c.context, context: { cluster: 'berth-testground', user: c.user } }],
     'current-context': c.context,
   }
@@ -202,7 +273,8 @@ async function statusOf(url: string, tls?: { ca: string; client?: KeyPair }): Pr
   const options: RequestOptions = { timeout: 2000 }
   if (tls) {
     options.ca = await readFile(tls.ca)
-    if (tls.client) Object.assign(options, { cert: await readFile(tls.client.cert), key: await readFile(tls.client.key) })
+    if (tls.client)
+      Object.assign(options, { cert: await readFile(tls.client.cert), key: await readFile(tls.client.key) })
   }
   const get = url.startsWith('https:') ? httpsRequest : httpRequest
   return await new Promise((resolve, reject) => {

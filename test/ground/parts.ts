@@ -32,9 +32,7 @@ export type GoPart = {
   name: 'kube-apiserver' | 'etcd' | 'oras' | 'helm' | 'actionlint'
   version: string
   /** How to build it: `go install` of a module without replaces, or `go build` inside one of our modules. */
-  build:
-    | { kind: 'install'; pkg: string }
-    | { kind: 'module'; moduleDir: string; pkg: string; ldflags: string }
+  build: { kind: 'install'; pkg: string } | { kind: 'module'; moduleDir: string; pkg: string; ldflags: string }
 }
 
 const k8sMinor = KUBERNETES_VERSION.split('.')[1] ?? ''
@@ -60,7 +58,12 @@ export const GO_PARTS: readonly GoPart[] = [
   {
     name: 'etcd',
     version: ETCD_VERSION,
-    build: { kind: 'module', moduleDir: join(GROUND_DIR, 'go', 'etcdbin'), pkg: 'go.etcd.io/etcd/server/v3', ldflags: '-s -w' },
+    build: {
+      kind: 'module',
+      moduleDir: join(GROUND_DIR, 'go', 'etcdbin'),
+      pkg: 'go.etcd.io/etcd/server/v3',
+      ldflags: '-s -w',
+    },
   },
   {
     name: 'kube-apiserver',

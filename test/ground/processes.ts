@@ -67,7 +67,8 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 /** File in the run folder listing, a line each, the process groups the guardian reaps. */
 export const GUARDED_PIDS = 'guarded.pids'
 
-// $1 owner pid, $2 run folder. POSIX sh (dash's kill takes no `--`). Fixed text; values arrive as arguments. The pid list is read
+// $1 owner pid, $2 run folder. POSIX sh (dash's kill takes no `--`). Fixed text; values arrive as arguments. The pid
+// list is read
 // only when the owner is gone, so servers started after the guardian are covered too.
 const GUARDIAN = `
 owner=$1; dir=$2
@@ -114,9 +115,14 @@ export async function freePort(): Promise<number> {
 export async function waitUntil(started: Started, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (!isAlive(started.pid)) throw new EnvironmentError('StartFailed', `${started.name} exited while starting:\n${logTail(started.log)}`)
+    if (!isAlive(started.pid))
+      throw new EnvironmentError('StartFailed', `${started.name} exited while starting:\n${logTail(started.log)}`)
     if (await probe().catch(() => false)) return
-    if (Date.now() > deadline) throw new EnvironmentError('StartFailed', `${started.name} was not ready after ${timeoutMs / 1000} s:\n${logTail(started.log)}`)
+    if (Date.now() > deadline)
+      throw new EnvironmentError(
+        'StartFailed',
+        `${started.name} was not ready after ${timeoutMs / 1000} s:\n${logTail(started.log)}`,
+      )
     await sleep(100)
   }
 }

@@ -34,11 +34,17 @@ export async function threeKindRepo(dir: string, repository: string): Promise<st
     }),
     'plain/a.yaml': `${stringify(configMap('alpha', { env: 'dev' }, 'dev'))}---\n${stringify(configMap('beta', { env: 'dev' }, 'dev'))}`,
     'plain/nested/b.yml': configMap('gamma', { nested: 'yes' }, 'dev'),
-    'overlay/kustomization.yaml': { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', namespace: 'staging', resources: ['cm.yaml'] },
+    'overlay/kustomization.yaml': {
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      namespace: 'staging',
+      resources: ['cm.yaml'],
+    },
     'overlay/cm.yaml': configMap('settings', { env: 'staging' }),
     'chart/Chart.yaml': { apiVersion: 'v2', name: 'demo', version: '0.1.0' },
     'chart/values.yaml': { greeting: 'hello', replicas: 1 },
-    'chart/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n  namespace: {{ .Release.Namespace }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  replicas: {{ .Values.replicas | quote }}\n',
+    'chart/templates/cm.yaml':
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n  namespace: {{ .Release.Namespace }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  replicas: {{ .Values.replicas | quote }}\n',
     'values-prod.yaml': { greeting: 'hello prod', replicas: 3 },
   })
 }

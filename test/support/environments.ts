@@ -16,7 +16,10 @@ export async function installCrd(kube: Kube): Promise<void> {
 type EnvRef = { apiVersion: string; kind: string; metadata: { name: string; namespace: string } }
 
 /** Running reconcile passes by hand in a test file's namespace, and reading the result. */
-export function passes(g: FileGround, kube: () => Kube = g.kube): {
+export function passes(
+  g: FileGround,
+  kube: () => Kube = g.kube,
+): {
   envRef: (name: string) => EnvRef
   pass: (name: string) => Promise<Environment>
   ready: (env: Environment) => Condition | undefined
@@ -26,7 +29,10 @@ export function passes(g: FileGround, kube: () => Kube = g.kube): {
     envRef,
     // A failing pass rethrows for the queue's backoff; tests read its verdict from status.
     pass: async (name) => {
-      await reconcileEnvironment({ kube: kube(), cacheDir: join(g.scratch(), 'cache') }, { namespace: g.namespace, name }).catch(() => undefined)
+      await reconcileEnvironment(
+        { kube: kube(), cacheDir: join(g.scratch(), 'cache') },
+        { namespace: g.namespace, name },
+      ).catch(() => undefined)
       const env = await g.kube().get<Environment>(envRef(name))
       if (!env) throw new Error(`Environment ${name} is gone`)
       return env
@@ -36,13 +42,26 @@ export function passes(g: FileGround, kube: () => Kube = g.kube): {
 }
 
 /** Publish `version` of a one-environment (`app`) artifact made of `objects` to a plain-HTTP registry. */
-export async function publishApp(dir: string, repository: string, version: string, objects: Record<string, object>): Promise<string> {
+export async function publishApp(
+  dir: string,
+  repository: string,
+  version: string,
+  objects: Record<string, object>,
+): Promise<string> {
   // A folder of its own per call: two artifacts published from one scratch dir never mix files.
   const repo = await mkdtemp(join(dir, `src-${version}-`))
-  const files: Record<string, object> = { 'berth.yaml': berthYaml(`oci://${repository}`, { app: { manifests: 'app' } }) }
+  const files: Record<string, object> = {
+    'berth.yaml': berthYaml(`oci://${repository}`, { app: { manifests: 'app' } }),
+  }
   for (const [name, object] of Object.entries(objects)) files[`app/${name}.yaml`] = object
   await writeTree(repo, files)
-  const result = await publish({ input: repo, version, access: { plainHttp: true }, source: 'https://example.com/app', revision: `v${version}@sha1:${'0'.repeat(40)}` })
+  const result = await publish({
+    input: repo,
+    version,
+    access: { plainHttp: true },
+    source: 'https://example.com/app',
+    revision: `v${version}@sha1:${'0'.repeat(40)}`,
+  })
   return result.digest
 }
 

@@ -26,13 +26,31 @@ export type ImageTree = {
 type Stage = { name: string; root: string; workdir: string; args: Record<string, string> }
 
 /** Parse and lay out `dockerfile`; the result lives under `dir`. */
-export async function layOutImage(dockerfile: string, context: string, dir: string, prebuilt: Record<string, Record<string, string>>): Promise<ImageTree> {
-  const lines = (await readFile(dockerfile, 'utf8')).replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-  const ignored = (await readFile(join(context, '.dockerignore'), 'utf8').catch(() => '')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+export async function layOutImage(
+  dockerfile: string,
+  context: string,
+  dir: string,
+  prebuilt: Record<string, Record<string, string>>,
+): Promise<ImageTree> {
+  const lines = (await readFile(dockerfile, 'utf8'))
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+  const ignored = (await readFile(join(context, '.dockerignore'), 'utf8').catch(() => ''))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
   const globalArgs: Record<string, string> = {}
   const stages: Stage[] = []
-  const image = { env: {} as Record<string, string>, user: undefined as ImageTree['user'], entrypoint: [] as string[], cmd: [] as string[] }
-  const sub = (text: string, args: Record<string, string>): string => text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a?: string, b?: string) => args[a ?? b ?? ''] ?? '')
+  const image = {
+    env: {} as Record<string, string>,
+    user: undefined as ImageTree['user'],
+    entrypoint: [] as string[],
+    cmd: [] as string[],
+  }
+  const sub = (text: string, args: Record<string, string>): string =>
+    text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a?: string, b?: string) => args[a ?? b ?? ''] ?? '')
   for (const line of lines) {
     const [instruction = '', ...rest] = line.split(/\s+/)
     const stage = stages.at(-1)
@@ -63,7 +81,8 @@ export async function layOutImage(dockerfile: string, context: string, dir: stri
         await copy(need(stage), stages, text, context, ignored)
         break
       case 'RUN':
-        if (!prebuilt[need(stage).name]) await execa('sh', ['-c', text], { cwd: join(need(stage).root, need(stage).workdir), env: { CI: 'true' } })
+        if (!prebuilt[need(stage).name])
+          await execa('sh', ['-c', text], { cwd: join(need(stage).root, need(stage).workdir), env: { CI: 'true' } })
         break
       case 'ENV':
         for (const pair of text.match(/\w+=("[^"]*"|\S+)/g) ?? []) {
@@ -91,7 +110,13 @@ export async function layOutImage(dockerfile: string, context: string, dir: stri
   return { root: final.root, ...image, args, path: (p) => join(final.root, p) }
 }
 
-async function copy(stage: Stage, stages: readonly Stage[], text: string, context: string, ignored: readonly string[]): Promise<void> {
+async function copy(
+  stage: Stage,
+  stages: readonly Stage[],
+  text: string,
+  context: string,
+  ignored: readonly string[],
+): Promise<void> {
   const parts = text.split(/\s+/)
   const from = parts[0]?.startsWith('--from=') ? parts.shift()?.slice('--from='.length) : undefined
   const dest = parts.pop() ?? ''
@@ -100,9 +125,13 @@ async function copy(stage: Stage, stages: readonly Stage[], text: string, contex
   for (const source of parts) {
     const path = join(base, source)
     // `COPY a b ./` puts files into the folder; `COPY dir ./dir` copies the folder's contents.
-    const into = dest.endsWith('/') && !(await isDirectory(path)) ? join(target, source.split('/').at(-1) ?? source) : target
+    const into
+      = dest.endsWith('/') && !(await isDirectory(path)) ? join(target, source.split('/').at(-1) ?? source) : target
     await mkdir(dirname(into), { recursive: true })
-    await cp(path, into, { recursive: true, filter: (file) => from !== undefined || !ignoredBy(relative(context, file), ignored) })
+    await cp(path, into, {
+      recursive: true,
+      filter: (file) => from !== undefined || !ignoredBy(relative(context, file), ignored),
+    })
   }
 }
 

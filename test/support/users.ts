@@ -1,4 +1,7 @@
-/** A real user of the test apiserver: a client certificate from the ground's CA, bound to a Role in the file's namespace. */
+/**
+ * A real user of the test apiserver: a client certificate from the ground's CA, bound to a Role in the file's
+ * namespace.
+ */
 import { join } from 'node:path'
 import { Kube, loadKubeConfig } from '../../shared/kube.ts'
 import { issueCert } from '../ground/certs.ts'
@@ -14,9 +17,22 @@ export async function namespacedUser(g: FileGround, name: string, rules: Rule[])
   const user = `${name}-${g.namespace}`
   const cert = await issueCert(g.ground.ca, g.scratch(), { name, commonName: user, usage: 'client' })
   const kubeconfig = join(g.scratch(), `${name}.kubeconfig`)
-  await writeKubeconfig(kubeconfig, { server: g.ground.apiserverUrl, ca: g.ground.ca.cert, client: cert, user, context: name })
+  await writeKubeconfig(kubeconfig, {
+    server: g.ground.apiserverUrl,
+    ca: g.ground.ca.cert,
+    client: cert,
+    user,
+    context: name,
+  })
   const grant = async (granted: Rule[]): Promise<void> => {
-    await g.kube().apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace: g.namespace }, rules: granted })
+    await g
+      .kube()
+      .apply({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name, namespace: g.namespace },
+        rules: granted,
+      })
   }
   await grant(rules)
   await g.kube().apply({
