@@ -8,8 +8,10 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { PROMOTED_BY, SUSPENDED } from '../reconciler/annotations.ts'
 import type { Environment } from '../reconciler/api.ts'
+import { chooseRollback } from '../reconciler/rollback.ts'
+import { readyOf, settled } from '../reconciler/status.ts'
 import { firstSignal } from '../shared/signals.ts'
-import { BerthError, UsageError } from '../shared/errors.ts'
+import { BerthError, messageOf, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
 
 type Common = { kubeconfig?: string; context?: string; namespace?: string }
@@ -41,11 +43,6 @@ async function getEnvironment(kube: Kube, namespace: string, name: string): Prom
   const env = await kube.get<Environment>(environmentRef(namespace, name))
   if (!env) throw new UsageError('NotFound', `environment ${namespace}/${name} not found (berth status -A lists them)`)
   return env
-}
-
-const readyOf = (env: Environment): { status: string; reason: string; message: string } => {
-  const c = env.status?.conditions?.find((x) => x.type === 'Ready')
-  return { status: c?.status ?? 'Unknown', reason: c?.reason ?? '', message: c?.message ?? '' }
 }
 
 const spec = (env: Environment): { version?: string; digest?: string; suspend?: boolean } => env.spec ?? {}
@@ -101,13 +98,10 @@ async function waitForOutcome(
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const env = await getEnvironment(kube, namespace, name)
+    const state = done && !done(env) ? 'pending' : settled(env, generation)
+    if (state === 'ready') return env
+    if (state !== 'pending') throw new BerthError(state.failed.reason, `${namespace}/${name}: ${state.failed.message}`)
     const ready = readyOf(env)
-    const observed = (env.status?.observedGeneration ?? 0) >= generation
-    if (observed && (done ? done(env) : true)) {
-      if (ready.status === 'True') return env
-      if (ready.reason !== 'Progressing' && ready.reason !== '')
-        throw new BerthError(ready.reason, `${namespace}/${name}: ${ready.message}`)
-    }
     if (Date.now() > deadline)
       throw new BerthError(
         'Timeout',
@@ -121,20 +115,34 @@ async function waitForOutcome(
  * Refuse a pin the registry does not have, before anything changes. When the registry cannot
  * be asked from here (in-cluster only, other credentials), say so and let the reconciler judge.
  */
-async function checkPublished(env: Environment, version: string, registryConfig: string | undefined): Promise<void> {
-  const [{ sourceOf, specSchema }, { resolve, ResolveError }] = await Promise.all([
+async function checkPublished(
+  kube: Kube,
+  env: Environment,
+  version: string,
+  registryConfig: string | undefined,
+): Promise<void> {
+  const [{ specSchema }, { resolve }, { openSource }] = await Promise.all([
     api(),
     import('../reconciler/resolve.ts'),
+    import('../reconciler/source.ts'),
   ])
   const parsed = specSchema.safeParse(env.spec)
   if (!parsed.success) return
-  const { repository, access } = sourceOf(parsed.data, registryConfig ? { registryConfig } : {})
   try {
-    await resolve(repository, version, undefined, access)
+    const source = await openSource(kube, env.metadata.namespace, parsed.data, registryConfig ? { registryConfig } : {})
+    try {
+      await resolve(source.repository, version, undefined, source.access)
+    } finally {
+      await source.close()
+    }
   } catch (error: unknown) {
-    if (error instanceof ResolveError) throw new BerthError(error.reason, `${error.message}; nothing changed`)
+    const reason = error instanceof BerthError ? error.reason : ''
+    if (reason === 'VersionNotFound' || reason === 'DigestMismatch') {
+      throw new BerthError(reason, `${messageOf(error)}; nothing changed`)
+    }
+    const why = messageOf(error)
     process.stderr.write(
-      `berth: could not check that ${version} is published (${error instanceof Error ? error.message : String(error)}); pinning anyway, the reconciler will report\n`,
+      `berth: could not check that ${version} is published (${why}); pinning anyway, the reconciler will report\n`,
     )
   }
 }
@@ -279,18 +287,18 @@ export function registerEnvironmentCommands(program: Command): void {
           pin = { version: source.status.lastAppliedVersion, digest: source.status.lastAppliedDigest }
         } else {
           pin = { version: options.to ?? '', digest: null }
-          await checkPublished(env, pin.version, options.registryConfig)
+          await checkPublished(kube, env, pin.version, options.registryConfig)
         }
         const before = spec(env).version ?? ''
         if (options.dryRun) {
           const { planPromotion } = await import('../reconciler/plan.ts')
           const cache = join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts')
+          const access = options.registryConfig ? { registryConfig: options.registryConfig } : {}
           const plan = await planPromotion(
             kube,
             env,
-            pin.version,
-            pin.digest ?? undefined,
-            options.registryConfig ? { registryConfig: options.registryConfig } : {},
+            { version: pin.version, digest: pin.digest ?? undefined },
+            access,
             cache,
           )
           const lines = [
@@ -340,13 +348,8 @@ export function registerEnvironmentCommands(program: Command): void {
     .action(async (name: string, options: Common & { to?: string; wait?: boolean; timeout: number }) => {
       const { kube, namespace } = await connect(options)
       const env = await getEnvironment(kube, namespace, name)
-      // "Current" is the pin: when it failed (even before resolving), the last good version is the target.
       const current = spec(env).version
-      const good = (env.status?.history ?? []).filter((h) => h.result === 'Succeeded')
-      const target
-        = options.to !== undefined
-          ? good.findLast((h) => h.version === options.to)
-          : good.findLast((h) => h.version !== current)
+      const target = chooseRollback(env, options.to)
       if (!target) {
         throw new BerthError(
           'NoHistory',

@@ -6,13 +6,12 @@
  * modes 0644/0755, regular files and folders only, gzip header without a timestamp. The same
  * rendered input gives the same bytes on the same Node/zlib.
  */
-import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import { pack as tarStream } from 'tar-stream'
-import { type ArtifactMetadata, METADATA_FILE, objectFileName } from '../shared/artifact.ts'
+import { type ArtifactMetadata, METADATA_FILE, objectFileName, sha256Digest } from '../shared/artifact.ts'
 import { type Located, toYaml } from '../shared/manifests.ts'
 
 export type RenderedEnvironment = { name: string; objects: readonly Located[] }
@@ -46,7 +45,7 @@ export async function pack(
     }))
     for (const { path, body } of named.sort((a, b) => compare(a.path, b.path))) {
       files.set(path, body)
-      digests[path] = sha256(body)
+      digests[path] = sha256Digest(body)
     }
     metadata.environments[env.name] = { objects: named.length, files: digests }
   }
@@ -63,11 +62,7 @@ export async function pack(
   archive.finalize()
   await gzipped
   const bytes = await readFile(outFile)
-  return { file: outFile, digest: sha256(bytes), size: bytes.length, metadata }
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+  return { file: outFile, digest: sha256Digest(bytes), size: bytes.length, metadata }
 }
 
 // Byte order, not locale order: the same on every machine.

@@ -158,7 +158,7 @@ async function digestOf(reference: string, access: RegistryAccess): Promise<stri
   try {
     return (await fetchManifest(reference, access)).digest
   } catch (error: unknown) {
-    if (error instanceof OrasError && error.kind === 'not-found') return undefined
+    if (error instanceof OrasError && error.failure === 'not-found') return undefined
     throw error
   }
 }

@@ -5,7 +5,7 @@
 import semver from 'semver'
 import { z } from 'zod'
 import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
-import type { RegistryAccess } from '../shared/oras.ts'
+import type { OrasOptions } from '../shared/oras.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { INSTALL_LABELS } from './defaults.ts'
 
@@ -64,7 +64,7 @@ export const specSchema = z.strictObject({
     .enum(['delete', 'orphan'])
     .default('delete')
     .describe('what deleting the Environment does to what it applied'),
-  targetNamespace: z.string().regex(DNS_LABEL, 'must be a DNS label').optional(),
+  targetNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a DNS label').optional(),
   rollback: z
     .enum(['onFailure'])
     .optional()
@@ -132,8 +132,8 @@ export type Environment = {
 /** Where an Environment's artifacts are, as oras takes it (`host/path`), and how to reach it. */
 export function sourceOf(
   spec: EnvironmentSpec,
-  extra: RegistryAccess = {},
-): { repository: string; access: RegistryAccess } {
+  extra: OrasOptions = {},
+): { repository: string; access: OrasOptions } {
   const { source } = spec
   return {
     // The schema has checked the URL; repositoryPath only strips oci://.

@@ -1,12 +1,20 @@
 /**
  * Apply an environment's objects with server-side apply (field manager `berth`, conflicts
- * forced), in the order that lets them land: Namespaces and CRDs first (waiting until each
- * CRD is Established), then a server-side dry run of everything else — one rejection and
- * nothing more is applied — then the rest with bounded parallelism. Every object carries
- * the owner labels that prune checks.
+ * forced, strict field validation), so that one refusal leaves nothing of the new version:
+ *
+ * 1. a server-side dry run of every object the apiserver can judge now: Namespaces, CRDs, and
+ *    everything else except custom resources of CRDs this version brings and objects in
+ *    namespaces it creates (those cannot be judged before their CRD or namespace exists);
+ * 2. Namespaces and CRDs for real, waiting until each CRD is Established;
+ * 3. a dry run of what had to wait for them;
+ * 4. everything else for real, with bounded parallelism.
+ *
+ * A refusal in step 1 leaves the cluster untouched; one in step 3 leaves only the Namespaces
+ * and CRDs of step 2. Every object carries the owner labels that prune checks.
  */
-import type { Kube } from '../shared/kube.ts'
-import { groupOf, type KubeObject, type Located } from '../shared/manifests.ts'
+import { InvalidInputError } from '../shared/errors.ts'
+import { type Kube, KubeApiError } from '../shared/kube.ts'
+import { describeObject, groupOf, type KubeObject, type Located } from '../shared/manifests.ts'
 import { type InventoryEntry, OWNER_LABELS } from './api.ts'
 import { waitEstablished } from './crds.ts'
 
@@ -16,52 +24,142 @@ const PARALLEL = 8
 const FIRST = new Set(['/Namespace', 'apiextensions.k8s.io/CustomResourceDefinition'])
 
 /**
- * What an application left in the cluster: the inventory, and each object as the apiserver returned it (status
- * included).
+ * What an application left in the cluster: the inventory, each object as the apiserver
+ * returned it (status included), and the apiserver's warnings.
  */
-export type Applied = { inventory: InventoryEntry[]; live: KubeObject[] }
+export type Applied = { inventory: InventoryEntry[]; live: KubeObject[]; warnings: string[] }
+
+type Labelled = { object: KubeObject; source: string }
 
 export async function applyObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<Applied> {
-  const objects = located.map((l) => labelled(l.object, owner))
-  const first = objects.filter((o) => FIRST.has(`${groupOf(o)}/${o.kind}`))
-  const rest = objects.filter((o) => !FIRST.has(`${groupOf(o)}/${o.kind}`))
+  const objects = located.map((l) => ({ object: labelled(l.object, owner), source: l.source }))
+  const first = objects.filter((o) => isFirst(o.object))
+  const rest = objects.filter((o) => !isFirst(o.object))
+  const warnings: string[] = []
+
+  const { now, later } = await splitByReadiness(kube, first, rest, owner)
+  await dryRun(kube, [...first, ...now], warnings)
 
   const live: KubeObject[] = []
-  for (const object of first) live.push(await kube.apply(object))
-  const crds = first.filter((o) => o.kind === 'CustomResourceDefinition')
-  for (const crd of crds) {
-    const established = await waitEstablished<KubeObject>(kube, crd.metadata.name)
-    // Report the CRD as it is now (Established), not as the apply first returned it.
-    const index = live.findIndex((o) => o.kind === crd.kind && o.metadata.name === crd.metadata.name)
-    if (established && index >= 0) live[index] = established
-  }
-  if (crds.length > 0) kube.forgetDiscovery()
+  for (const { object } of first) live.push(await kube.apply(object, { warnings }))
+  await establish(kube, first, live)
 
-  const placed: KubeObject[] = []
-  for (const object of rest) placed.push(await withNamespace(kube, object, owner))
-  await inBatches(placed, (o) => kube.apply(o, { dryRun: true }))
-  live.push(...(await inBatches(placed, (o) => kube.apply(o))))
-  return { inventory: [...first, ...placed].map(entryOf), live }
+  const placedLater = await place(kube, later, owner)
+  await dryRun(kube, placedLater, warnings)
+  const all = [...now, ...placedLater]
+  live.push(...(await inBatches(all, ({ object }) => kube.apply(object, { warnings }))))
+  return { inventory: [...first, ...all].map((o) => entryOf(o.object)), live, warnings: [...new Set(warnings)] }
 }
 
 /**
- * The objects as they would be applied (owner labels, namespaces), for comparing with live ones. Kinds must be served
- * already.
+ * The objects as they would be applied (owner labels, namespaces), for comparing with live
+ * ones. Kinds must be served already.
  */
 export async function placeObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<KubeObject[]> {
-  const placed: KubeObject[] = []
-  for (const l of located) placed.push(await withNamespace(kube, labelled(l.object, owner), owner))
-  return placed
+  const placed = await place(
+    kube,
+    located.map((l) => ({ object: labelled(l.object, owner), source: l.source })),
+    owner,
+  )
+  return placed.map((p) => p.object)
 }
 
 /** Identity of an applied object as kept in status. */
 export function entryOf(o: KubeObject): InventoryEntry {
-  return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}),
-    name: o.metadata.name,
+  const { apiVersion, kind, metadata } = o
+  return { apiVersion, kind, ...(metadata.namespace ? { namespace: metadata.namespace } : {}), name: metadata.name }
+}
+
+/** `action` on every item, PARALLEL at a time; results in item order. */
+export async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = []
+  for (let i = 0; i < items.length; i += PARALLEL) {
+    results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
   }
+  return results
+}
+
+const isFirst = (o: KubeObject): boolean => FIRST.has(`${groupOf(o)}/${o.kind}`)
+
+/**
+ * Which of `rest` the apiserver can judge before `first` exists (placed), and which must wait:
+ * custom resources of the CRDs in `first`, and objects in a namespace of `first` not there yet.
+ */
+async function splitByReadiness(
+  kube: Kube,
+  first: readonly Labelled[],
+  rest: readonly Labelled[],
+  owner: Owner,
+): Promise<{ now: Labelled[]; later: Labelled[] }> {
+  const brought = new Set(
+    first.filter((o) => o.object.kind === 'CustomResourceDefinition').map((o) => crdKind(o.object)),
+  )
+  const newNamespaces = new Set<string>()
+  for (const { object } of first) {
+    if (object.kind !== 'Namespace') continue
+    const ref = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: object.metadata.name } }
+    if (!(await kube.get(ref))) newNamespaces.add(object.metadata.name)
+  }
+  const now: Labelled[] = []
+  const later: Labelled[] = []
+  for (const item of rest) {
+    if (brought.has(`${groupOf(item.object)}/${item.object.kind}`)) {
+      later.push(item)
+      continue
+    }
+    const [placed] = await place(kube, [item], owner)
+    if (placed && newNamespaces.has(placed.object.metadata.namespace ?? '')) later.push(item)
+    else if (placed) now.push(placed)
+  }
+  return { now, later }
+}
+
+/** `group/Kind` a CRD serves. */
+function crdKind(crd: KubeObject): string {
+  const spec = crd.spec as { group?: string; names?: { kind?: string } } | undefined
+  return `${spec?.group ?? ''}/${spec?.names?.kind ?? ''}`
+}
+
+/** Dry-run every object; the first refusal stops the application, naming the object and where it came from. */
+async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string[]): Promise<void> {
+  await inBatches(objects, async ({ object, source }) => {
+    try {
+      await kube.apply(object, { dryRun: true, warnings })
+    } catch (error: unknown) {
+      throw refusal(object, source, error)
+    }
+  })
+}
+
+// Strict field validation refuses unknown fields with a 500 ("field not declared in schema") for
+// built-in kinds and a 422 or 400 for custom resources; all of them mean the object is invalid as written.
+const INVALID_FIELD = /field not declared in schema|unknown field|duplicate field|strict decoding error/i
+
+/** A refused dry run as an error that names the object, its file and the apiserver's words. */
+function refusal(object: KubeObject, source: string, error: unknown): Error {
+  if (!(error instanceof KubeApiError)) return error instanceof Error ? error : new Error(String(error))
+  const invalid = error.code === 422 || error.code === 400 || INVALID_FIELD.test(error.message)
+  if (!invalid) return error
+  return new InvalidInputError('Invalid', `${describeObject(object)} (${source}) is invalid: ${error.message}`, {
+    cause: error,
+  })
+}
+
+/** Wait until each CRD of `first` is Established, reporting it as it is then; new kinds need fresh discovery. */
+async function establish(kube: Kube, first: readonly Labelled[], live: KubeObject[]): Promise<void> {
+  const crds = first.filter((o) => o.object.kind === 'CustomResourceDefinition')
+  for (const { object } of crds) {
+    const established = await waitEstablished<KubeObject>(kube, object.metadata.name)
+    const index = live.findIndex((o) => o.kind === object.kind && o.metadata.name === object.metadata.name)
+    if (established && index >= 0) live[index] = established
+  }
+  if (crds.length > 0) kube.forgetDiscovery()
+}
+
+async function place(kube: Kube, items: readonly Labelled[], owner: Owner): Promise<Labelled[]> {
+  const placed: Labelled[] = []
+  for (const item of items) placed.push({ ...item, object: await withNamespace(kube, item.object, owner) })
+  return placed
 }
 
 function labelled(object: KubeObject, owner: Owner): KubeObject {
@@ -83,12 +181,4 @@ async function withNamespace(kube: Kube, object: KubeObject, owner: Owner): Prom
   }
   const namespace = owner.targetNamespace ?? object.metadata.namespace ?? owner.namespace
   return { ...object, metadata: { ...object.metadata, namespace } }
-}
-
-/** `action` on every item, PARALLEL at a time; results in item order. */
-export async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = []
-  for (let i = 0; i < items.length; i += PARALLEL)
-    results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
-  return results
 }

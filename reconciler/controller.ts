@@ -27,6 +27,7 @@ export class Controller {
   private readonly queue: KeyedQueue
   private readonly seen = new Map<string, Seen>()
   private watch: { stop: () => Promise<void> } | undefined
+  private readonly cancel = new AbortController()
   private readonly log: (fields: Record<string, unknown>) => void
   private readonly namespace: string | undefined
   private metrics: Metrics | undefined
@@ -45,6 +46,7 @@ export class Controller {
       kube,
       cacheDir: options.cacheDir,
       log: this.log,
+      signal: this.cancel.signal,
       onStatus: (key, status) => {
         const ready = status.conditions?.find((c) => c.type === 'Ready')
         const started = durations.get(`${key.namespace}/${key.name}`) ?? Date.now()
@@ -62,7 +64,10 @@ export class Controller {
         const started = Date.now()
         durations.set(key, started)
         try {
-          return await reconcileEnvironment(ctx, { namespace, name })
+          const outcome = await reconcileEnvironment(ctx, { namespace, name })
+          // The queue backs off on a failure, by its own count; requeues are fixed delays.
+          if (outcome.next === 'backoff') throw outcome.error
+          return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
         } finally {
           this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })
         }
@@ -85,11 +90,19 @@ export class Controller {
     this.watching = true
   }
 
-  /** Stop watching; the pass in flight finishes, nothing new starts. */
-  async stop(): Promise<void> {
+  /**
+   * Stop watching; nothing new starts. The passes in flight may finish within `graceMs`; after
+   * that their registry and apiserver calls are cancelled, so shutdown never hangs on a call.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
     this.watching = false
     await this.watch?.stop()
+    const cancel = setTimeout(() => {
+      this.cancel.abort()
+      this.kube.close()
+    }, graceMs)
     await this.queue.stop()
+    clearTimeout(cancel)
   }
 
   private onEvent(type: 'add' | 'update' | 'delete', env: Environment): void {

@@ -29,7 +29,8 @@ export async function readArchive(
   const files = new Map<string, Buffer>()
   let total = 0
   let entries = 0
-  const extractor = tarExtract()
+  // Names as raw bytes (latin1 maps bytes 1:1), so invalid UTF-8 is seen instead of turned into U+FFFD.
+  const extractor = tarExtract({ filenameEncoding: 'latin1' } as Parameters<typeof tarExtract>[0])
   extractor.on('entry', (header, stream, next) => {
     const fail = (reason: string, message: string): void => {
       // Destroying the extractor errors the entry stream too; the pipeline reports it once.
@@ -39,8 +40,13 @@ export async function readArchive(
     }
     entries++
     if (entries > limits.entries) return fail('TooManyEntries', `more than ${limits.entries} entries`)
-    const path = safePath(header.name)
-    if (path === undefined) return fail('UnsafePath', `entry "${header.name}" has an absolute path or ".." in it`)
+    const name = entryName(header)
+    if (name === undefined) return fail('UnsafePath', `an entry name is not valid UTF-8`)
+    // eslint-disable-next-line no-control-regex -- control characters are what this refuses
+    if (/[\u0000-\u001f\u007f]/.test(name))
+      return fail('UnsafePath', `entry ${JSON.stringify(name)} has a control character`)
+    const path = safePath(name)
+    if (path === undefined) return fail('UnsafePath', `entry "${name}" has an absolute path or ".." in it`)
     if (header.type === 'directory') {
       stream.resume()
       stream.on('end', next)
@@ -91,6 +97,20 @@ export async function readArchive(
     )
   }
   return files
+}
+
+/**
+ * An entry's name as text; undefined when it is not valid UTF-8. A pax `path` record (already
+ * decoded as UTF-8 by tar-stream) must not carry the replacement character either.
+ */
+function entryName(header: { name: string; pax?: unknown }): string | undefined {
+  if ((header.pax as { path?: string } | null | undefined)?.path !== undefined)
+    return header.name.includes('\uFFFD') ? undefined : header.name
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(header.name, 'latin1'))
+  } catch {
+    return undefined
+  }
 }
 
 /** `a/b.yaml` for a safe entry name, undefined for an absolute one or one that climbs out. */

@@ -3,13 +3,13 @@
  * Flux/berth shape (one tar.gz layer), the layer is downloaded once into a content-addressed
  * cache and its sha256 checked on every use, and the archive is read defensively.
  */
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdir, readFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { z } from 'zod'
-import { MEDIA_TYPES } from '../shared/artifact.ts'
-import { InvalidInputError } from '../shared/errors.ts'
-import { fetchBlob, type RegistryAccess } from '../shared/oras.ts'
+import { MEDIA_TYPES, sha256Digest } from '../shared/artifact.ts'
+import { InvalidInputError, RemoteError } from '../shared/errors.ts'
+import { fetchBlob, type OrasOptions } from '../shared/oras.ts'
 import { type ArchiveLimits, DEFAULT_LIMITS, readArchive } from './extract.ts'
 import type { Resolved } from './resolve.ts'
 
@@ -64,44 +64,48 @@ export function contentLayer(
   return layer
 }
 
-/** Files of the artifact, by path. Downloads the layer only when the cache lacks it. */
+/**
+ * Files of the artifact, by path. Downloads the layer only when the cache lacks it; a cached
+ * layer that fails its check is dropped and fetched again, once.
+ */
 export async function fetchArtifact(
   repository: string,
   resolved: Resolved,
-  access: RegistryAccess,
+  access: OrasOptions,
   cacheDir: string,
   limits: FetchLimits = DEFAULT_FETCH_LIMITS,
 ): Promise<Map<string, Buffer>> {
   const layer = contentLayer(resolved.manifest, limits)
-  const hex = layer.digest.slice('sha256:'.length)
   const blobs = join(cacheDir, 'blobs', 'sha256')
-  const cached = join(blobs, hex)
-  let bytes = await readFile(cached).catch(() => undefined)
-  if (bytes && sha256(bytes) !== layer.digest) {
-    // A damaged cache entry is dropped and fetched again, never used.
+  const cached = join(blobs, layer.digest.slice('sha256:'.length))
+  let bytes: Buffer | undefined = await readFile(cached).catch(() => undefined)
+  if (bytes && sha256Digest(bytes) !== layer.digest) {
+    // A damaged cache entry is never used.
     await rm(cached, { force: true })
     bytes = undefined
   }
-  if (!bytes) {
-    await mkdir(blobs, { recursive: true })
-    // Unique per fetch: Environments pinned to the same digest may fetch it at the same time.
-    const partial = `${cached}.${process.pid}.${randomUUID()}.partial`
-    try {
-      await fetchBlob(`${repository}@${layer.digest}`, partial, access)
-      bytes = await readFile(partial)
-      if (sha256(bytes) !== layer.digest)
-        throw new ArtifactError(
-          'DigestMismatch',
-          `artifact refused: the layer's sha256 is ${sha256(bytes)}, not ${layer.digest}`,
-        )
-      await rename(partial, cached)
-    } finally {
-      await rm(partial, { force: true })
-    }
-  }
+  bytes ??= await download(`${repository}@${layer.digest}`, layer.digest, cached, access)
   return await readArchive(bytes, limits)
 }
 
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+async function download(reference: string, digest: string, cached: string, access: OrasOptions): Promise<Buffer> {
+  await mkdir(dirname(cached), { recursive: true })
+  // Unique per fetch: Environments pinned to the same digest may fetch it at the same time.
+  const partial = `${cached}.${process.pid}.${randomUUID()}.partial`
+  try {
+    // oras checks the digest while reading (reason DigestMismatch when the registry serves other bytes).
+    await fetchBlob(reference, partial, access)
+    const bytes = await readFile(partial)
+    const actual = sha256Digest(bytes)
+    if (actual !== digest) {
+      throw new RemoteError(
+        'DigestMismatch',
+        `the registry served ${reference} with sha256 ${actual}; nothing was used`,
+      )
+    }
+    await rename(partial, cached)
+    return bytes
+  } finally {
+    await rm(partial, { force: true })
+  }
 }

@@ -5,19 +5,13 @@
  */
 import semver from 'semver'
 import { releaseTag } from '../shared/artifact.ts'
-import { BerthError } from '../shared/errors.ts'
-import { fetchManifest, listTags, type RegistryAccess } from '../shared/oras.ts'
+import { BerthError, InvalidInputError, WaitingError } from '../shared/errors.ts'
+import { fetchManifest, listTags, type OrasOptions } from '../shared/oras.ts'
 
-/** The spec asks for something the registry does not have, or forbids what it has. */
-export class ResolveError extends BerthError {}
+/** A version that is not published (yet): CI may still be pushing it, so look again after this long. */
+export const UNPUBLISHED_RETRY_MS = 30_000
 
-export type Resolved = {
-  version: string
-  tag: string
-  digest: string
-  manifest: Record<string, unknown>
-  fromRange: boolean
-}
+export type Resolved = { version: string; digest: string; manifest: Record<string, unknown> }
 
 /** Pick the tag for `pin` among `tags`; pure, for unit tests. Undefined when none fits. */
 export function chooseTag(pin: string, tags: readonly string[]): string | undefined {
@@ -27,11 +21,16 @@ export function chooseTag(pin: string, tags: readonly string[]): string | undefi
   return semver.maxSatisfying(versions, pin) ?? undefined
 }
 
+/** Whether `pin` is a range (`~1.2`) rather than one version: a new release can change what it names. */
+export function isRange(pin: string): boolean {
+  return !('tag' in releaseTag(pin))
+}
+
 export async function resolve(
   repository: string,
   pin: string,
   expectedDigest: string | undefined,
-  access: RegistryAccess,
+  access: OrasOptions,
 ): Promise<Resolved> {
   const exact = releaseTag(pin)
   let tag: string
@@ -41,27 +40,25 @@ export async function resolve(
     const tags = await listTags(repository, access)
     const chosen = chooseTag(pin, tags)
     if (!chosen)
-      throw new ResolveError(
-        'VersionNotFound',
-        `no version in ${repository} satisfies "${pin}" (${tags.length} tags, none matching)`,
-      )
+      throw unpublished(`no version in ${repository} satisfies "${pin}" (${tags.length} tags, none matching)`)
     tag = chosen
   }
   let fetched
   try {
     fetched = await fetchManifest(`${repository}:${tag}`, access)
   } catch (error: unknown) {
-    if (error instanceof BerthError && error.reason === 'ArtifactNotFound')
-      throw new ResolveError('VersionNotFound', `version ${tag} is not published in ${repository}`, { cause: error })
+    if (error instanceof BerthError && error.reason === 'ArtifactNotFound') {
+      throw unpublished(`version ${tag} is not published in ${repository}`, error)
+    }
     throw error
   }
   if (expectedDigest && fetched.digest !== expectedDigest) {
-    throw new ResolveError(
+    throw new InvalidInputError(
       'DigestMismatch',
       `${repository}:${tag} now points at ${fetched.digest}, not the pinned ${expectedDigest}: the tag moved; refusing it`,
     )
   }
-  return { version: tag, tag, digest: fetched.digest, manifest: fetched.content, fromRange: !('tag' in exact) }
+  return { version: tag, digest: fetched.digest, manifest: fetched.content }
 }
 
 /** A known digest (from history) as a resolved artifact, without consulting tags. */
@@ -69,8 +66,12 @@ export async function resolveDigest(
   repository: string,
   version: string,
   digest: string,
-  access: RegistryAccess,
+  access: OrasOptions,
 ): Promise<Resolved> {
   const fetched = await fetchManifest(`${repository}@${digest}`, access)
-  return { version, tag: version, digest: fetched.digest, manifest: fetched.content, fromRange: false }
+  return { version, digest: fetched.digest, manifest: fetched.content }
+}
+
+function unpublished(message: string, cause?: unknown): WaitingError {
+  return new WaitingError('VersionNotFound', message, UNPUBLISHED_RETRY_MS, { cause })
 }

@@ -1,5 +1,5 @@
 /** Status bookkeeping for Environments: kstatus-style conditions and the bounded history. */
-import type { Condition, EnvironmentStatus, HistoryEntry } from './api.ts'
+import type { Condition, Environment, EnvironmentStatus, HistoryEntry } from './api.ts'
 
 const HISTORY = 10
 
@@ -53,4 +53,24 @@ export function firstAttemptOf(status: EnvironmentStatus, digest: string): strin
   let since: string | undefined
   for (let i = history.length - 1; i >= 0 && history[i]?.digest === digest; i--) since = history[i]?.started
   return since
+}
+
+export type ReadyText = { status: string; reason: string; message: string }
+
+/** The Ready condition as `berth status` shows it; Unknown before the first pass. */
+export function readyOf(env: Environment): ReadyText {
+  const c = env.status?.conditions?.find((x) => x.type === 'Ready')
+  return { status: c?.status ?? 'Unknown', reason: c?.reason ?? '', message: c?.message ?? '' }
+}
+
+/**
+ * Where a change made at `generation` stands: not yet handled, Ready, still rolling out, or
+ * failed with the Ready reason (what `promote --wait` exits on).
+ */
+export function settled(env: Environment, generation: number): 'pending' | 'ready' | { failed: ReadyText } {
+  if ((env.status?.observedGeneration ?? 0) < generation) return 'pending'
+  const ready = readyOf(env)
+  if (ready.status === 'True') return 'ready'
+  if (ready.reason === 'Progressing' || ready.reason === '') return 'pending'
+  return { failed: ready }
 }

@@ -4,6 +4,7 @@
  * berth artifacts as they are; berth's own additions live in one metadata file at the root
  * of the tar.gz that Flux ignores.
  */
+import { createHash } from 'node:crypto'
 import semver from 'semver'
 import { z } from 'zod'
 import { groupOf, type KubeObject } from './manifests.ts'
@@ -20,6 +21,11 @@ export const ANNOTATIONS = {
   revision: 'org.opencontainers.image.revision',
   created: 'org.opencontainers.image.created',
 } as const
+
+/** The OCI digest of `bytes`: `sha256:<hex>`. */
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+}
 
 /** `oci://<registry>/<path>`: lowercase path, no tag. Group 1 is `<registry>/<path>`. */
 export const OCI_REPOSITORY = /^oci:\/\/([^/\s]+\/[a-z0-9]+(?:[._/-][a-z0-9]+)*)$/

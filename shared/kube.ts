@@ -6,9 +6,13 @@
  * travel as plain JSON, exactly as berth has them — client-node's typed models are not in
  * the path, since they can drop fields they do not know. Failures become a
  * {@link KubeApiError} whose `reason` is the apiserver's own (Forbidden, NotFound, Conflict…).
+ *
+ * Every request has a deadline (`timeoutMs`, 30 s by default) and is cancelled by {@link Kube.close}:
+ * a hung apiserver can hold a reconcile pass for at most that long, never forever. Every part of
+ * a URL path that comes from data goes through {@link pathSegment}.
  */
 import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
-import { type RequestOptions, request as httpsRequest } from 'node:https'
+import { type RequestOptions as HttpsOptions, request as httpsRequest } from 'node:https'
 import {
   ADD,
   DELETE,
@@ -19,7 +23,8 @@ import {
   makeInformer,
   UPDATE,
 } from '@kubernetes/client-node'
-import { RemoteError, UsageError } from './errors.ts'
+import { InvalidInputError, messageOf, RemoteError, UsageError } from './errors.ts'
+import { describeObject } from './manifests.ts'
 
 export type KubeTarget = {
   /** Path of a kubeconfig; default `$KUBECONFIG`, `~/.kube/config`, or in-cluster. */
@@ -61,6 +66,31 @@ export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
   return kc
 }
 
+/** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
+export function apiBase(apiVersion: string): string {
+  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
+}
+
+/**
+ * One segment of an API path from data (a name or namespace), encoded; refused when no
+ * encoding can place it safely. The apiserver's own rule for path segment names: not empty,
+ * not `.` or `..` (which URL resolution would turn into a climb), no `/` or `%`. Control
+ * characters are refused too. Names are validated by Kubernetes' rules well before this
+ * ({@link ../shared/names.ts}); this is the last line, for every request.
+ */
+export function pathSegment(value: string, what = 'name'): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
+  if (value === '' || value === '.' || value === '..' || /[/%\u0000-\u001f\u007f]/.test(value)) {
+    throw new InvalidInputError('InvalidName', `${what} ${JSON.stringify(value)} cannot be part of an API path`)
+  }
+  return encodeURIComponent(value)
+}
+
+export type KubeOptions = {
+  /** Deadline of one request (not of a watch's stream), in milliseconds. Default 30 s. */
+  timeoutMs?: number
+}
+
 export type ApplyOptions = {
   /** Field manager recorded in managedFields; berth's own is `berth`. */
   fieldManager?: string
@@ -68,21 +98,42 @@ export type ApplyOptions = {
   force?: boolean
   /** Server-side dry run: the result is what would be stored; nothing changes. */
   dryRun?: boolean
+  /** The apiserver's warnings (deprecations and the like) are appended here. */
+  warnings?: string[]
+}
+
+type RequestOptions = {
+  what: string
+  body?: unknown
+  contentType?: string
+  /** This request's deadline instead of the client's. */
+  timeoutMs?: number
+  warnings?: string[]
 }
 
 type Resource = { plural: string; namespaced: boolean }
 
+const DEFAULT_TIMEOUT_MS = 30_000
+
 export class Kube {
   readonly config: KubeConfig
+  readonly timeoutMs: number
   /** Discovery: `apiVersion/Kind` → resource, filled per group-version on first use. */
   private readonly resources = new Map<string, Resource>()
+  private readonly closing = new AbortController()
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfig, options: KubeOptions = {}) {
     this.config = config
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
   }
 
-  static connect(target: KubeTarget = {}): Kube {
-    return new Kube(loadKubeConfig(target))
+  static connect(target: KubeTarget = {}, options: KubeOptions = {}): Kube {
+    return new Kube(loadKubeConfig(target), options)
+  }
+
+  /** Cancel every request in flight and refuse new ones (shutdown). */
+  close(): void {
+    this.closing.abort(new RemoteError('ShuttingDown', 'the client was closed'))
   }
 
   /**
@@ -100,7 +151,7 @@ export class Kube {
     })
     if (options.dryRun) query.set('dryRun', 'All')
     return await this.request<T>('PATCH', `${await this.pathOf(object)}?${query.toString()}`, {
-      what: describe(object),
+      what: describeObject(object),
       body: object,
       contentType: 'application/apply-patch+yaml',
     })
@@ -109,7 +160,7 @@ export class Kube {
   /** Merge-patch the status subresource of `ref`. */
   async patchStatus<T extends object>(ref: ObjectRef, status: unknown): Promise<T> {
     return await this.request<T>('PATCH', `${await this.pathOf(ref)}/status`, {
-      what: `status of ${describe(ref)}`,
+      what: `status of ${describeObject(ref)}`,
       body: { status },
       contentType: 'application/merge-patch+json',
     })
@@ -123,17 +174,15 @@ export class Kube {
       metadata: { name: string; namespace?: string; resourceVersion?: string }
     },
   >(object: T): Promise<T> {
-    return await this.request<T>('PUT', await this.pathOf(object), { what: describe(object), body: object })
+    return await this.request<T>('PUT', await this.pathOf(object), { what: describeObject(object), body: object })
   }
 
   /** Create an object (POST); for objects named by `generateName`, such as Events. */
   async create<T extends { apiVersion: string; kind: string; metadata: { namespace?: string } }>(
     object: T,
   ): Promise<T> {
-    const resource = await this.resource(object.apiVersion, object.kind)
-    const base = object.apiVersion.includes('/') ? `/apis/${object.apiVersion}` : `/api/${object.apiVersion}`
-    const scope = resource.namespaced ? `/namespaces/${encodeURIComponent(object.metadata.namespace ?? 'default')}` : ''
-    return await this.request<T>('POST', `${base}${scope}/${resource.plural}`, {
+    const path = await this.collectionPath(object.apiVersion, object.kind, object.metadata.namespace ?? 'default')
+    return await this.request<T>('POST', path, {
       what: `create ${object.kind}`,
       body: object,
     })
@@ -142,7 +191,7 @@ export class Kube {
   /** Merge-patch `ref` itself (metadata such as finalizers or annotations). */
   async mergePatch<T extends object>(ref: ObjectRef, patch: unknown): Promise<T> {
     return await this.request<T>('PATCH', await this.pathOf(ref), {
-      what: describe(ref),
+      what: describeObject(ref),
       body: patch,
       contentType: 'application/merge-patch+json',
     })
@@ -154,11 +203,9 @@ export class Kube {
     kind: string,
     options: { namespace?: string; labelSelector?: string } = {},
   ): Promise<T[]> {
-    const resource = await this.resource(apiVersion, kind)
-    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
-    const scope = resource.namespaced && options.namespace ? `/namespaces/${encodeURIComponent(options.namespace)}` : ''
+    const path = await this.collectionPath(apiVersion, kind, options.namespace)
     const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : ''
-    const result = await this.request<{ items: T[] }>('GET', `${base}${scope}/${resource.plural}${query}`, {
+    const result = await this.request<{ items: T[] }>('GET', `${path}${query}`, {
       what: `list ${kind}`,
     })
     return result.items.map((item) => ({ ...item, apiVersion, kind }))
@@ -167,7 +214,7 @@ export class Kube {
   /** Read an object; undefined when it does not exist. */
   async get<T extends object>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return await this.request<T>('GET', await this.pathOf(ref), { what: describe(ref) })
+      return await this.request<T>('GET', await this.pathOf(ref), { what: describeObject(ref) })
     } catch (error: unknown) {
       if (error instanceof KubeApiError && error.code === 404) return undefined
       throw error
@@ -178,7 +225,7 @@ export class Kube {
   async delete(ref: ObjectRef): Promise<boolean> {
     try {
       await this.request('DELETE', await this.pathOf(ref), {
-        what: describe(ref),
+        what: describeObject(ref),
         body: { propagationPolicy: 'Background' },
       })
       return true
@@ -201,7 +248,7 @@ export class Kube {
       if (Date.now() > deadline)
         throw new RemoteError(
           'Timeout',
-          `${describe(ref)} did not reach the expected state within ${timeoutMs / 1000} s`,
+          `${describeObject(ref)} did not reach the expected state within ${timeoutMs / 1000} s`,
         )
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
@@ -221,9 +268,7 @@ export class Kube {
     onError: (error: unknown) => void = () => undefined,
     namespace?: string,
   ): Promise<{ stop: () => Promise<void> }> {
-    const resource = await this.resource(apiVersion, kind)
-    const scope = namespace && resource.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : ''
-    const path = `${apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`}${scope}/${resource.plural}`
+    const path = await this.collectionPath(apiVersion, kind, namespace)
     const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
       this.request<KubernetesListObject<KubernetesObject>>('GET', path, { what: `list ${kind}` })
     const informer = makeInformer<KubernetesObject>(this.config, path, list)
@@ -271,27 +316,34 @@ export class Kube {
     const key = `${apiVersion}/${kind}`
     let found = this.resources.get(key)
     if (!found) {
-      const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
-      const list = await this.request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>(
-        'GET',
-        base,
-        { what: `discovery of ${apiVersion}` },
-      ).catch((error: unknown) => {
+      type Discovery = { resources: Array<{ name: string; kind: string; namespaced: boolean }> }
+      const list = await this.request<Discovery>('GET', apiBase(apiVersion), {
+        what: `discovery of ${apiVersion}`,
+      }).catch((error: unknown) => {
         if (error instanceof KubeApiError && error.code === 404) return { resources: [] }
         throw error
       })
-      for (const r of list.resources)
+      for (const r of list.resources) {
         if (!r.name.includes('/'))
           this.resources.set(`${apiVersion}/${r.kind}`, { plural: r.name, namespaced: r.namespaced })
+      }
       found = this.resources.get(key)
     }
-    if (!found)
+    if (!found) {
       throw new KubeApiError(
         404,
         'NoKind',
         `the cluster does not serve ${kind} in ${apiVersion} (is its CRD installed?)`,
       )
+    }
     return found
+  }
+
+  /** `/apis/<group>/<version>[/namespaces/<ns>]/<plural>`: the namespace only where the kind is namespaced. */
+  private async collectionPath(apiVersion: string, kind: string, namespace: string | undefined): Promise<string> {
+    const resource = await this.resource(apiVersion, kind)
+    const scope = resource.namespaced && namespace ? `/namespaces/${pathSegment(namespace, 'namespace')}` : ''
+    return `${apiBase(apiVersion)}${scope}/${resource.plural}`
   }
 
   private async pathOf(ref: {
@@ -299,71 +351,96 @@ export class Kube {
     kind?: string
     metadata?: { name?: string; namespace?: string }
   }): Promise<string> {
-    const apiVersion = ref.apiVersion ?? ''
-    const resource = await this.resource(apiVersion, ref.kind ?? '')
-    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`
-    const namespace = ref.metadata?.namespace ?? (resource.namespaced ? 'default' : undefined)
-    const scope = resource.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''
-    return `${base}${scope}/${resource.plural}/${encodeURIComponent(ref.metadata?.name ?? '')}`
+    const namespace = ref.metadata?.namespace ?? 'default'
+    const collection = await this.collectionPath(ref.apiVersion ?? '', ref.kind ?? '', namespace)
+    return `${collection}/${pathSegment(ref.metadata?.name ?? '')}`
   }
 
-  /** One HTTP request to the apiserver with the kubeconfig's credentials; JSON in and out. */
-  async request<T>(
-    method: string,
-    path: string,
-    options: { what: string; body?: unknown; contentType?: string },
-  ): Promise<T> {
+  /**
+   * One HTTP request to the apiserver with the kubeconfig's credentials; JSON in and out. It
+   * ends by its deadline or by {@link close}, whichever comes first.
+   */
+  async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     const cluster = this.config.getCurrentCluster()
-    if (!cluster)
+    if (!cluster) {
       throw new UsageError(
         'NoCluster',
         'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context',
       )
+    }
     const url = new URL(path, cluster.server)
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
     const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
-    if (payload !== undefined)
-      Object.assign(headers, {
-        'Content-Type': options.contentType ?? 'application/json',
-        'Content-Length': Buffer.byteLength(payload),
-      })
-    const https: RequestOptions = { method, headers: { ...headers } }
+    if (payload !== undefined) {
+      headers['Content-Type'] = options.contentType ?? 'application/json'
+      headers['Content-Length'] = Buffer.byteLength(payload)
+    }
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(timeoutMs)])
+    const https: HttpsOptions = { method, headers: { ...headers }, signal }
     // Adds client certificates, CA and bearer tokens (it may replace the headers object).
     await this.config.applyToHTTPSOptions(https)
     https.headers = { ...(https.headers as OutgoingHttpHeaders), ...headers }
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-      const req = send(url, https, (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => (body += chunk))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }))
-        res.on('error', reject)
-      })
-      req.on('error', reject)
-      req.end(payload)
-    }).catch((error: unknown) => {
-      throw toKubeError(options.what, error)
+    const response = await send(url, https, payload).catch((error: unknown) => {
+      throw toKubeError(options.what, error, signal, timeoutMs)
     })
-    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : {}) as T
-    const parsed = parseStatus(text)
-    throw new KubeApiError(status, parsed.reason ?? `Http${status}`, `${options.what}: ${parsed.message ?? text}`)
+    options.warnings?.push(...response.warnings)
+    if (response.status >= 200 && response.status < 300) return (response.text ? JSON.parse(response.text) : {}) as T
+    const parsed = parseStatus(response.text)
+    throw new KubeApiError(
+      response.status,
+      parsed.reason ?? `Http${response.status}`,
+      `${options.what}: ${parsed.message ?? response.text}`,
+    )
   }
 }
 
-function describe(object: { kind?: string; metadata?: { name?: string; namespace?: string } }): string {
-  const ns = object.metadata?.namespace ? `${object.metadata.namespace}/` : ''
-  return `${object.kind ?? 'object'} ${ns}${object.metadata?.name ?? '?'}`
+type Response = { status: number; text: string; warnings: string[] }
+
+function send(url: URL, options: HttpsOptions, payload: string | undefined): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    const sender = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const req = sender(url, options, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: body, warnings: warningsOf(res.headers.warning) }),
+      )
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+// `Warning: 299 - "message"` headers (RFC 7234), as the apiserver sends them; one or several.
+function warningsOf(header: string | string[] | undefined): string[] {
+  const values = header === undefined ? [] : Array.isArray(header) ? header : [header]
+  return values.flatMap((v) =>
+    [...v.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)].map((m) => (m[1] ?? '').replace(/\\(.)/g, '$1')),
+  )
 }
 
 /** Map a transport failure to a {@link KubeApiError} that says what to check. */
-function toKubeError(what: string, error: unknown): Error {
+function toKubeError(what: string, error: unknown, signal: AbortSignal, timeoutMs: number): Error {
+  if (signal.aborted) {
+    const reason: unknown = signal.reason
+    if (reason instanceof RemoteError)
+      return new KubeApiError(0, reason.reason, `${what}: ${reason.message}`, { cause: error })
+    return new KubeApiError(0, 'Timeout', `${what}: no answer from the Kubernetes API within ${timeoutMs / 1000} s`, {
+      cause: error,
+    })
+  }
   if (error instanceof Error && /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|socket hang up/.test(error.message)) {
+    const hint = 'check KUBECONFIG and the context'
     return new KubeApiError(
       0,
       'Unreachable',
-      `${what}: cannot reach the Kubernetes API (${error.message}); check KUBECONFIG and the context`,
-      { cause: error },
+      `${what}: cannot reach the Kubernetes API (${messageOf(error)}); ${hint}`,
+      {
+        cause: error,
+      },
     )
   }
   return error instanceof Error ? error : new Error(String(error))

@@ -5,6 +5,7 @@
  */
 import { dump, loadAll, YAMLException } from 'js-yaml'
 import { InvalidInputError } from './errors.ts'
+import { objectNameProblems } from './names.ts'
 
 export type KubeObject = {
   apiVersion: string
@@ -30,13 +31,7 @@ export function parseManifests(text: string, source: string): Located[] {
   try {
     documents = loadAll(text)
   } catch (error: unknown) {
-    const mark = error instanceof YAMLException ? error.mark : undefined
-    const where = mark ? `${source}:${mark.line + 1}:${mark.column + 1}` : source
-    throw new InvalidInputError(
-      'InvalidManifest',
-      `${where}: not valid YAML: ${error instanceof YAMLException ? error.reason : String(error)}`,
-      { cause: error },
-    )
+    throw yamlError(text, source, error)
   }
   documents.forEach((value, index) => {
     const where = `${source}#${index + 1}`
@@ -49,6 +44,28 @@ export function parseManifests(text: string, source: string): Located[] {
   })
   if (problems.length > 0) throw new InvalidInputError('InvalidManifest', problems.join('\n'))
   return out
+}
+
+/**
+ * A YAML error with its place. A field given twice is refused with reason `Invalid`, as the
+ * apiserver's strict field validation names it, since which of the two values was meant is
+ * anybody's guess.
+ */
+function yamlError(text: string, source: string, error: unknown): InvalidInputError {
+  if (!(error instanceof YAMLException)) {
+    return new InvalidInputError('InvalidManifest', `${source}: not valid YAML: ${String(error)}`, { cause: error })
+  }
+  const { mark } = error as { mark?: { line: number; column: number } }
+  const where = mark ? `${source}:${mark.line + 1}:${mark.column + 1}` : source
+  if (mark && error.reason === 'duplicated mapping key') {
+    const line = text.split('\n')[mark.line] ?? ''
+    const field = /^["']?([^"':]+)/.exec(line.slice(mark.column))?.[1]?.trim()
+    const named = field ? ` "${field}"` : ''
+    return new InvalidInputError('Invalid', `${where}: duplicate field${named}: a field may appear once per object`, {
+      cause: error,
+    })
+  }
+  return new InvalidInputError('InvalidManifest', `${where}: not valid YAML: ${error.reason}`, { cause: error })
 }
 
 function unwrapList(value: unknown): unknown[] {
@@ -68,7 +85,8 @@ function objectProblem(value: unknown): string | undefined {
     return `${typeof value.kind === 'string' && value.kind ? value.kind : 'object'} has no ${missing.join(', ')}`
   if (isRecord(metadata) && metadata.namespace !== undefined && typeof metadata.namespace !== 'string')
     return 'metadata.namespace must be a string'
-  return undefined
+  const names = objectNameProblems(value as KubeObject)
+  return names.length > 0 ? `${String(value.kind)}: ${names.join('; ')}` : undefined
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -86,10 +104,10 @@ export function objectKey(object: KubeObject): string {
   return `${groupOf(object)}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`
 }
 
-/** Human form: `Deployment web/api`, `ClusterRole reader`. */
-export function describeObject(object: KubeObject): string {
-  const ns = object.metadata.namespace ? `${object.metadata.namespace}/` : ''
-  return `${object.kind} ${ns}${object.metadata.name}`
+/** Human form: `Deployment web/api`, `ClusterRole reader`; the one formatter for objects, references and entries. */
+export function describeObject(object: { kind?: string; metadata?: { name?: string; namespace?: string } }): string {
+  const ns = object.metadata?.namespace ? `${object.metadata.namespace}/` : ''
+  return `${object.kind ?? 'object'} ${ns}${object.metadata?.name ?? '?'}`
 }
 
 export type CheckOptions = { allowSecrets?: boolean }

@@ -33,7 +33,7 @@ const cases = [
 
 describe('orasFailure', () => {
   it.each(cases)('classifies "$stderr" as $kind', ({ kind, stderr }) => {
-    expect(orasFailure('push x', stderr).kind).toBe(kind)
+    expect(orasFailure('push x', stderr).failure).toBe(kind)
   })
 
   it('keeps the error line, drops progress and warnings, and says what to do', () => {

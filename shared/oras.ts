@@ -27,18 +27,21 @@ export type OrasOptions = RegistryAccess & {
   binary?: string
   /** Working folder: oras names a pushed layer after the path it was given, relative to this. */
   cwd?: string
+  /** Cancels the run (shutdown): the oras process is killed. */
   signal?: AbortSignal
+  /** Deadline of one oras run in milliseconds; default `$BERTH_ORAS_TIMEOUT_MS`, else 120 s. */
+  timeoutMs?: number
 }
 
-export type OrasFailureKind = 'not-found' | 'unauthorized' | 'unreachable' | 'invalid'
+export type OrasFailureKind = 'not-found' | 'unauthorized' | 'unreachable' | 'digest-mismatch' | 'timeout' | 'invalid'
 
-/** A registry operation failed; `kind` says why, `message` says what to do. */
+/** A registry operation failed; `failure` says why, `message` says what to do. */
 export class OrasError extends RemoteError {
-  readonly kind: OrasFailureKind
+  readonly failure: OrasFailureKind
 
-  constructor(kind: OrasFailureKind, message: string, options?: { cause?: unknown }) {
-    super(REASONS[kind], message, options)
-    this.kind = kind
+  constructor(failure: OrasFailureKind, message: string, options?: { cause?: unknown }) {
+    super(REASONS[failure], message, options)
+    this.failure = failure
   }
 }
 
@@ -46,8 +49,12 @@ const REASONS: Record<OrasFailureKind, string> = {
   'not-found': 'ArtifactNotFound',
   'unauthorized': 'RegistryUnauthorized',
   'unreachable': 'RegistryUnreachable',
+  'digest-mismatch': 'DigestMismatch',
+  'timeout': 'Timeout',
   'invalid': 'RegistryRefused',
 }
+
+const DEFAULT_TIMEOUT_MS = 120_000
 
 const descriptor = z.object({
   reference: z.string(),
@@ -144,7 +151,7 @@ export async function listTags(repository: string, options: OrasOptions = {}): P
       .map((t) => t.trim())
       .filter((t) => t.length > 0)
   } catch (error: unknown) {
-    if (error instanceof OrasError && error.kind === 'not-found') return []
+    if (error instanceof OrasError && error.failure === 'not-found') return []
     throw error
   }
 }
@@ -183,10 +190,13 @@ function accessFlags(access: RegistryAccess): string[] {
 
 async function run(args: string[], options: OrasOptions, call: { what: string; stdin?: string }): Promise<string> {
   const binary = options.binary ?? process.env.BERTH_ORAS ?? 'oras'
+  const timeoutMs = options.timeoutMs ?? (Number(process.env.BERTH_ORAS_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS)
   try {
     const result = await execa(binary, args, {
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(options.signal ? { cancelSignal: options.signal } : {}),
+      // A registry that stops answering must not hold a reconcile pass (and its queue slot) forever.
+      timeout: timeoutMs,
       input: call.stdin ?? '',
       // oras prints progress bars and colours only to a TTY; never let a caller's env change that.
       env: { NO_COLOR: '1' },
@@ -201,6 +211,11 @@ async function run(args: string[], options: OrasOptions, call: { what: string; s
         { cause: error },
       )
     }
+    if (failure.timedOut) {
+      throw new OrasError('timeout', `cannot ${call.what}: no answer within ${timeoutMs / 1000} s`, { cause: error })
+    }
+    if (failure.isCanceled)
+      throw new OrasError('timeout', `cannot ${call.what}: cancelled (shutting down)`, { cause: error })
     const stderr = typeof failure.stderr === 'string' ? failure.stderr : ''
     throw orasFailure(call.what, stderr, error)
   }
@@ -217,30 +232,31 @@ export function orasFailure(what: string, stderr: string, cause?: unknown): Oras
     'unreachable': /x509|certificate/i.test(detail)
       ? 'the registry certificate is not trusted: pass its CA file'
       : 'check the registry address, that it is running, and plain HTTP vs TLS',
+    'digest-mismatch': 'the registry served bytes that are not the ones named by their digest; nothing was used',
+    'timeout': 'the registry did not answer in time',
     'invalid': 'the registry refused the request',
   }
-  return new OrasError(kind, `cannot ${what}: ${kindText(kind)} (${hint[kind]}). oras said: ${detail}`, { cause })
+  return new OrasError(kind, `cannot ${what}: ${KIND_TEXT[kind]} (${hint[kind]}). oras said: ${detail}`, { cause })
 }
 
-function kindText(kind: OrasFailureKind): string {
-  return {
-    'not-found': 'not found',
-    'unauthorized': 'unauthorized',
-    'unreachable': 'registry unreachable',
-    'invalid': 'refused',
-  }[kind]
+const KIND_TEXT: Record<OrasFailureKind, string> = {
+  'not-found': 'not found',
+  'unauthorized': 'unauthorized',
+  'unreachable': 'registry unreachable',
+  'digest-mismatch': 'digest mismatch',
+  'timeout': 'timed out',
+  'invalid': 'refused',
 }
+
+const UNREACHABLE
+  = /connection refused|no such host|dial tcp|i\/o timeout|x509|certificate|tls:|http: server gave HTTP response|connection reset|EOF$/im
 
 function classify(detail: string): OrasFailureKind {
   if (/\b401\b|unauthorized|credential not found|authentication required/i.test(detail)) return 'unauthorized'
+  // oras-go's ErrMismatchedDigest, ErrTrailingData, ErrInvalidDescriptorSize: bytes that do not fit their descriptor.
+  if (/mismatched digest|digest mismatch|trailing data|invalid descriptor size/i.test(detail)) return 'digest-mismatch'
   if (/: not found\b|\b404\b|manifest unknown|name unknown|not found$/im.test(detail)) return 'not-found'
-  if (
-    /connection refused|no such host|dial tcp|i\/o timeout|x509|certificate|tls:|http: server gave HTTP response|connection reset|EOF$/im.test(
-      detail,
-    )
-  ) {
-    return 'unreachable'
-  }
+  if (UNREACHABLE.test(detail)) return 'unreachable'
   return 'invalid'
 }
 

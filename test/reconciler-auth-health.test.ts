@@ -9,7 +9,7 @@ const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 describe('registry credentials from a Secret, deletion policy, and the health timeout', () => {
-  const { envRef, pass, ready } = passes(g)
+  const { envRef, pass, run, ready } = passes(g)
 
   beforeAll(async () => {
     await installCrd(g.kube())
@@ -136,8 +136,13 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     expect(ready(await pass('auto'))).toMatchObject({ reason: 'Progressing' })
     expect(await cm()).toBe('2')
     await new Promise((resolve) => setTimeout(resolve, 1200))
-    expect(ready(await pass('auto'))).toMatchObject({ reason: 'HealthCheckFailed' })
-    const rolled = await pass('auto')
+    // One pass sees the failure and rolls back: no second pass, no 1 ms requeue in between.
+    const { env: rolled, outcome } = await run('auto')
+    expect(outcome).toEqual({ next: 'requeue', afterMs: 300_000 })
+    expect(rolled.status?.history?.slice(-2)).toEqual([
+      expect.objectContaining({ version: '2.0.0', result: 'HealthCheckFailed' }),
+      expect.objectContaining({ version: '1.0.0', digest: good, result: 'Succeeded' }),
+    ])
     expect(ready(rolled)).toMatchObject({
       status: 'False',
       reason: 'RolledBack',

@@ -52,7 +52,7 @@ describe('a delete that fails is retried, never forgotten', () => {
     await g.kube().mergePatch(envRef, { spec: { version: '1.1.0' } })
     const failed = await pass()
     expect(failed.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain(
-      'could not prune ConfigMap leaves',
+      `could not prune ConfigMap ${g.namespace}/leaves`,
     )
     expect(failed.status?.inventory?.map((e) => e.name).sort()).toEqual(['leaves', 'stays'])
     expect(

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { publish } from '../../packager/publish.ts'
 import { API_VERSION, type Condition, type Environment, environmentRef, KIND } from '../../reconciler/api.ts'
 import { installEnvironmentCrd } from '../../reconciler/crds.ts'
-import { reconcileEnvironment } from '../../reconciler/reconcile.ts'
+import { type Outcome, reconcileEnvironment } from '../../reconciler/reconcile.ts'
 import type { FileGround } from './ground.ts'
 import type { Kube } from '../../shared/kube.ts'
 import { berthYaml, writeTree } from './config-repo.ts'
@@ -22,21 +22,24 @@ export function passes(
 ): {
   envRef: (name: string) => EnvRef
   pass: (name: string) => Promise<Environment>
+  run: (name: string) => Promise<{ env: Environment; outcome: Outcome }>
   ready: (env: Environment) => Condition | undefined
 } {
   const envRef = (name: string): EnvRef => environmentRef(g.namespace, name)
+  const run = async (name: string): Promise<{ env: Environment; outcome: Outcome }> => {
+    const outcome = await reconcileEnvironment(
+      { kube: kube(), cacheDir: join(g.scratch(), 'cache') },
+      { namespace: g.namespace, name },
+    )
+    const env = await g.kube().get<Environment>(envRef(name))
+    if (!env) throw new Error(`Environment ${name} is gone`)
+    return { env, outcome }
+  }
   return {
     envRef,
-    // A failing pass rethrows for the queue's backoff; tests read its verdict from status.
-    pass: async (name) => {
-      await reconcileEnvironment(
-        { kube: kube(), cacheDir: join(g.scratch(), 'cache') },
-        { namespace: g.namespace, name },
-      ).catch(() => undefined)
-      const env = await g.kube().get<Environment>(envRef(name))
-      if (!env) throw new Error(`Environment ${name} is gone`)
-      return env
-    },
+    run,
+    // Tests that read the verdict from status; `run` also gives what the queue is asked to do next.
+    pass: async (name) => (await run(name)).env,
     ready: (env) => env.status?.conditions?.find((c) => c.type === 'Ready'),
   }
 }

@@ -1,0 +1,79 @@
+/**
+ * What one reconcile pass carries from phase to phase, and what it ends with. A phase reads
+ * what earlier phases left on the {@link Pass} and adds its own part; returning a
+ * {@link Verdict} ends the pass early (drift under `warn`), and the health phase always ends
+ * it. Only the summarize step turns the verdict into status, once.
+ */
+import type { Kube } from '../shared/kube.ts'
+import type { Located } from '../shared/manifests.ts'
+import type { Environment, EnvironmentSpec, EnvironmentStatus } from './api.ts'
+import type { Applied, Owner } from './apply.ts'
+import type { EventType } from './events.ts'
+import type { PruneResult } from './prune.ts'
+import type { Resolved } from './resolve.ts'
+import type { Source } from './source.ts'
+
+export type Log = (fields: Record<string, unknown>) => void
+
+export type ReconcileContext = {
+  kube: Kube
+  /** Content-addressed cache of artifact layers. */
+  cacheDir: string
+  now?: () => Date
+  log?: Log
+  /** Cancels registry calls in flight (shutdown); apiserver calls end with the client's close(). */
+  signal?: AbortSignal
+  /** Told the status each pass writes (metrics). */
+  onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
+}
+
+/** What the queue does next: come back after a fixed delay, stop until something changes, or back off. */
+export type Outcome = { next: 'requeue'; afterMs: number } | { next: 'stop' } | { next: 'backoff'; error: unknown }
+
+type ConditionText = { status: 'True' | 'False'; reason: string; message: string }
+
+/** How a pass ended, before it is written: the conditions, the history row, and what comes next. */
+export type Verdict = {
+  /** Absent: Ready keeps what it said (drift under `warn` changes nothing). */
+  ready?: ConditionText
+  reconciling: ConditionText
+  /** A result for the history row of the applied version (Succeeded, Progressing, HealthCheckFailed). */
+  history?: string
+  /** The spec cannot work as written: the Stalled condition says so. */
+  stalled?: boolean
+  outcome: Outcome
+}
+
+export type Pass = {
+  readonly ctx: ReconcileContext
+  readonly env: Environment
+  readonly spec: EnvironmentSpec
+  /** The status being built: a copy of the one read, written once by summarize. */
+  readonly status: EnvironmentStatus
+  readonly owner: Owner
+  readonly now: () => Date
+  readonly started: Date
+  readonly source: Source
+  /** Record a Kubernetes Event about this Environment (best effort). */
+  readonly event: (type: EventType, reason: string, message: string) => Promise<void>
+  /** The version the spec names. */
+  pinned?: Resolved
+  /** The version applied: the pin, or after an automatic rollback the last healthy one. */
+  target?: Resolved
+  /** The target's files, by path. */
+  files?: Map<string, Buffer>
+  objects?: Located[]
+  /** True when the live objects already match `target`: nothing was written. */
+  inSync?: boolean
+  applied?: Applied
+  pruned?: PruneResult
+}
+
+/** One step of the pass. */
+export type Phase = (pass: Pass) => Promise<Verdict | undefined>
+
+/** A field an earlier phase must have set; its absence is a bug in the phase order, not user input. */
+export function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`reconcile phase order: ${what} is not set yet`)
+  return value
+}

@@ -1,0 +1,225 @@
+/**
+ * The phases of a reconcile pass, in order, one function each: resolve the pin, hold it at the
+ * promotion gate, choose the target (the pin, or the last healthy version after an automatic
+ * rollback), fetch, select, apply, prune, and judge health. Each reads what earlier phases left
+ * on the {@link Pass}, owns its own condition and events, and may end the pass with a verdict.
+ * Adding a phase (verifying a signature, say) is one function and one line in {@link PHASES}.
+ */
+import { WaitingError } from '../shared/errors.ts'
+import { durationMs, type Environment, environmentRef, type HistoryEntry, PROMOTED_BY } from './api.ts'
+import { applyObjects, entryOf, placeObjects } from './apply.ts'
+import { type Drift, findDrift } from './drift.ts'
+import { fetchArtifact } from './fetch.ts'
+import { need, type Pass, type Phase, type Verdict } from './pass.ts'
+import { describeEntry, describeFailures, entryKey, prune } from './prune.ts'
+import { resolve, type Resolved, resolveDigest } from './resolve.ts'
+import { lastHealthy, rollbackTarget } from './rollback.ts'
+import { selectObjects } from './source.ts'
+import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
+import { healthOf, healthVerdict, requeue } from './verdict.ts'
+
+/** How soon a version held at the promotion gate is looked at again. */
+export const PROMOTION_RETRY_MS = 10_000
+
+/** Resolve the pin to a version and digest; what was attempted shows in status even when a later phase fails. */
+async function resolvePhase(pass: Pass): Promise<undefined> {
+  const { spec, source, status } = pass
+  const pinned = await resolve(source.repository, spec.version, spec.digest, source.access)
+  pass.pinned = pinned
+  status.lastAttemptedVersion = pinned.version
+  status.lastAttemptedDigest = pinned.digest
+  return undefined
+}
+
+/** The gate holds in the cluster: a version is applied only once its digest has been Ready upstream. */
+async function promotionGatePhase(pass: Pass): Promise<undefined> {
+  const upstream = pass.spec.promotion?.from
+  if (!upstream) return undefined
+  const { version, digest } = need(pass.pinned, 'pinned')
+  const source = await pass.ctx.kube.get<Environment>(environmentRef(pass.env.metadata.namespace, upstream))
+  const proven = (source?.status?.history ?? []).some((h) => h.digest === digest && h.result === 'Succeeded')
+  if (!proven) {
+    const message = `promotion gate: ${version} (${digest}) has not been Ready on ${upstream}; promote it there first`
+    throw new WaitingError('PromotionBlocked', message, PROMOTION_RETRY_MS)
+  }
+  return undefined
+}
+
+/** The pin, unless an automatic rollback away from it is in force: then the last healthy version. */
+async function targetPhase(pass: Pass): Promise<undefined> {
+  const { status, spec, source } = pass
+  const pinned = need(pass.pinned, 'pinned')
+  const good = rollbackTarget(status, pinned.digest, spec.rollback)
+  if (!good) delete status.rolledBackFrom
+  pass.target = good ? await resolveDigest(source.repository, good.version, good.digest, source.access) : pinned
+  return undefined
+}
+
+/** Download (or take from the cache) the target's layer, verified by digest, and read it defensively. */
+async function fetchPhase(pass: Pass): Promise<undefined> {
+  const { source } = pass
+  pass.files = await fetchArtifact(source.repository, need(pass.target, 'target'), source.access, pass.ctx.cacheDir)
+  return undefined
+}
+
+/** This Environment's folder of the artifact, parsed and checked. */
+async function selectPhase(pass: Pass): Promise<undefined> {
+  pass.objects = selectObjects(need(pass.files, 'files'), pass.spec.path ?? pass.env.metadata.name)
+  return Promise.resolve(undefined)
+}
+
+/**
+ * Apply the target. On a periodic pass (same digest, same spec) look for drift first: without
+ * drift nothing is written and what the check read serves prune and health; with drift, `warn`
+ * ends the pass with the Drifted condition and `correct` re-applies. Owns `Drifted`.
+ */
+async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
+  const { ctx, env, spec, status } = pass
+  const target = need(pass.target, 'target')
+  const objects = need(pass.objects, 'objects')
+  const owner = { ...pass.owner, targetNamespace: spec.targetNamespace }
+  const periodic = status.lastAppliedDigest === target.digest && status.observedGeneration === env.metadata.generation
+  if (periodic) {
+    const placed = await placeObjects(ctx.kube, objects, owner)
+    const { drift, live } = await findDrift(ctx.kube, placed)
+    if (drift.length === 0) {
+      pass.inSync = true
+      pass.applied = { inventory: placed.map(entryOf), live, warnings: [] }
+      log(pass, 'in sync', target)
+      return undefined
+    }
+    if (spec.driftPolicy === 'warn') return await driftWarned(pass, target, describeDrift(drift))
+    await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
+  }
+  const applied = await applyObjects(ctx.kube, objects, owner)
+  pass.applied = applied
+  status.lastAppliedVersion = target.version
+  status.lastAppliedDigest = target.digest
+  // Applying made the cluster match the artifact: whatever drifted is corrected.
+  removeCondition(status, 'Drifted')
+  log(pass, 'applied', target)
+  if (!periodic) {
+    const message = `applied ${target.version} (${target.digest}): ${applied.inventory.length} objects`
+    await pass.event('Normal', 'Applied', message)
+  }
+  if (applied.warnings.length > 0) await pass.event('Warning', 'APIWarnings', applied.warnings.join('; '))
+  return undefined
+}
+
+async function driftWarned(pass: Pass, target: Resolved, described: string): Promise<Verdict> {
+  const message = `differs from ${target.version}: ${described}`
+  setCondition(pass.status, { type: 'Drifted', status: 'True', reason: 'DriftDetected', message }, pass.now())
+  await pass.event('Warning', 'DriftDetected', message)
+  return {
+    reconciling: { status: 'False', reason: 'DriftDetected', message: 'driftPolicy warn: nothing changed' },
+    outcome: requeue(durationMs(pass.spec.interval)),
+  }
+}
+
+const describeDrift = (drift: readonly Drift[]): string =>
+  drift.map((d) => `${d.object} (${d.fields.slice(0, 5).join(', ')})`).join('; ')
+
+/**
+ * Delete what the previous application had and this one does not (when `spec.prune`). A delete
+ * that fails keeps its object in the inventory, so the next pass tries again.
+ */
+async function prunePhase(pass: Pass): Promise<undefined> {
+  const { ctx, spec, status } = pass
+  const applied = need(pass.applied, 'applied')
+  const pruned = spec.prune
+    ? await prune(ctx.kube, status.inventory ?? [], applied.inventory, pass.owner)
+    : { deleted: [], failed: [] }
+  pass.pruned = pruned
+  const keys = new Set(applied.inventory.map(entryKey))
+  const unpruned = pruned.failed.map((f) => f.entry).filter((e) => !keys.has(entryKey(e)))
+  status.inventory = [...applied.inventory, ...unpruned]
+  if (pruned.deleted.length > 0) {
+    await pass.event('Normal', 'Pruned', `deleted ${pruned.deleted.map(describeEntry).join(', ')}`)
+  }
+  if (pruned.failed.length > 0) await pass.event('Warning', 'PruneFailed', describeFailures(pruned.failed))
+  return undefined
+}
+
+/**
+ * Judge the health of what runs now (the apply responses carry status: no second read), from
+ * the first attempt of this digest on. A version that fails health rolls back, here and only
+ * here, when `spec.rollback: onFailure` and a healthy version came before.
+ */
+async function healthPhase(pass: Pass): Promise<Verdict> {
+  const { status } = pass
+  const target = need(pass.target, 'target')
+  const pinned = need(pass.pinned, 'pinned')
+  const since = firstAttemptOf(status, target.digest) ?? pass.started.toISOString()
+  const verdict = healthVerdict({
+    report: healthOf(need(pass.applied, 'applied').live),
+    spec: pass.spec,
+    version: target.version,
+    since: new Date(since),
+    now: pass.now(),
+    pruneFailed: (pass.pruned?.failed ?? []).map((f) => describeEntry(f.entry)),
+    rolledBackFrom: target.digest === pinned.digest ? undefined : pinned.version,
+  })
+  if (verdict.history !== 'HealthCheckFailed') return verdict
+  return (await rollBack(pass, verdict)) ?? verdict
+}
+
+/** Re-apply the last healthy version in this same pass; undefined when rollback is off or has nothing to go to. */
+async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefined> {
+  const { status, source } = pass
+  const target = need(pass.target, 'target')
+  if (pass.spec.rollback !== 'onFailure' || status.rolledBackFrom) return undefined
+  const good = lastHealthy(status.history, { digest: target.digest })
+  if (!good) return undefined
+  recordAttempt(pass, target, 'HealthCheckFailed')
+  const why = failed.reconciling.message
+  await pass.event(
+    'Warning',
+    'RollingBack',
+    `${target.version} is unhealthy (${why}); re-applying ${good.version} (${good.digest})`,
+  )
+  status.rolledBackFrom = target.digest
+  pass.target = await resolveDigest(source.repository, good.version, good.digest, source.access)
+  Object.assign(pass, {
+    files: undefined,
+    objects: undefined,
+    applied: undefined,
+    pruned: undefined,
+    inSync: undefined,
+  })
+  return await runPhases(pass, APPLICATION)
+}
+
+/** Record the outcome of applying `target` in the history, with who set the pin. */
+export function recordAttempt(pass: Pass, target: Resolved, result: string): void {
+  const row: HistoryEntry = {
+    version: target.version,
+    digest: target.digest,
+    started: firstAttemptOf(pass.status, target.digest) ?? pass.started.toISOString(),
+    finished: pass.now().toISOString(),
+    result,
+  }
+  const by = pass.env.metadata.annotations?.[PROMOTED_BY]
+  recordHistory(pass.status, by === undefined ? row : { ...row, by })
+}
+
+function log(pass: Pass, msg: string, target: Resolved): void {
+  const { owner } = pass
+  const environment = `${owner.namespace}/${owner.name}`
+  const objects = pass.applied?.inventory.length
+  pass.ctx.log?.({ msg, environment, version: target.version, digest: target.digest, objects })
+}
+
+/** Applying one version: what runs again for the rollback target. */
+const APPLICATION: readonly Phase[] = [fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
+
+/** Every phase of a pass, in order. */
+export const PHASES: readonly Phase[] = [resolvePhase, promotionGatePhase, targetPhase, ...APPLICATION]
+
+/** Run `phases` until one ends the pass. */
+export async function runPhases(pass: Pass, phases: readonly Phase[]): Promise<Verdict> {
+  for (const phase of phases) {
+    const verdict = await phase(pass)
+    if (verdict) return verdict
+  }
+  throw new Error('reconcile phase order: no phase ended the pass')
+}
