@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { type Header, pack } from 'tar-stream'
 import { describe, expect, it } from 'vitest'
 import { readArchive, safePath } from './extract.ts'
@@ -47,8 +47,21 @@ describe('readArchive', () => {
       /is a character-device/,
     ],
     ['a fifo', { name: 'dev/pipe', type: 'fifo' }, /is a fifo/],
+    ['a name with a newline', { name: 'dev/a\nb.yaml', body: 'x' }, /entry "dev\/a\\nb\.yaml" has a control character/],
+    ['a name with an escape character', { name: 'dev/\u001b[2J.yaml', body: 'x' }, /has a control character/],
   ])('refuses %s', async (_label, entry, message) => {
     await expect(readArchive(await tarGz([{ name: 'ok.yaml', body: 'a: 1' }, entry]))).rejects.toThrow(message)
+  })
+
+  it('refuses an entry name that is not valid UTF-8', async () => {
+    // A name of raw bytes: 0xff is never valid in UTF-8. Written through a pax-free ustar header.
+    const archive = await tarGz([{ name: 'ok.yaml', body: 'a: 1' }, { name: 'dev/\u00ff.yaml', body: 'x' }])
+    const raw = gunzipSync(archive)
+    // tar-stream writes the name as UTF-8 (c3 bf); turn it into the lone byte ff plus a NUL.
+    const at = raw.indexOf(Buffer.from('dev/\u00ff.yaml'))
+    raw.set([0xff, 0x2e, 0x79, 0x61, 0x6d, 0x6c, 0x00], at + 4)
+    fixChecksum(raw, at - (at % 512))
+    await expect(readArchive(gzipSync(raw))).rejects.toThrow(/an entry name is not valid UTF-8/)
   })
 
   it('refuses an archive larger than the limit once decompressed, however small compressed', async () => {
@@ -85,3 +98,11 @@ describe('safePath', () => {
     expect(safePath(input)).toBe(expected)
   })
 })
+
+// A ustar header's checksum: the sum of its 512 bytes with the checksum field read as spaces.
+function fixChecksum(tar: Buffer, header: number): void {
+  tar.fill(0x20, header + 148, header + 156)
+  let sum = 0
+  for (let i = header; i < header + 512; i++) sum += tar[i] ?? 0
+  tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, header + 148, 'latin1')
+}

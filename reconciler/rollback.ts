@@ -3,6 +3,7 @@
  * rollback (`spec.rollback: onFailure`) and `berth rollback` both choose here, by digest:
  * the last application that was healthy and is not the one being left.
  */
+import semver from 'semver'
 import type { Environment, EnvironmentStatus, HistoryEntry } from './api.ts'
 
 export type Healthy = Pick<HistoryEntry, 'version' | 'digest'>
@@ -39,5 +40,9 @@ export function chooseRollback(env: Environment, to?: string): Healthy | undefin
   const history = env.status?.history ?? []
   if (to !== undefined) return history.findLast((h) => h.result === 'Succeeded' && h.version === to)
   const pinned = (env.spec as { version?: string } | undefined)?.version
-  return lastHealthy(history, { version: pinned, digest: env.status?.lastAttemptedDigest })
+  // The digest the pin last resolved to is being left too, unless the pin never resolved (a range nothing
+  // satisfies): then what was attempted last belongs to the pin before, and is where to go back to.
+  const attempted = env.status?.lastAttemptedVersion
+  const resolvedPin = pinned && attempted && semver.satisfies(attempted, pinned, { includePrerelease: true })
+  return lastHealthy(history, { version: pinned, digest: resolvedPin ? env.status?.lastAttemptedDigest : undefined })
 }

@@ -31,6 +31,28 @@ describe('parseManifests', () => {
   })
 })
 
+describe('parseManifests: names and duplicate fields', () => {
+  it('refuses a name Kubernetes would refuse, naming file, document, field and rule', () => {
+    const text = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ../../x\n'
+    expect(() => parseManifests(text, 'dev/cm.yaml')).toThrow(
+      expect.objectContaining({
+        reason: 'InvalidManifest',
+        exitCode: 3,
+        message: expect.stringMatching(
+          /^dev\/cm\.yaml#2: ConfigMap: metadata\.name "\.\.\/\.\.\/x" is not valid: it must be a lowercase RFC 1123 subdomain/,
+        ),
+      }),
+    )
+  })
+
+  it('refuses a field given twice with reason Invalid, naming the field and its line', () => {
+    const text = 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  replicas: 3\n'
+    expect(() => parseManifests(text, 'app/web.yaml')).toThrow(
+      expect.objectContaining({ reason: 'Invalid', message: 'app/web.yaml:6:3: duplicate field "replicas": a field may appear once per object' }),
+    )
+  })
+})
+
 describe('checkObjects', () => {
   const cm = (name: string, ns?: string): ReturnType<typeof parseManifests>[number] => ({
     object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...(ns ? { namespace: ns } : {}) } },

@@ -29,6 +29,10 @@ const cases = [
       'Error: Get "https://127.0.0.1:40279/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority\n',
   },
   { kind: 'invalid', stderr: 'Error: invalid reference: invalid tag "1.0.0+build"\n' },
+  {
+    kind: 'digest-mismatch',
+    stderr: 'Error: failed to fetch 127.0.0.1:5000/x/y@sha256:0ac3: mismatched digest\n',
+  },
 ] as const
 
 describe('orasFailure', () => {

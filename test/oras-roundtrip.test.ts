@@ -74,7 +74,7 @@ describe('oras failures are classified with a clear message', () => {
     await expect(
       login(registry.host, { username: registry.username ?? '', password: 'not-the-password' }, access),
     ).rejects.toMatchObject({
-      kind: 'unauthorized',
+      failure: 'unauthorized',
       reason: 'RegistryUnauthorized',
       message: expect.stringMatching(/cannot log in to 127\.0\.0\.1:\d+: unauthorized \(check the credentials/),
     })
@@ -83,9 +83,9 @@ describe('oras failures are classified with a clear message', () => {
     const reference = `${registry.host}/${g.repository}:2.0.0`
     await expect(
       push(reference, { files: [{ path: file.name, mediaType: LAYER }] }, { ...access, cwd: file.dir }),
-    ).rejects.toMatchObject({ kind: 'unauthorized' })
+    ).rejects.toMatchObject({ failure: 'unauthorized' })
     // Proof that nothing landed: the authorized client finds no such tag.
-    await expect(fetchManifest(reference, await loggedIn(registry))).rejects.toMatchObject({ kind: 'not-found' })
+    await expect(fetchManifest(reference, await loggedIn(registry))).rejects.toMatchObject({ failure: 'not-found' })
   })
 
   it('the password never appears in the process arguments or the error', async () => {
@@ -105,15 +105,15 @@ describe('oras failures are classified with a clear message', () => {
   it('a missing tag is not-found; a closed port is unreachable; an untrusted certificate says so', async () => {
     const plain = g.ground.registries.plain
     await expect(fetchManifest(`${plain.host}/${g.repository}:9.9.9`, { plainHttp: true })).rejects.toMatchObject({
-      kind: 'not-found',
+      failure: 'not-found',
       reason: 'ArtifactNotFound',
     })
     await expect(fetchManifest(`127.0.0.1:1/${g.repository}:1.0.0`, { plainHttp: true })).rejects.toMatchObject({
-      kind: 'unreachable',
+      failure: 'unreachable',
       message: expect.stringContaining('connection refused'),
     })
     await expect(fetchManifest(`${g.ground.registries.secure.host}/${g.repository}:1.0.0`, {})).rejects.toMatchObject({
-      kind: 'unreachable',
+      failure: 'unreachable',
       message: expect.stringContaining('certificate is not trusted'),
     })
   })
