@@ -165,7 +165,9 @@ try {
       object: object as Located['object'],
       source: `obj#${i}`,
     }))
-    berthTimes.push(await timed(() => applyObjects(kube, located, { name: 'bench', namespace: 'bench-berth' })))
+    berthTimes.push(
+      await timed(() => applyObjects(kube, located, { name: 'bench', namespace: 'bench-berth' }, 'bench')),
+    )
     await writeFile(
       join(kubectlDir, 'all.yaml'),
       objects('bench-kubectl', 100 + round)

@@ -31,21 +31,28 @@ export type Applied = { inventory: InventoryEntry[]; live: KubeObject[]; warning
 
 type Labelled = { object: KubeObject; source: string }
 
-export async function applyObjects(kube: Kube, located: readonly Located[], owner: Owner): Promise<Applied> {
+/** Apply `located` as owned by `owner`; `version` names them in refusals. */
+export async function applyObjects(
+  kube: Kube,
+  located: readonly Located[],
+  owner: Owner,
+  version: string,
+): Promise<Applied> {
   const objects = located.map((l) => ({ object: labelled(l.object, owner), source: l.source }))
   const first = objects.filter((o) => isFirst(o.object))
   const rest = objects.filter((o) => !isFirst(o.object))
   const warnings: string[] = []
 
   const { now, later } = await splitByReadiness(kube, first, rest, owner)
-  await dryRun(kube, [...first, ...now], warnings)
+  await dryRun(kube, [...first, ...now], warnings, `nothing of ${version} was applied`)
 
   const live: KubeObject[] = []
   for (const { object } of first) live.push(await kube.apply(object, { warnings }))
   await establish(kube, first, live)
 
   const placedLater = await place(kube, later, owner)
-  await dryRun(kube, placedLater, warnings)
+  const landed = first.map((o) => describeObject(o.object)).join(', ')
+  await dryRun(kube, placedLater, warnings, `of ${version} only ${landed} was applied, so that this could be judged`)
   const all = [...now, ...placedLater]
   live.push(...(await inBatches(all, ({ object }) => kube.apply(object, { warnings }))))
   return { inventory: [...first, ...all].map((o) => entryOf(o.object)), live, warnings: [...new Set(warnings)] }
@@ -120,13 +127,16 @@ function crdKind(crd: KubeObject): string {
   return `${spec?.group ?? ''}/${spec?.names?.kind ?? ''}`
 }
 
-/** Dry-run every object; the first refusal stops the application, naming the object and where it came from. */
-async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string[]): Promise<void> {
+/**
+ * Dry-run every object; the first refusal stops the application, naming the object, where it
+ * came from, and (`landed`) what of the version is in the cluster at that point.
+ */
+async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string[], landed: string): Promise<void> {
   await inBatches(objects, async ({ object, source }) => {
     try {
       await kube.apply(object, { dryRun: true, warnings })
     } catch (error: unknown) {
-      throw refusal(object, source, error)
+      throw refusal(object, source, error, landed)
     }
   })
 }
@@ -136,12 +146,16 @@ async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string
 const INVALID_FIELD = /field not declared in schema|unknown field|duplicate field|strict decoding error/i
 
 /** A refused dry run as an error that names the object, its file and the apiserver's words. */
-function refusal(object: KubeObject, source: string, error: unknown): Error {
+function refusal(object: KubeObject, source: string, error: unknown, landed: string): Error {
   if (!(error instanceof KubeApiError)) return error instanceof Error ? error : new Error(String(error))
-  const invalid = error.code === 422 || error.code === 400 || INVALID_FIELD.test(error.message)
-  if (!invalid) return error
-  return new InvalidInputError('Invalid', `${describeObject(object)} (${source}) is invalid: ${error.message}`, {
+  const what = `${describeObject(object)} (${source})`
+  if (error.code === 422 || error.code === 400 || INVALID_FIELD.test(error.detail)) {
+    return new InvalidInputError('Invalid', `${what} is invalid: ${error.detail}; ${landed}`, { cause: error })
+  }
+  // Any other refusal (Forbidden, NotFound…) keeps the apiserver's reason and its kind.
+  return new KubeApiError(error.code, error.reason, `${what}: ${error.detail}; ${landed}`, {
     cause: error,
+    detail: error.detail,
   })
 }
 

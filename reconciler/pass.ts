@@ -63,6 +63,8 @@ export type Pass = {
   /** The target's files, by path. */
   files?: Map<string, Buffer>
   objects?: Located[]
+  /** Set once applying starts: from then on its refusals say what of the version landed. */
+  applying?: boolean
   /** True when the live objects already match `target`: nothing was written. */
   inSync?: boolean
   applied?: Applied

@@ -91,7 +91,8 @@ async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
     if (spec.driftPolicy === 'warn') return await driftWarned(pass, target, describeDrift(drift))
     await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
   }
-  const applied = await applyObjects(ctx.kube, objects, owner)
+  pass.applying = true
+  const applied = await applyObjects(ctx.kube, objects, owner, target.version)
   pass.applied = applied
   status.lastAppliedVersion = target.version
   status.lastAppliedDigest = target.digest

@@ -119,7 +119,7 @@ async function failed(
 function keptNote(status: EnvironmentStatus, pass: Pass | undefined): string {
   const running = status.lastAppliedVersion ? `; still running ${status.lastAppliedVersion}` : ''
   const target = pass?.target
-  if (target && !pass.applied && target.digest !== status.lastAppliedDigest) {
+  if (target && !pass.applying && target.digest !== status.lastAppliedDigest) {
     return `; nothing of ${target.version} was applied${running}`
   }
   return running

@@ -39,10 +39,13 @@ export type ObjectRef = { apiVersion: string; kind: string; metadata: { name: st
 /** The apiserver refused or failed a request. `code` is the HTTP status. */
 export class KubeApiError extends RemoteError {
   readonly code: number
+  /** The apiserver's own words, without what berth was doing. */
+  readonly detail: string
 
-  constructor(code: number, reason: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: number, reason: string, message: string, options?: { cause?: unknown; detail?: string }) {
     super(reason, message, options)
     this.code = code
+    this.detail = options?.detail ?? message
   }
 }
 
@@ -387,11 +390,10 @@ export class Kube {
     options.warnings?.push(...response.warnings)
     if (response.status >= 200 && response.status < 300) return (response.text ? JSON.parse(response.text) : {}) as T
     const parsed = parseStatus(response.text)
-    throw new KubeApiError(
-      response.status,
-      parsed.reason ?? `Http${response.status}`,
-      `${options.what}: ${parsed.message ?? response.text}`,
-    )
+    const detail = parsed.message ?? response.text
+    throw new KubeApiError(response.status, parsed.reason ?? `Http${response.status}`, `${options.what}: ${detail}`, {
+      detail,
+    })
   }
 }
 

@@ -1,62 +1,24 @@
 import { execFile } from 'node:child_process'
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { gzipSync } from 'node:zlib'
-import { pack } from 'tar-stream'
 import { stringify } from 'yaml'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
 import { fetchArtifact } from '../reconciler/fetch.ts'
 import { resolve } from '../reconciler/resolve.ts'
-import { MEDIA_TYPES } from '../shared/artifact.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
+import { pushRaw as pushRawTo, tarGz } from './support/raw-artifacts.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 const run = promisify(execFile)
 
-/** A tar.gz in memory from `files` (path → text), optionally with raw headers for hostile entries. */
-async function tarGz(
-  files: Record<string, string>,
-  extra: Array<{ name: string; type: 'symlink'; linkname: string }> = [],
-): Promise<Buffer> {
-  const archive = pack()
-  const chunks: Buffer[] = []
-  archive.on('data', (c: unknown) => chunks.push(c as Buffer))
-  const done = new Promise<void>((resolve) => archive.on('end', () => resolve()))
-  for (const [name, body] of Object.entries(files)) archive.entry({ name }, body)
-  for (const e of extra) archive.entry(e)
-  archive.finalize()
-  await done
-  return gzipSync(Buffer.concat(chunks))
-}
-
-/** Push `layer` with oras directly, as another tool (Flux, or an attacker) would. */
-async function pushRaw(
-  reference: string,
-  layer: Buffer,
-  mediaTypes: { layer?: string; config?: string } = {},
-): Promise<void> {
-  const dir = join(g.scratch(), `raw-${Math.random().toString(36).slice(2)}`)
-  await mkdir(dir)
-  await writeFile(join(dir, 'layer.tgz'), layer)
-  await writeFile(join(dir, 'config.json'), '{}')
-  await run(
-    g.ground.parts.oras,
-    [
-      'push',
-      '--plain-http',
-      reference,
-      '--config',
-      `config.json:${mediaTypes.config ?? MEDIA_TYPES.config}`,
-      `layer.tgz:${mediaTypes.layer ?? MEDIA_TYPES.content}`,
-    ],
-    { cwd: dir },
-  )
-}
+type MediaTypes = { layer?: string; config?: string }
+const pushRaw = (reference: string, layer: Buffer, mediaTypes: MediaTypes = {}): Promise<void> =>
+  pushRawTo(g, reference, layer, mediaTypes)
 
 describe('what the reconciler accepts and refuses from a registry', () => {
   let repository = ''
