@@ -2,6 +2,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { redact } from '../shared/redact.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../reconciler/defaults.ts'
 import type { InstallOptions } from '../reconciler/install.ts'
@@ -62,12 +63,11 @@ export function registerReconciler(program: Command): void {
           {
             base: { component: 'berth-reconciler' },
             timestamp: pino.stdTimeFunctions.isoTime,
-            redact: ['*.password', '*.auth', '*.token', '*.credentials'],
           },
           pino.destination({ dest: 2, sync: true }),
         )
         const log = (fields: Record<string, unknown>): void => {
-          const { msg, ...rest } = fields
+          const { msg, ...rest } = redact(fields)
           if ('error' in rest) logger.warn(rest, String(msg))
           else logger.info(rest, String(msg))
         }
@@ -80,11 +80,15 @@ export function registerReconciler(program: Command): void {
           namespace: options.namespace,
           metrics,
         })
+        // The Lease has a client of its own, with a deadline inside the renew deadline: its requests
+        // never wait behind a reconcile's, and one that hangs ends in time for the watchdog to decide.
+        const renewDeadlineMs = durationMs(options.renewDeadline)
+        const leaseKube = Kube.connect(target(options), { timeoutMs: Math.max(500, renewDeadlineMs / 2) })
         const elector = options.leaderElect
-          ? new LeaderElector(kube, {
+          ? new LeaderElector(leaseKube, {
               namespace: options.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'berth-system',
               leaseDurationMs: durationMs(options.leaseDuration),
-              renewDeadlineMs: durationMs(options.renewDeadline),
+              renewDeadlineMs,
               retryPeriodMs: durationMs(options.retryPeriod),
               log,
             })

@@ -5,6 +5,10 @@
  * others are never trusted); every write carries the resourceVersion read, so of two
  * concurrent writers one gets 409 and loses; failing to renew within the renew deadline
  * means leadership is lost. On shutdown the Lease is released for a fast hand-over.
+ *
+ * The renew deadline is kept by a watchdog timer of its own, not by the renew loop: a renew
+ * request that hangs (an apiserver that stops answering) cannot keep a leader that has lost
+ * its Lease reconciling. Lease requests also carry a deadline shorter than the renew deadline.
  */
 import { hostname } from 'node:os'
 import { KubeApiError, type Kube } from '../shared/kube.ts'
@@ -45,6 +49,7 @@ export class LeaderElector {
   private leading = false
   private stopped = false
   private timer: NodeJS.Timeout | undefined
+  private watchdog: NodeJS.Timeout | undefined
 
   constructor(kube: Kube, options: LeaderOptions) {
     this.kube = kube
@@ -61,6 +66,15 @@ export class LeaderElector {
 
   /** Run until stopped: `onStarted` when this process becomes leader, `onStopped` when it loses the lease. */
   run(onStarted: () => void, onStopped: () => void): void {
+    const lose = (): void => {
+      this.leading = false
+      this.o.log?.({ msg: 'lost leadership', identity: this.identity })
+      onStopped()
+    }
+    // Checked on its own clock: a renew that never returns must not hold this decision.
+    this.watchdog = setInterval(() => {
+      if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) lose()
+    }, Math.max(50, Math.min(this.o.retryPeriodMs, this.o.renewDeadlineMs) / 4))
     const tick = async (): Promise<void> => {
       if (this.stopped) return
       const ok = await this.tryAcquireOrRenew().catch((error: unknown) => {
@@ -76,9 +90,7 @@ export class LeaderElector {
           onStarted()
         }
       } else if (this.leading && now - this.lastRenew > this.o.renewDeadlineMs) {
-        this.leading = false
-        this.o.log?.({ msg: 'lost leadership', identity: this.identity })
-        onStopped()
+        lose()
       }
       // stop() may have run while this tick awaited the apiserver.
       if (this.running()) this.timer = setTimeout(() => void tick(), this.o.retryPeriodMs * (1 + Math.random() * 0.2))
@@ -94,6 +106,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.timer) clearTimeout(this.timer)
+    if (this.watchdog) clearInterval(this.watchdog)
     if (!this.leading) return
     this.leading = false
     const lease = await this.kube.get<Lease>(this.ref()).catch(() => undefined)

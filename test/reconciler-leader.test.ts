@@ -6,6 +6,7 @@ import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { freePort } from './ground/processes.ts'
+import { startSecondApiserver } from './support/apiserver.ts'
 import { ROOT, useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -17,6 +18,7 @@ type Replica = {
   logs: () => string
   identity: () => string
   leading: () => Promise<string | undefined>
+  exited: Promise<number | null>
 }
 
 describe('two reconciler replicas with leader election', () => {
@@ -30,7 +32,7 @@ describe('two reconciler replicas with leader election', () => {
     })
   let repository = ''
 
-  const start = async (): Promise<Replica> => {
+  const start = async (kubeconfig = g.ground.kubeconfig): Promise<Replica> => {
     let logs = ''
     const port = await freePort()
     const child = spawn(
@@ -39,7 +41,7 @@ describe('two reconciler replicas with leader election', () => {
         join(ROOT, 'bin/berth.js'),
         'reconciler',
         '--kubeconfig',
-        g.ground.kubeconfig,
+        kubeconfig,
         '-n',
         g.namespace,
         '--cache-dir',
@@ -66,7 +68,8 @@ describe('two reconciler replicas with leader election', () => {
     // The berth_leader gauge, as Prometheus would scrape it.
     const leading = async (): Promise<string | undefined> =>
       /^berth_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]
-    const replica = { child, logs: () => logs, identity, leading }
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    const replica = { child, logs: () => logs, identity, leading, exited }
     replicas.push(replica)
     return replica
   }
@@ -126,5 +129,41 @@ describe('two reconciler replicas with leader election', () => {
     standby?.child.kill('SIGTERM')
     expect(await exited).toBe(0)
     expect((await lease())?.spec.holderIdentity).toBe('')
+  })
+
+  it('a leader whose apiserver stops answering (SIGSTOP) exits within its renew deadline; a standby takes over', async () => {
+    const second = await startSecondApiserver(g)
+    try {
+      // The leader reaches the cluster only through the second apiserver; the standby through the ground's.
+      const a = await start(second.kubeconfig)
+      await eventually(lease, (l) => l?.spec.holderIdentity === a.identity() && a.identity() !== '', 15_000)
+      const b = await start()
+      await eventually(
+        () => b.leading().catch(() => undefined),
+        (v) => v === '0',
+        10_000,
+      )
+
+      process.kill(second.pid, 'SIGSTOP')
+      const frozenAt = Date.now()
+      expect(await a.exited).toBe(1)
+      // Renew deadline 2 s, renewed every 500 ms: out well before a hung request could end on its own.
+      expect(Date.now() - frozenAt).toBeLessThan(3_500)
+      expect(a.logs()).toContain('"msg":"lost leadership"')
+      expect(a.logs()).toContain('leadership lost: exiting')
+
+      // The frozen leader could not release the Lease: the standby takes it once it expires (3 s).
+      const taken = await eventually(lease, (l) => l?.spec.holderIdentity === b.identity(), 15_000)
+      expect(taken?.spec.leaseTransitions).toBeGreaterThanOrEqual(1)
+      await g.kube().mergePatch(envRef('app'), { spec: { version: '1.0.0' } })
+      await eventually(
+        () => g.kube().get<Environment>(envRef('app')),
+        (e) => e?.status?.lastAppliedVersion === '1.0.0',
+        15_000,
+      )
+      expect(b.logs()).toContain('became leader')
+    } finally {
+      await second.stop()
+    }
   })
 })
