@@ -33,7 +33,14 @@ export type OrasOptions = RegistryAccess & {
   timeoutMs?: number
 }
 
-export type OrasFailureKind = 'not-found' | 'unauthorized' | 'unreachable' | 'digest-mismatch' | 'timeout' | 'invalid'
+export type OrasFailureKind
+  = | 'not-found'
+    | 'unauthorized'
+    | 'unreachable'
+    | 'digest-mismatch'
+    | 'timeout'
+    | 'cancelled'
+    | 'invalid'
 
 /** A registry operation failed; `failure` says why, `message` says what to do. */
 export class OrasError extends RemoteError {
@@ -51,6 +58,7 @@ const REASONS: Record<OrasFailureKind, string> = {
   'unreachable': 'RegistryUnreachable',
   'digest-mismatch': 'DigestMismatch',
   'timeout': 'Timeout',
+  'cancelled': 'ShuttingDown',
   'invalid': 'RegistryRefused',
 }
 
@@ -214,8 +222,9 @@ async function run(args: string[], options: OrasOptions, call: { what: string; s
     if (failure.timedOut) {
       throw new OrasError('timeout', `cannot ${call.what}: no answer within ${timeoutMs / 1000} s`, { cause: error })
     }
-    if (failure.isCanceled)
-      throw new OrasError('timeout', `cannot ${call.what}: cancelled (shutting down)`, { cause: error })
+    if (failure.isCanceled) {
+      throw new OrasError('cancelled', `cannot ${call.what}: cancelled (shutting down)`, { cause: error })
+    }
     const stderr = typeof failure.stderr === 'string' ? failure.stderr : ''
     throw orasFailure(call.what, stderr, error)
   }
@@ -234,6 +243,7 @@ export function orasFailure(what: string, stderr: string, cause?: unknown): Oras
       : 'check the registry address, that it is running, and plain HTTP vs TLS',
     'digest-mismatch': 'the registry served bytes that are not the ones named by their digest; nothing was used',
     'timeout': 'the registry did not answer in time',
+    'cancelled': 'berth is shutting down',
     'invalid': 'the registry refused the request',
   }
   return new OrasError(kind, `cannot ${what}: ${KIND_TEXT[kind]} (${hint[kind]}). oras said: ${detail}`, { cause })
@@ -245,6 +255,7 @@ const KIND_TEXT: Record<OrasFailureKind, string> = {
   'unreachable': 'registry unreachable',
   'digest-mismatch': 'digest mismatch',
   'timeout': 'timed out',
+  'cancelled': 'cancelled',
   'invalid': 'refused',
 }
 

@@ -198,7 +198,7 @@ export async function readGroundInfo(file: string): Promise<GroundInfo> {
 
 type RegistryAuth = { tls: KeyPair; username: string; password: string }
 
-async function startRegistry(
+export async function startRegistry(
   binary: string,
   dir: string,
   name: string,
