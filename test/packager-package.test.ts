@@ -241,5 +241,17 @@ describe('berth package', () => {
       code: 3,
       stderr: expect.stringContaining('plain/bad.yaml#1: ConfigMap has no apiVersion, metadata.name'),
     })
+
+    // A name the apiserver would refuse (or read as a path) is refused at release time, by the reconciler's rule.
+    await writeFile(join(repo, 'plain', 'bad.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../../etc}\n')
+    const named = await failureOf<ProcessFailure>(
+      run(process.execPath, [join(ROOT, 'bin/berth.js'), 'package', repo, '--version', '2.0.1']),
+    )
+    expect(named).toMatchObject({
+      code: 3,
+      stderr: expect.stringContaining(
+        'plain/bad.yaml#1: ConfigMap: metadata.name "../../etc" is not valid: it must be a lowercase RFC 1123 subdomain',
+      ),
+    })
   })
 })
