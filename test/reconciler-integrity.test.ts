@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
 import { resolve } from '../reconciler/resolve.ts'
 import { configMap } from './support/config-repo.ts'
-import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 import { pushRaw, tarGz } from './support/raw-artifacts.ts'
 
@@ -52,14 +52,7 @@ describe('integrity of what is fetched', () => {
     await installCrd(g.kube())
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
     await publishApp(g.scratch(), repository, '1.0.0', { a: configMap('kept', { v: '1', n: unique() }) })
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'app', {
-          source: { repository: `oci://${repository}`, plainHTTP: true },
-          version: '1.0.0',
-        }),
-      )
+    await applyEnvironment(g, 'app', repository, { version: '1.0.0' })
     expect(ready((await run('app')).env)).toMatchObject({ status: 'True' })
   })
 

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { configMap } from './support/config-repo.ts'
-import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { configMap, deployment } from './support/config-repo.ts'
+import { applyEnvironment, environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -10,33 +10,14 @@ process.env.SOURCE_DATE_EPOCH = '1700000000'
 describe('the outcome of a pass decides what comes next', () => {
   let repository = ''
   const { run, ready } = passes(g)
-  const create = (name: string, spec: Record<string, unknown>): Promise<unknown> =>
-    g.kube().apply(
-      environment(g.namespace, name, {
-        source: { repository: `oci://${repository}`, plainHTTP: true },
-        interval: '90s',
-        ...spec,
-      }),
-    )
+  const create = (name: string, spec: Record<string, unknown>): Promise<void> =>
+    applyEnvironment(g, name, repository, { interval: '90s', ...spec })
 
   beforeAll(async () => {
     await installCrd(g.kube())
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
     await publishApp(g.scratch(), repository, '1.0.0', { a: configMap('one', { v: '1' }) })
-    await publishApp(g.scratch(), repository, '2.0.0', {
-      web: {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: 'web' },
-        spec: {
-          selector: { matchLabels: { app: 'web' } },
-          template: {
-            metadata: { labels: { app: 'web' } },
-            spec: { containers: [{ name: 'a', image: 'x.example/a:1' }] },
-          },
-        },
-      },
-    })
+    await publishApp(g.scratch(), repository, '2.0.0', { web: deployment('web') })
   })
 
   it('Ready: back at the interval', async () => {
@@ -89,14 +70,12 @@ describe('the outcome of a pass decides what comes next', () => {
   })
 
   it('a registry that cannot be reached backs off', async () => {
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'unreachable', {
-          source: { repository: 'oci://127.0.0.1:1/app', plainHTTP: true },
-          version: '1.0.0',
-        }),
-      )
+    await g.kube().apply(
+      environment(g.namespace, 'unreachable', {
+        source: { repository: 'oci://127.0.0.1:1/app', plainHTTP: true },
+        version: '1.0.0',
+      }),
+    )
     const { env, outcome } = await run('unreachable')
     expect(ready(env)?.reason).toBe('RegistryUnreachable')
     expect(outcome).toMatchObject({

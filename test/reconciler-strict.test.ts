@@ -1,7 +1,7 @@
 import { stringify } from 'yaml'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { configMap } from './support/config-repo.ts'
-import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { configMap, deployment } from './support/config-repo.ts'
+import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 import { pushRaw, tarGz } from './support/raw-artifacts.ts'
 
@@ -30,32 +30,11 @@ describe('strict validation of what is applied', () => {
     expect((await cm('kept'))?.data).toEqual({ v: '1' })
     expect(await cm('new-one')).toBeUndefined()
   }
-  const deployment = (spec: Record<string, unknown>): object => ({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'web' },
-    spec: {
-      selector: { matchLabels: { app: 'web' } },
-      template: {
-        metadata: { labels: { app: 'web' } },
-        spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] },
-      },
-      ...spec,
-    },
-  })
-
   beforeAll(async () => {
     await installCrd(g.kube())
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
     await publishApp(g.scratch(), repository, '1.0.0', { a: configMap('kept', { v: '1' }) })
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'app', {
-          source: { repository: `oci://${repository}`, plainHTTP: true },
-          version: '1.0.0',
-        }),
-      )
+    await applyEnvironment(g, 'app', repository, { version: '1.0.0' })
     expect(ready((await run('app')).env)).toMatchObject({ status: 'True' })
   })
 
@@ -63,7 +42,7 @@ describe('strict validation of what is applied', () => {
     await publishApp(g.scratch(), repository, '2.0.0', {
       a: configMap('kept', { v: '2' }),
       b: configMap('new-one', { v: '2' }),
-      web: deployment({ replcas: 3 }),
+      web: deployment('web', { replcas: 3 }),
     })
     const named = `Deployment ${g.namespace}/web \\(app/_cluster_deployment\\.apps_web\\.yaml#1\\) is invalid: `
     await refused('2.0.0', 'Invalid', new RegExp(`${named}.*\\.spec\\.replcas: field not declared in schema`))
@@ -76,10 +55,7 @@ describe('strict validation of what is applied', () => {
 
   it('a field given twice refuses the version with reason Invalid, naming the field', async () => {
     // The packager refuses this too; a hand-made (Flux-format) artifact can still carry it.
-    const doubled = stringify(configMap('new-one', { v: '3' })).replace(
-      'metadata:',
-      'data:\n  extra: "1"\nmetadata:',
-    )
+    const doubled = stringify(configMap('new-one', { v: '3' })).replace('metadata:', 'data:\n  extra: "1"\nmetadata:')
     await pushRaw(
       g,
       `${repository}:3.0.0`,

@@ -54,3 +54,15 @@ export async function exampleRepo(dir: string): Promise<string> {
   await cp(join(ROOT, 'examples', 'shop-config'), dir, { recursive: true })
   return dir
 }
+
+/** A one-container Deployment named `name` (app label alike); `spec` adds or overrides fields. */
+export const deployment = (name: string, spec: Record<string, unknown> = {}): object => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name },
+  spec: {
+    selector: { matchLabels: { app: name } },
+    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] } },
+    ...spec,
+  },
+})

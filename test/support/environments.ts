@@ -71,3 +71,15 @@ export async function publishApp(
 export function environment(namespace: string, name: string, spec: Record<string, unknown>): Environment {
   return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, spec: { path: 'app', ...spec } }
 }
+
+/** Create (or update) Environment `name` in the file's namespace, pulling `repository` (host/path) over plain HTTP. */
+export async function applyEnvironment(
+  g: FileGround,
+  name: string,
+  repository: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await g
+    .kube()
+    .apply(environment(g.namespace, name, { source: { repository: `oci://${repository}`, plainHTTP: true }, ...spec }))
+}
