@@ -39,6 +39,11 @@ export function registerReconciler(program: Command): void {
       'serve /metrics, /healthz and /readyz here ("" to disable)',
       '0.0.0.0:8080',
     )
+    .option(
+      '--default-service-account <name>',
+      'lockdown: an Environment without spec.serviceAccountName acts as this ServiceAccount of its own namespace; '
+      + 'berth never applies with its own identity',
+    )
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
     .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', '15s')
@@ -47,7 +52,8 @@ export function registerReconciler(program: Command): void {
     .action(
       async (
         options: Target
-          & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string },
+          & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string }
+          & { defaultServiceAccount?: string },
       ) => {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }]
           = await Promise.all([
@@ -75,6 +81,7 @@ export function registerReconciler(program: Command): void {
         const kube = Kube.connect(target(options))
         const controller = new Controller(kube, {
           cacheDir: options.cacheDir,
+          defaultServiceAccount: options.defaultServiceAccount,
           concurrency: options.concurrency,
           log,
           namespace: options.namespace,
@@ -142,11 +149,21 @@ export function registerReconciler(program: Command): void {
       (v: string, all: string[]) => [...all, v],
       [] as string[],
     )
+    .option(
+      '--default-service-account <name>',
+      'lockdown: the reconciler gets no apply rights of its own; each Environment acts as its spec.serviceAccountName '
+      + 'or this ServiceAccount of its namespace',
+    )
     .option('--crds-only', 'just the Environment CRD')
-    .option('--apply', 'apply it to the cluster (server-side) and wait until the CRD is Established')
+    .option(
+      '--apply',
+      'apply it to the cluster (server-side), delete what an earlier install of this namespace created and this one '
+      + 'no longer renders, and wait until the CRD is Established',
+    )
+    .option('--dry-run', 'with --apply: a server-side dry run, and list what would be deleted; change nothing')
     .option('--kubeconfig <file>', 'kubeconfig')
     .option('--context <name>', 'kubeconfig context')
-    .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean }) => {
+    .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean; dryRun?: boolean }) => {
       const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([
         import('../reconciler/install.ts'),
         import('../reconciler/api.ts'),
@@ -157,15 +174,18 @@ export function registerReconciler(program: Command): void {
         process.stdout.write(installYaml(objects))
         return
       }
-      const [{ Kube }, { waitEstablished }] = await Promise.all([
+      const [{ Kube }, { waitEstablished }, { applyInstall }] = await Promise.all([
         import('../shared/kube.ts'),
         import('../reconciler/crds.ts'),
+        import('../reconciler/install-apply.ts'),
       ])
       const kube = Kube.connect(target(options))
-      for (const object of objects) {
-        await kube.apply(object)
-        process.stdout.write(`${object.kind.toLowerCase()}/${object.metadata.name} applied\n`)
-      }
+      const dryRun = options.dryRun === true
+      const done = await applyInstall(kube, objects, options.namespace, { dryRun, prune: !options.crdsOnly })
+      const suffix = dryRun ? ' (server dry run)' : ''
+      for (const o of done.applied) process.stdout.write(`${o} applied${suffix}\n`)
+      for (const o of done.deleted) process.stdout.write(`${o} ${dryRun ? 'would be deleted' : 'deleted'}: no longer installed\n`)
+      if (dryRun) return
       await waitEstablished(kube, crd.metadata.name, 60_000)
       process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)
     })

@@ -6,6 +6,7 @@ import semver from 'semver'
 import { z } from 'zod'
 import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
 import type { OrasOptions } from '../shared/oras.ts'
+import { SUBDOMAIN_RULE } from '../shared/names.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { INSTALL_LABELS } from './defaults.ts'
 
@@ -65,6 +66,12 @@ export const specSchema = z.strictObject({
     .default('delete')
     .describe('what deleting the Environment does to what it applied'),
   targetNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a DNS label').optional(),
+  serviceAccountName: z
+    .string()
+    .max(253)
+    .regex(SUBDOMAIN_RULE.pattern, 'must be the name of a ServiceAccount in this namespace')
+    .optional()
+    .describe('apply, prune and read everything as this ServiceAccount of the Environment\'s namespace (impersonation)'),
   rollback: z
     .enum(['onFailure'])
     .optional()
@@ -229,4 +236,9 @@ export function durationMs(value: string): number {
     total += Number(amount) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h']
   }
   return total
+}
+
+/** The user a ServiceAccount authenticates as. */
+export function serviceAccountUser(namespace: string, name: string): string {
+  return `system:serviceaccount:${namespace}:${name}`
 }

@@ -105,7 +105,12 @@ async function splitByReadiness(
   for (const { object } of first) {
     if (object.kind !== 'Namespace') continue
     const ref = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: object.metadata.name } }
-    if (!(await kube.get(ref))) newNamespaces.add(object.metadata.name)
+    // An identity that may not read Namespaces may not create one either: its dry run will say so.
+    const exists = await kube.get(ref).catch((error: unknown) => {
+      if (error instanceof KubeApiError && error.code === 403) return true
+      throw error
+    })
+    if (!exists) newNamespaces.add(object.metadata.name)
   }
   const now: Labelled[] = []
   const later: Labelled[] = []

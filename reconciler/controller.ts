@@ -17,6 +17,8 @@ export type ControllerOptions = {
   cacheDir: string
   /** Watch only this namespace (default: all). */
   namespace?: string | undefined
+  /** Lockdown: the ServiceAccount Environments without one act as. */
+  defaultServiceAccount?: string | undefined
   metrics?: Metrics
 }
 
@@ -45,6 +47,7 @@ export class Controller {
     const ctx: ReconcileContext = {
       kube,
       cacheDir: options.cacheDir,
+      defaultServiceAccount: options.defaultServiceAccount,
       log: this.log,
       signal: this.cancel.signal,
       onStatus: (key, status) => {

@@ -35,7 +35,11 @@ describe('install manifests', () => {
     const rules = objects().flatMap((o) => o.rules ?? [])
     expect(rules.flatMap((r) => [...r.apiGroups, ...r.resources, ...r.verbs])).not.toContain('*')
     const verbs = new Set(rules.flatMap((r) => r.verbs))
-    expect([...verbs].sort()).toEqual(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'])
+    expect([...verbs].sort()).toEqual(['create', 'delete', 'get', 'impersonate', 'list', 'patch', 'update', 'watch'])
+    // Impersonation reaches ServiceAccounts only (spec.serviceAccountName), never users or groups.
+    expect(rules.filter((r) => r.verbs.includes('impersonate'))).toEqual([
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'impersonate'] },
+    ])
     const secrets = rules.filter((r) => r.resources.includes('secrets'))
     expect(secrets).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }])
     expect(
@@ -62,7 +66,11 @@ describe('install manifests', () => {
         .sort(),
     ).toEqual(['berth-apply', 'berth-reconciler'])
     const scoped = objects({ watchNamespace: 'team-a' })
-    expect(scoped.filter((o) => o.kind.startsWith('Cluster'))).toEqual([])
+    // Only the roles people are bound to are cluster-scoped, and they bind nobody.
+    expect(scoped.filter((o) => o.kind.startsWith('Cluster')).map((o) => `${o.kind} ${o.metadata.name}`)).toEqual([
+      'ClusterRole berth-view',
+      'ClusterRole berth-promote',
+    ])
     for (const kind of ['Role', 'RoleBinding'])
       expect(
         scoped
@@ -72,6 +80,48 @@ describe('install manifests', () => {
       ).toEqual(['berth-apply', 'berth-reconciler'])
     expect(container(scoped).args).toContain('--namespace=team-a')
     expect(container(objects()).args.some((a) => a.startsWith('--namespace'))).toBe(false)
+  })
+
+  it('lockdown (--default-service-account): no apply rights, no Secrets; only impersonation of ServiceAccounts', () => {
+    const locked = objects({ defaultServiceAccount: 'deployer' })
+    expect(locked.some((o) => o.metadata.name.startsWith('berth-apply'))).toBe(false)
+    const rules = find(locked, 'ClusterRole', 'berth-reconciler').rules ?? []
+    expect(rules.flatMap((r) => r.resources).sort()).toEqual([
+      'environments',
+      'environments/finalizers',
+      'environments/status',
+      'events',
+      'serviceaccounts',
+    ])
+    expect(container(locked).args).toContain('--default-service-account=deployer')
+    expect(() => objects({ defaultServiceAccount: 'Deployer' })).toThrow(
+      /--default-service-account "Deployer" is not valid/,
+    )
+  })
+
+  it('renders berth-view and berth-promote for people: see Environments, or also change them; aggregated into view and edit', () => {
+    const view = find(objects(), 'ClusterRole', 'berth-view') as Obj & { metadata: { labels: Record<string, string> } }
+    const promote = find(objects(), 'ClusterRole', 'berth-promote') as Obj & {
+      metadata: { labels: Record<string, string> }
+    }
+    expect(view.rules).toEqual([
+      { apiGroups: ['berth.dev'], resources: ['environments'], verbs: ['get', 'list', 'watch'] },
+    ])
+    expect(promote.rules?.[0]?.verbs).toEqual(['get', 'list', 'watch', 'patch'])
+    expect(view.metadata.labels['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true')
+    expect(promote.metadata.labels['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true')
+  })
+
+  it('names cluster-scoped objects after the install namespace unless it is the default, and labels the instance', () => {
+    const ops = objects({ namespace: 'ops' }) as Array<Obj & { metadata: { labels?: Record<string, string> } }>
+    expect(
+      ops
+        .filter((o) => o.kind === 'ClusterRoleBinding')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['berth-apply-ops', 'berth-reconciler-ops'])
+    const deployment = ops.find((o) => o.kind === 'Deployment')
+    expect(deployment?.metadata.labels?.['app.kubernetes.io/instance']).toBe('ops')
   })
 
   it('runs non-root on a read-only root filesystem with probes, requests and leader election', () => {

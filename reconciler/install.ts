@@ -13,9 +13,22 @@
  * - `berth-leader-election` (Role in berth's namespace): its one Lease.
  * With `watchNamespace` the first two are Roles with RoleBindings in that namespace only, and
  * the reconciler watches only there.
+ *
+ * Lockdown (`defaultServiceAccount`): no `berth-apply` and no Secrets at all. Every Environment
+ * acts as its own ServiceAccount (`spec.serviceAccountName`, else the default one of its
+ * namespace), so the reconciler holds only `impersonate` (and `get`) on ServiceAccounts.
+ *
+ * Always: `berth-view` and `berth-promote`, ClusterRoles people are bound to (aggregated into
+ * Kubernetes' `view` and `edit`): developers publish, SREs promote.
+ *
+ * Every object but the CRD and those two carries `app.kubernetes.io/instance: <namespace>`, so
+ * `berth install --apply` can find and delete what an earlier install of the same instance
+ * created and this one no longer renders. Cluster-scoped names carry the namespace too when it
+ * is not the default, so installs in two namespaces never overwrite each other's rights.
  */
 import { dump } from 'js-yaml'
 import { UsageError } from '../shared/errors.ts'
+import { nameProblem, SUBDOMAIN_RULE } from '../shared/names.ts'
 import { BERTH } from '../shared/package-info.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { environmentCrd, GROUP, PLURAL } from './api.ts'
@@ -32,6 +45,8 @@ export type InstallOptions = {
    * More kinds the reconciler may apply, as `resource.group` (kubectl's spelling: `deployments.apps`, `namespaces`).
    */
   allow: readonly string[]
+  /** Lockdown: Environments without spec.serviceAccountName act as this ServiceAccount; no apply rights of its own. */
+  defaultServiceAccount?: string | undefined
 }
 
 export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
@@ -65,10 +80,27 @@ export const RECONCILER_RULES: readonly Rule[] = [
   // Only needed where OwnerReferencesPermissionEnforcement guards finalizers.
   { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  // Acting as an Environment's ServiceAccount (spec.serviceAccountName); get tells a missing one apart.
+  { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'impersonate'] },
   // Registry credentials named by spec.source.secretRef. RBAC cannot name them in advance; get alone cannot enumerate
   // them.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ]
+
+/** Lockdown: the reconciler reads no Secret; each Environment's ServiceAccount reads its own. */
+export const LOCKDOWN_RULES: readonly Rule[] = RECONCILER_RULES.filter((r) => !r.resources.includes('secrets'))
+
+/** For people: see Environments (`berth status`, `kubectl get environments`). */
+export const VIEW_RULES: readonly Rule[] = [
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+]
+/** For SREs: also change the pin, suspend and resume, and ask for a pass. */
+export const PROMOTE_RULES: readonly Rule[] = [
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch'] },
+]
+
+/** The label that tells one install's objects from another's. */
+export const INSTANCE_LABEL = 'app.kubernetes.io/instance'
 
 const labels = INSTALL_LABELS
 const selector = RECONCILER_SELECTOR
@@ -76,7 +108,12 @@ const selector = RECONCILER_SELECTOR
 /** The objects to apply, in an order that lands in one pass: Namespace and CRD first, workload last. */
 export function installObjects(options: InstallOptions): Obj[] {
   const { namespace, watchNamespace } = checked(options)
-  const meta = (name: string, ns?: string): Obj['metadata'] => ({ name, ...(ns ? { namespace: ns } : {}), labels })
+  const instance = { ...labels, [INSTANCE_LABEL]: namespace }
+  const meta = (name: string, ns?: string): Obj['metadata'] => ({
+    name: ns ? name : clusterName(name, namespace),
+    ...(ns ? { namespace: ns } : {}),
+    labels: instance,
+  })
   const subject = { kind: 'ServiceAccount', name: NAME, namespace }
   // Cluster-wide: ClusterRoles and ClusterRoleBindings. With watchNamespace: Roles and RoleBindings in that
   // namespace only, so installs for several namespaces never share (or overwrite) a cluster-scoped role.
@@ -89,10 +126,11 @@ export function installObjects(options: InstallOptions): Obj[] {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: scope.binding,
       metadata: meta(name, watchNamespace),
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: scope.role, name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: scope.role, name: meta(name, watchNamespace).name },
       subjects: [subject],
     },
   ]
+  const lockdown = options.defaultServiceAccount !== undefined
   return [
     // Pods here must meet the "restricted" Pod Security Standard; the Deployment below does.
     {
@@ -109,8 +147,9 @@ export function installObjects(options: InstallOptions): Obj[] {
     },
     environmentCrd(),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
-    ...rbac('berth-reconciler', RECONCILER_RULES),
-    ...rbac('berth-apply', applyRules(options.allow)),
+    ...rbac('berth-reconciler', lockdown ? LOCKDOWN_RULES : RECONCILER_RULES),
+    ...(lockdown ? [] : rbac('berth-apply', applyRules(options.allow))),
+    ...peopleRoles(),
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
@@ -139,7 +178,7 @@ export function installObjects(options: InstallOptions): Obj[] {
       metadata: meta(`${NAME}-metrics`, namespace),
       spec: { selector, ports: [{ name: 'http-metrics', port: PORT, targetPort: 'http-metrics' }] },
     },
-    deployment(options, namespace, watchNamespace),
+    deployment(options, namespace, watchNamespace, instance),
     // A node drain never takes every replica at once: a standby stays to take the Lease.
     ...(options.replicas > 1
       ? [
@@ -154,7 +193,38 @@ export function installObjects(options: InstallOptions): Obj[] {
   ]
 }
 
-function deployment(options: InstallOptions, namespace: string, watchNamespace: string | undefined): Obj {
+/**
+ * `berth-view` and `berth-promote`: the same for every install (no instance label), so two
+ * installs write identical objects. Aggregated into Kubernetes' own roles where the
+ * controller-manager aggregates them; bind them directly with a RoleBinding otherwise.
+ */
+function peopleRoles(): Obj[] {
+  const role = (name: string, rules: readonly Rule[], aggregate: readonly string[]): Obj => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: {
+      name,
+      labels: {
+        ...labels,
+        ...Object.fromEntries(aggregate.map((to) => [`rbac.authorization.k8s.io/aggregate-to-${to}`, 'true'])),
+      },
+    },
+    rules,
+  })
+  return [role('berth-view', VIEW_RULES, ['view']), role('berth-promote', PROMOTE_RULES, ['edit', 'admin'])]
+}
+
+/** Cluster-scoped objects of an install outside the default namespace carry its name: installs never share one. */
+function clusterName(name: string, namespace: string): string {
+  return namespace === INSTALL_DEFAULTS.namespace ? name : `${name}-${namespace}`
+}
+
+function deployment(
+  options: InstallOptions,
+  namespace: string,
+  watchNamespace: string | undefined,
+  labels: Record<string, string>,
+): Obj {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -198,6 +268,9 @@ function deployment(options: InstallOptions, namespace: string, watchNamespace: 
                 `--metrics-address=0.0.0.0:${PORT}`,
                 `--cache-dir=${CACHE}`,
                 ...(watchNamespace ? [`--namespace=${watchNamespace}`] : []),
+                ...(options.defaultServiceAccount
+                  ? [`--default-service-account=${options.defaultServiceAccount}`]
+                  : []),
               ],
               env: [
                 // Written out as the apiserver stores it (apiVersion defaulted): a field stored otherwise than applied
@@ -296,5 +369,9 @@ function checked(options: InstallOptions): { namespace: string; watchNamespace: 
   if (!Number.isInteger(options.replicas) || options.replicas < 1)
     throw new UsageError('InvalidReplicas', '--replicas must be a whole number of at least 1')
   if (!options.image.trim()) throw new UsageError('InvalidImage', '--image must name a container image')
+  const sa = options.defaultServiceAccount
+  if (sa !== undefined && nameProblem(sa, SUBDOMAIN_RULE)) {
+    throw new UsageError('InvalidServiceAccount', `--default-service-account ${nameProblem(sa, SUBDOMAIN_RULE) ?? ''}`)
+  }
   return { namespace: options.namespace, watchNamespace: options.watchNamespace }
 }

@@ -23,6 +23,11 @@ export type ReconcileContext = {
   log?: Log
   /** Cancels registry calls in flight (shutdown); apiserver calls end with the client's close(). */
   signal?: AbortSignal
+  /**
+   * Lockdown: Environments without `spec.serviceAccountName` act as this ServiceAccount of their
+   * own namespace; the reconciler never applies with its own identity.
+   */
+  defaultServiceAccount?: string | undefined
   /** Told the status each pass writes (metrics). */
   onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
 }
@@ -54,6 +59,11 @@ export type Pass = {
   readonly now: () => Date
   readonly started: Date
   readonly source: Source
+  /**
+   * The client that acts on the Environment's objects: impersonating its ServiceAccount when it
+   * has one, else the reconciler's own. Status, events and Environments go through ctx.kube.
+   */
+  readonly kube: Kube
   /** Record a Kubernetes Event about this Environment (best effort). */
   readonly event: (type: EventType, reason: string, message: string) => Promise<void>
   /** The version the spec names. */

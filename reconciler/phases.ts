@@ -74,14 +74,14 @@ async function selectPhase(pass: Pass): Promise<undefined> {
  * ends the pass with the Drifted condition and `correct` re-applies. Owns `Drifted`.
  */
 async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
-  const { ctx, env, spec, status } = pass
+  const { env, spec, status } = pass
   const target = need(pass.target, 'target')
   const objects = need(pass.objects, 'objects')
   const owner = { ...pass.owner, targetNamespace: spec.targetNamespace }
   const periodic = status.lastAppliedDigest === target.digest && status.observedGeneration === env.metadata.generation
   if (periodic) {
-    const placed = await placeObjects(ctx.kube, objects, owner)
-    const { drift, live } = await findDrift(ctx.kube, placed)
+    const placed = await placeObjects(pass.kube, objects, owner)
+    const { drift, live } = await findDrift(pass.kube, placed)
     if (drift.length === 0) {
       pass.inSync = true
       pass.applied = { inventory: placed.map(entryOf), live, warnings: [] }
@@ -92,7 +92,7 @@ async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
     await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
   }
   pass.applying = true
-  const applied = await applyObjects(ctx.kube, objects, owner, target.version)
+  const applied = await applyObjects(pass.kube, objects, owner, target.version)
   pass.applied = applied
   status.lastAppliedVersion = target.version
   status.lastAppliedDigest = target.digest
@@ -125,10 +125,10 @@ const describeDrift = (drift: readonly Drift[]): string =>
  * that fails keeps its object in the inventory, so the next pass tries again.
  */
 async function prunePhase(pass: Pass): Promise<undefined> {
-  const { ctx, spec, status } = pass
+  const { spec, status } = pass
   const applied = need(pass.applied, 'applied')
   const pruned = spec.prune
-    ? await prune(ctx.kube, status.inventory ?? [], applied.inventory, pass.owner)
+    ? await prune(pass.kube, status.inventory ?? [], applied.inventory, pass.owner)
     : { deleted: [], failed: [] }
   pass.pruned = pruned
   const keys = new Set(applied.inventory.map(entryKey))

@@ -6,7 +6,7 @@
  * published waits a fixed delay, anything else backs off; the version applied before keeps running.
  */
 import { InvalidInputError, kindOf, messageOf, RemoteError } from '../shared/errors.ts'
-import { KubeApiError } from '../shared/kube.ts'
+import { type Kube, KubeApiError } from '../shared/kube.ts'
 import { formatIssues } from '../shared/validation.ts'
 import {
   type Environment,
@@ -15,6 +15,7 @@ import {
   type EnvironmentStatus,
   FINALIZER,
   RECONCILE_REQUESTED_AT,
+  serviceAccountUser,
   specSchema,
   SUSPENDED,
 } from './api.ts'
@@ -53,8 +54,9 @@ export async function reconcileEnvironment(
     if (held) {
       verdict = held
     } else {
-      const source = await openSource(ctx.kube, env.metadata.namespace, spec, signalOf(ctx))
-      pass = { ctx, env, spec, status, owner, now, started, source, event }
+      const kube = await actingAs(ctx, env, spec)
+      const source = await openSource(kube, env.metadata.namespace, spec, signalOf(ctx))
+      pass = { ctx, env, spec, status, owner, now, started, source, event, kube }
       try {
         verdict = await runPhases(pass, PHASES)
       } finally {
@@ -125,6 +127,31 @@ function keptNote(status: EnvironmentStatus, pass: Pass | undefined): string {
   return running
 }
 
+/**
+ * The client that acts on this Environment's objects: as its ServiceAccount (spec, else the
+ * lockdown default), which must exist, or the reconciler's own identity when it has neither.
+ */
+async function actingAs(ctx: ReconcileContext, env: Environment, spec: EnvironmentSpec): Promise<Kube> {
+  const { namespace } = env.metadata
+  const name = spec.serviceAccountName ?? ctx.defaultServiceAccount
+  if (!name) return ctx.kube
+  const ref = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } }
+  // Without the right to read ServiceAccounts the apiserver's refusals will say what is missing.
+  const found = await ctx.kube.get(ref).catch((error: unknown) => {
+    if (error instanceof KubeApiError && error.code === 403) return true
+    throw error
+  })
+  if (!found) {
+    const field = spec.serviceAccountName ? 'spec.serviceAccountName' : 'the reconciler\'s --default-service-account'
+    throw new InvalidInputError(
+      'ServiceAccountNotFound',
+      `${field}: ServiceAccount ${namespace}/${name} does not exist; create it, bind it the rights this Environment `
+      + `needs, then run berth reconcile ${env.metadata.name} -n ${namespace}`,
+    )
+  }
+  return ctx.kube.as(serviceAccountUser(namespace, name))
+}
+
 async function ensureFinalizer(ctx: ReconcileContext, env: Environment): Promise<void> {
   const finalizers = env.metadata.finalizers ?? []
   if (finalizers.includes(FINALIZER)) return
@@ -171,7 +198,9 @@ async function finalize(ctx: ReconcileContext, env: Environment): Promise<Outcom
   const parsed = specSchema.safeParse(env.spec)
   const orphan = parsed.success && (parsed.data.deletionPolicy === 'orphan' || !parsed.data.prune)
   const owner = { name: env.metadata.name, namespace: env.metadata.namespace }
-  const { failed: left } = orphan ? { failed: [] } : await prune(ctx.kube, env.status?.inventory ?? [], [], owner)
+  // As the identity that applied them: never with the reconciler's own rights when the Environment has one.
+  const kube = parsed.success ? await actingAs(ctx, env, parsed.data) : ctx.kube
+  const { failed: left } = orphan ? { failed: [] } : await prune(kube, env.status?.inventory ?? [], [], owner)
   if (left.length > 0) {
     const status: EnvironmentStatus = { ...structuredClone(env.status ?? {}), inventory: left.map((f) => f.entry) }
     const message = `could not remove: ${describeFailures(left)}; retrying`

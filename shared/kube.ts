@@ -121,13 +121,33 @@ const DEFAULT_TIMEOUT_MS = 30_000
 export class Kube {
   readonly config: KubeConfig
   readonly timeoutMs: number
+  /** The user this client acts as (`Impersonate-User`), when not the kubeconfig's own. */
+  readonly impersonating: string | undefined
   /** Discovery: `apiVersion/Kind` → resource, filled per group-version on first use. */
-  private readonly resources = new Map<string, Resource>()
-  private readonly closing = new AbortController()
+  private readonly resources: Map<string, Resource>
+  private readonly closing: AbortController
 
-  constructor(config: KubeConfig, options: KubeOptions = {}) {
+  constructor(
+    config: KubeConfig,
+    options: KubeOptions = {},
+    shared?: { impersonating: string; resources: Map<string, Resource>; closing: AbortController },
+  ) {
     this.config = config
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.impersonating = shared?.impersonating
+    this.resources = shared?.resources ?? new Map<string, Resource>()
+    this.closing = shared?.closing ?? new AbortController()
+  }
+
+  /**
+   * A client that acts as `user` (for a ServiceAccount `system:serviceaccount:<ns>:<name>`):
+   * every request it sends (not watch()) is authorized as that user, which the apiserver
+   * allows only to a client holding the `impersonate` verb. It shares this client's credentials,
+   * deadline, discovery cache and close().
+   */
+  as(user: string): Kube {
+    const shared = { impersonating: user, resources: this.resources, closing: this.closing }
+    return new Kube(this.config, { timeoutMs: this.timeoutMs }, shared)
   }
 
   static connect(target: KubeTarget = {}, options: KubeOptions = {}): Kube {
@@ -374,6 +394,7 @@ export class Kube {
     const url = new URL(path, cluster.server)
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
     const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
+    if (this.impersonating) headers['Impersonate-User'] = this.impersonating
     if (payload !== undefined) {
       headers['Content-Type'] = options.contentType ?? 'application/json'
       headers['Content-Length'] = Buffer.byteLength(payload)
