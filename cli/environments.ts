@@ -11,7 +11,7 @@ import type { Environment } from '../reconciler/api.ts'
 import { chooseRollback } from '../reconciler/rollback.ts'
 import { readyOf, settled } from '../reconciler/status.ts'
 import { firstSignal } from '../shared/signals.ts'
-import { BerthError, messageOf, UsageError } from '../shared/errors.ts'
+import { BerthError, messageOf, RemoteError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
 
 type Common = { kubeconfig?: string; context?: string; namespace?: string }
@@ -144,6 +144,22 @@ async function checkPublished(
     process.stderr.write(
       `berth: could not check that ${version} is published (${why}); pinning anyway, the reconciler will report\n`,
     )
+  }
+}
+
+/**
+ * Patch Environment `name` as the person running the command; a refusal by RBAC says who may not
+ * do what, and that nothing changed (berth-view sees, berth-promote changes).
+ */
+async function change(kube: Kube, namespace: string, name: string, verb: string, patch: object): Promise<Environment> {
+  const [{ environmentRef }, { KubeApiError }] = await Promise.all([api(), import('../shared/kube.ts')])
+  try {
+    return await kube.mergePatch<Environment>(environmentRef(namespace, name), patch)
+  } catch (error: unknown) {
+    if (!(error instanceof KubeApiError && error.code === 403)) throw error
+    const message = `${await who(kube)} is not allowed to ${verb} ${namespace}/${name}; nothing changed. `
+      + `Ask for the berth-promote role in ${namespace} (the apiserver said: ${error.detail})`
+    throw new RemoteError('Forbidden', message, { cause: error })
   }
 }
 
@@ -319,8 +335,7 @@ export function registerEnvironmentCommands(program: Command): void {
           )
           return
         }
-        const { environmentRef } = await api()
-        const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
+        const patched = await change(kube, namespace, name, 'promote', {
           metadata: { annotations: { [PROMOTED_BY]: await who(kube) } },
           spec: pin,
         })
@@ -358,8 +373,7 @@ export function registerEnvironmentCommands(program: Command): void {
             : `${namespace}/${name} has no earlier Ready version in its history to roll back to`,
         )
       }
-      const { environmentRef } = await api()
-      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
+      const patched = await change(kube, namespace, name, 'roll back', {
         metadata: { annotations: { [PROMOTED_BY]: await who(kube) } },
         spec: { version: target.version, digest: target.digest },
       })
@@ -378,8 +392,7 @@ export function registerEnvironmentCommands(program: Command): void {
       await getEnvironment(kube, namespace, name)
       const by = await who(kube)
       const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
-      const { environmentRef } = await api()
-      await kube.mergePatch(environmentRef(namespace, name), {
+      await change(kube, namespace, name, 'suspend', {
         metadata: { annotations: { [SUSPENDED.reason]: options.reason, [SUSPENDED.by]: by, [SUSPENDED.at]: at } },
         spec: { suspend: true },
       })
@@ -391,8 +404,7 @@ export function registerEnvironmentCommands(program: Command): void {
     .action(async (name: string, options: Common) => {
       const { kube, namespace } = await connect(options)
       await getEnvironment(kube, namespace, name)
-      const { environmentRef } = await api()
-      await kube.mergePatch(environmentRef(namespace, name), {
+      await change(kube, namespace, name, 'resume', {
         metadata: { annotations: { [SUSPENDED.reason]: null, [SUSPENDED.by]: null, [SUSPENDED.at]: null } },
         spec: { suspend: false },
       })
@@ -406,9 +418,9 @@ export function registerEnvironmentCommands(program: Command): void {
     .action(async (name: string, options: Common & { wait?: boolean; timeout: number }) => {
       const { kube, namespace } = await connect(options)
       await getEnvironment(kube, namespace, name)
-      const { environmentRef, RECONCILE_REQUESTED_AT } = await api()
+      const { RECONCILE_REQUESTED_AT } = await api()
       const at = new Date().toISOString()
-      const patched = await kube.mergePatch<Environment>(environmentRef(namespace, name), {
+      const patched = await change(kube, namespace, name, 'request a pass of', {
         metadata: { annotations: { [RECONCILE_REQUESTED_AT]: at } },
       })
       process.stdout.write(`${namespace}/${name}: reconcile requested at ${at}\n`)
