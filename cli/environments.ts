@@ -11,7 +11,7 @@ import type { Environment } from '../reconciler/api.ts'
 import { chooseRollback } from '../reconciler/rollback.ts'
 import { readyOf, settled } from '../reconciler/status.ts'
 import { firstSignal } from '../shared/signals.ts'
-import { BerthError, messageOf, RemoteError, UsageError } from '../shared/errors.ts'
+import { BerthError, InvalidInputError, messageOf, RemoteError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
 
 type Common = { kubeconfig?: string; context?: string; namespace?: string }
@@ -64,6 +64,8 @@ export function summary(env: Environment): Record<string, unknown> {
     reason: ready.reason,
     message: ready.message,
     suspended: spec(env).suspend === true,
+    // The key that verified what runs, when spec.verify asks for signatures.
+    verified: env.status?.verified?.digest === env.status?.lastAppliedDigest ? (env.status?.verified?.key ?? '') : '',
     ...(spec(env).suspend
       ? {
           suspendedReason: env.metadata.annotations?.[SUSPENDED.reason] ?? '',
@@ -118,32 +120,38 @@ async function waitForOutcome(
 async function checkPublished(
   kube: Kube,
   env: Environment,
-  version: string,
+  pin: { version: string; digest?: string | undefined },
   registryConfig: string | undefined,
 ): Promise<void> {
-  const [{ specSchema }, { resolve }, { openSource }] = await Promise.all([
+  const [{ specSchema }, { resolve }, { openSource }, { trustedKeys }, { verifyArtifact }] = await Promise.all([
     api(),
     import('../reconciler/resolve.ts'),
     import('../reconciler/source.ts'),
+    import('../reconciler/verify.ts'),
+    import('../shared/signatures.ts'),
   ])
   const parsed = specSchema.safeParse(env.spec)
   if (!parsed.success) return
+  const spec = parsed.data
   try {
-    const source = await openSource(kube, env.metadata.namespace, parsed.data, registryConfig ? { registryConfig } : {})
+    const source = await openSource(kube, env.metadata.namespace, spec, registryConfig ? { registryConfig } : {})
     try {
-      await resolve(source.repository, version, undefined, source.access)
+      const resolved = await resolve(source.repository, pin.version, pin.digest, source.access)
+      // What the reconciler would refuse for want of a trusted signature is refused here, before the pin moves.
+      if (spec.verify) {
+        const { keys } = await trustedKeys(kube, env.metadata.namespace, spec.verify.secretRef.name)
+        await verifyArtifact(source.repository, resolved.digest, keys, source.access)
+      }
     } finally {
       await source.close()
     }
   } catch (error: unknown) {
     const reason = error instanceof BerthError ? error.reason : ''
-    if (reason === 'VersionNotFound' || reason === 'DigestMismatch') {
-      throw new BerthError(reason, `${messageOf(error)}; nothing changed`)
+    if (reason === 'VersionNotFound' || reason === 'DigestMismatch' || reason === 'VerificationFailed') {
+      throw new InvalidInputError(reason, `${messageOf(error)}; nothing changed`)
     }
     const why = messageOf(error)
-    process.stderr.write(
-      `berth: could not check that ${version} is published (${why}); pinning anyway, the reconciler will report\n`,
-    )
+    process.stderr.write(`berth: could not check ${pin.version} (${why}); pinning anyway, the reconciler will report\n`)
   }
 }
 
@@ -157,8 +165,9 @@ async function change(kube: Kube, namespace: string, name: string, verb: string,
     return await kube.mergePatch<Environment>(environmentRef(namespace, name), patch)
   } catch (error: unknown) {
     if (!(error instanceof KubeApiError && error.code === 403)) throw error
-    const message = `${await who(kube)} is not allowed to ${verb} ${namespace}/${name}; nothing changed. `
-      + `Ask for the berth-promote role in ${namespace} (the apiserver said: ${error.detail})`
+    const message
+      = `${await who(kube)} is not allowed to ${verb} ${namespace}/${name}; nothing changed. `
+        + `Ask for the berth-promote role in ${namespace} (the apiserver said: ${error.detail})`
     throw new RemoteError('Forbidden', message, { cause: error })
   }
 }
@@ -192,7 +201,18 @@ async function printStatus(
   else if (rows.length === 0)
     process.stdout.write(`no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`)
   else {
-    const header = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'LAST CHANGE', 'MESSAGE']
+    const header = [
+      'NAMESPACE',
+      'NAME',
+      'PINNED',
+      'APPLIED',
+      'DIGEST',
+      'READY',
+      'SUSPENDED',
+      'VERIFIED',
+      'LAST CHANGE',
+      'MESSAGE',
+    ]
     process.stdout.write(
       table([
         header,
@@ -204,6 +224,7 @@ async function printStatus(
           String(r.digest).replace('sha256:', '').slice(0, 12),
           String(r.ready),
           r.suspended ? 'yes' : 'no',
+          String(r.verified) || '-',
           String(r.lastChange),
           String(r.message),
         ]),
@@ -303,8 +324,13 @@ export function registerEnvironmentCommands(program: Command): void {
           pin = { version: source.status.lastAppliedVersion, digest: source.status.lastAppliedDigest }
         } else {
           pin = { version: options.to ?? '', digest: null }
-          await checkPublished(kube, env, pin.version, options.registryConfig)
         }
+        await checkPublished(
+          kube,
+          env,
+          { version: pin.version, digest: pin.digest ?? undefined },
+          options.registryConfig,
+        )
         const before = spec(env).version ?? ''
         if (options.dryRun) {
           const { planPromotion } = await import('../reconciler/plan.ts')

@@ -12,6 +12,7 @@ import { registerEnvironmentCommands } from './environments.ts'
 import { registerPackage } from './package.ts'
 import { registerPush } from './push.ts'
 import { registerReconciler } from './reconciler.ts'
+import { registerSigning } from './signing.ts'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const
 
@@ -33,6 +34,7 @@ export function buildProgram(name: string): Command {
   registerPackage(program)
   registerPush(program)
   registerReconciler(program)
+  registerSigning(program)
   registerEnvironmentCommands(program)
   program.addHelpText(
     'after',

@@ -1,6 +1,7 @@
 /** `berth push [dir|file.tgz] --version X [--repository oci://…]` */
 import type { Command } from 'commander'
 import { UsageError } from '../shared/errors.ts'
+import { signingKey } from './signing.ts'
 
 type Options = {
   version: string
@@ -13,6 +14,8 @@ type Options = {
   insecure?: boolean
   registryConfig?: string
   output: string
+  sign?: boolean
+  key?: string
 }
 
 const OUTPUT_FORMATS = ['text', 'json'] as const
@@ -34,6 +37,8 @@ export function registerPush(program: Command): void {
     .option('--ca-file <file>', 'CA bundle that signed the registry certificate')
     .option('--insecure', 'do not verify the registry certificate')
     .option('--registry-config <file>', 'credentials file (Docker config format; default: oras/Docker lookup)')
+    .option('--sign', 'sign the pushed digest (cosign key-based format) with --key')
+    .option('--key <file|env://VAR>', 'cosign private key for --sign; its password from BERTH_COSIGN_PASSWORD')
     .option('-o, --output <format>', 'text or json', 'text')
     .addHelpText(
       'after',
@@ -50,6 +55,9 @@ export function registerPush(program: Command): void {
           'set both BERTH_REGISTRY_USERNAME and BERTH_REGISTRY_PASSWORD, or neither',
         )
       }
+      if (options.sign && !options.key) throw new UsageError('NoKey', '--sign needs --key <cosign.key|env://VAR>')
+      // The key is read (and its password checked) before anything is pushed.
+      const signWith = options.sign && options.key ? await signingKey(options.key) : undefined
       const { publish } = await import('../packager/publish.ts')
       const result = await publish({
         input,
@@ -66,12 +74,14 @@ export function registerPush(program: Command): void {
         },
         ...(username !== undefined && password !== undefined ? { credentials: { username, password } } : {}),
         progress: (line) => process.stderr.write(`berth: ${line}\n`),
+        ...(signWith ? { signWith } : {}),
       })
       if (options.output === 'json') {
         process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
       } else {
         process.stdout.write(
-          `${result.alreadyPublished ? 'already published' : 'published'} ${result.reference}\ndigest ${result.digest}\n`,
+          `${result.alreadyPublished ? 'already published' : 'published'} ${result.reference}\ndigest ${result.digest}\n`
+          + (result.signature ? `signature ${result.signature}\n` : ''),
         )
       }
     })

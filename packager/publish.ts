@@ -19,6 +19,7 @@ import {
   repositoryPath,
 } from '../shared/artifact.ts'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
+import type { KeyObject } from 'node:crypto'
 import { copyFromLayout, fetchManifest, login, OrasError, type RegistryAccess, push } from '../shared/oras.ts'
 import { loadConfig } from './config.ts'
 import { packageRepository, versionTag } from './package.ts'
@@ -39,6 +40,8 @@ export type PublishRequest = {
   credentials?: { username: string; password: string }
   tools?: RenderTools
   progress?: (line: string) => void
+  /** Sign the pushed digest with this key (cosign's key-based format); also when already published. */
+  signWith?: KeyObject
 }
 
 export type PublishResult = {
@@ -48,6 +51,8 @@ export type PublishResult = {
   digest: string
   alreadyPublished: boolean
   annotations: Record<string, string>
+  /** The signature manifest (`host/path:sha256-<hex>.sig`), when signed. */
+  signature?: string
 }
 
 /** Layer title inside the manifest: fixed, so the digest never depends on a local file name. */
@@ -122,9 +127,16 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     }
     const reference = `${repository}:${tag}`
     const existing = await digestOf(reference, access)
+    const signed = async (result: PublishResult): Promise<PublishResult> => {
+      if (!request.signWith) return result
+      const { signArtifact } = await import('../shared/signatures.ts')
+      const signature = await signArtifact(repository, result.digest, request.signWith, access)
+      say(`${signature.added ? 'signed' : 'already signed with this key:'} ${signature.reference}`)
+      return { ...result, signature: signature.reference }
+    }
     if (existing === built.digest) {
       say(`${reference} is already published with this content`)
-      return { reference, repository, tag, digest: built.digest, alreadyPublished: true, annotations }
+      return await signed({ reference, repository, tag, digest: built.digest, alreadyPublished: true, annotations })
     }
     if (existing !== undefined) {
       throw new InvalidInputError(
@@ -137,7 +149,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     say(`pushing ${reference} (${formatBytes(size)})`)
     // The layout holds the manifest whose digest was checked above; oras copies those bytes as they are.
     await copyFromLayout(`${layout}:${tag}`, reference, access)
-    return { reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations }
+    return await signed({ reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations })
   } finally {
     await rm(work, { recursive: true, force: true })
   }

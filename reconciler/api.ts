@@ -66,6 +66,13 @@ export const specSchema = z.strictObject({
     .default('delete')
     .describe('what deleting the Environment does to what it applied'),
   targetNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a DNS label').optional(),
+  verify: z
+    .strictObject({
+      provider: z.enum(['cosign']),
+      secretRef: z.strictObject({ name: z.string().min(1) }).describe('a Secret whose *.pub keys are trusted'),
+    })
+    .optional()
+    .describe('apply only versions signed (cosign, key-based) over their exact digest by one of the trusted keys'),
   serviceAccountName: z
     .string()
     .max(253)
@@ -113,6 +120,8 @@ export type EnvironmentStatus = {
   lastAttemptedVersion?: string
   lastAttemptedDigest?: string
   lastHandledReconcileAt?: string
+  /** The last digest whose signature was verified, the key that matched, and the keys it was checked against. */
+  verified?: { digest: string; key: string; keyId: string; signature: string; keys: string }
   /** The pinned digest that failed health and was rolled back from (spec.rollback: onFailure). */
   rolledBackFrom?: string
   inventory?: InventoryEntry[]
@@ -137,10 +146,7 @@ export type Environment = {
 }
 
 /** Where an Environment's artifacts are, as oras takes it (`host/path`), and how to reach it. */
-export function sourceOf(
-  spec: EnvironmentSpec,
-  extra: OrasOptions = {},
-): { repository: string; access: OrasOptions } {
+export function sourceOf(spec: EnvironmentSpec, extra: OrasOptions = {}): { repository: string; access: OrasOptions } {
   const { source } = spec
   return {
     // The schema has checked the URL; repositoryPath only strips oci://.

@@ -6,6 +6,7 @@
  * Adding a phase (verifying a signature, say) is one function and one line in {@link PHASES}.
  */
 import { WaitingError } from '../shared/errors.ts'
+import { verifyArtifact } from '../shared/signatures.ts'
 import { durationMs, type Environment, environmentRef, type HistoryEntry, PROMOTED_BY } from './api.ts'
 import { applyObjects, entryOf, placeObjects } from './apply.ts'
 import { type Drift, findDrift } from './drift.ts'
@@ -17,6 +18,7 @@ import { lastHealthy, rollbackTarget } from './rollback.ts'
 import { selectObjects } from './source.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
 import { healthOf, healthVerdict, requeue } from './verdict.ts'
+import { trustedKeys } from './verify.ts'
 
 /** How soon a version held at the promotion gate is looked at again. */
 export const PROMOTION_RETRY_MS = 10_000
@@ -52,6 +54,29 @@ async function targetPhase(pass: Pass): Promise<undefined> {
   const good = rollbackTarget(status, pinned.digest, spec.rollback)
   if (!good) delete status.rolledBackFrom
   pass.target = good ? await resolveDigest(source.repository, good.version, good.digest, source.access) : pinned
+  return undefined
+}
+
+/**
+ * `spec.verify`: the target must be signed by a trusted key over exactly its digest before
+ * anything of it is fetched or applied. A digest verified against the same keys is not checked again.
+ */
+async function verifyPhase(pass: Pass): Promise<undefined> {
+  const { spec, status, source } = pass
+  if (!spec.verify) {
+    delete status.verified
+    return undefined
+  }
+  const target = need(pass.target, 'target')
+  const { keys, fingerprint } = await trustedKeys(pass.kube, pass.env.metadata.namespace, spec.verify.secretRef.name)
+  if (status.verified?.digest === target.digest && status.verified.keys === fingerprint) return undefined
+  const verified = await verifyArtifact(source.repository, target.digest, keys, source.access)
+  status.verified = { ...verified, keys: fingerprint }
+  await pass.event(
+    'Normal',
+    'Verified',
+    `${target.version} (${target.digest}) is signed by ${verified.key} (${verified.keyId})`,
+  )
   return undefined
 }
 
@@ -211,7 +236,7 @@ function log(pass: Pass, msg: string, target: Resolved): void {
 }
 
 /** Applying one version: what runs again for the rollback target. */
-const APPLICATION: readonly Phase[] = [fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
+const APPLICATION: readonly Phase[] = [verifyPhase, fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
 
 /** Every phase of a pass, in order. */
 export const PHASES: readonly Phase[] = [resolvePhase, promotionGatePhase, targetPhase, ...APPLICATION]

@@ -34,13 +34,7 @@ export type OrasOptions = RegistryAccess & {
 }
 
 export type OrasFailureKind
-  = | 'not-found'
-    | 'unauthorized'
-    | 'unreachable'
-    | 'digest-mismatch'
-    | 'timeout'
-    | 'cancelled'
-    | 'invalid'
+  = 'not-found' | 'unauthorized' | 'unreachable' | 'digest-mismatch' | 'timeout' | 'cancelled' | 'invalid'
 
 /** A registry operation failed; `failure` says why, `message` says what to do. */
 export class OrasError extends RemoteError {
@@ -169,6 +163,29 @@ export async function fetchBlob(reference: string, outFile: string, options: Ora
   await run(['blob', 'fetch', reference, '--output', outFile, '--no-tty', ...accessFlags(options)], options, {
     what: `fetch ${reference}`,
   })
+}
+
+/** Upload `file` as a blob of `repository` (`host/path`); the registry checks it against its digest. */
+export async function pushBlob(
+  repository: string,
+  digest: string,
+  file: string,
+  options: OrasOptions = {},
+): Promise<void> {
+  await run(['blob', 'push', `${repository}@${digest}`, file, '--no-tty', ...accessFlags(options)], options, {
+    what: `push a blob to ${repository}`,
+  })
+}
+
+/** Push the manifest in `file` (exactly its bytes) as `reference` (`host/path:tag`). */
+export async function pushManifest(
+  reference: string,
+  file: string,
+  mediaType: string,
+  options: OrasOptions = {},
+): Promise<void> {
+  const args = ['manifest', 'push', reference, file, '--media-type', mediaType, ...accessFlags(options)]
+  await run(args, options, { what: `push the manifest ${reference}` })
 }
 
 /** Pull every layer of `reference` into `outputDir`. */

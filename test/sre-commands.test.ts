@@ -84,7 +84,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
 
   it('status shows every Environment at a glance, and as JSON for scripts', async () => {
     const out = await berth(['status'])
-    expect(out).toMatch(/^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+LAST CHANGE\s+MESSAGE\n/)
+    expect(out).toMatch(/^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+VERIFIED\s+LAST CHANGE\s+MESSAGE\n/)
     expect(out).toMatch(
       new RegExp(
         `${g.namespace}\\s+prod\\s+1\\.0\\.0\\s+1\\.0\\.0\\s+${(digests['1.0.0'] ?? '').slice(7, 19)}\\s+True\\s+no\\s+`,

@@ -21,6 +21,7 @@ export type PartLocations = {
   oras: string
   helm: string
   actionlint: string
+  cosign: string
   etcd: string
   kubeApiserver: string
   registry: string
@@ -43,6 +44,7 @@ export async function ensureParts(say: Say): Promise<PartLocations> {
     oras: binaryPath({ name: 'oras', version: partVersion('oras') }),
     helm: binaryPath({ name: 'helm', version: partVersion('helm') }),
     actionlint: binaryPath({ name: 'actionlint', version: partVersion('actionlint') }),
+    cosign: binaryPath({ name: 'cosign', version: partVersion('cosign') }),
     etcd: binaryPath({ name: 'etcd', version: partVersion('etcd') }),
     kubeApiserver: binaryPath({ name: 'kube-apiserver', version: partVersion('kube-apiserver') }),
     registry: (await which('docker-registry')) ?? 'docker-registry',

@@ -12,6 +12,7 @@ export const ETCD_VERSION = 'v3.6.16'
 export const ORAS_VERSION = 'v1.3.6'
 export const HELM_VERSION = 'v3.22.0'
 export const ACTIONLINT_VERSION = 'v1.7.12'
+export const COSIGN_VERSION = 'v2.6.1'
 
 /** Folder of this file: the Go modules that build kube-apiserver and etcd sit below it. */
 export const GROUND_DIR = fileURLToPath(new URL('.', import.meta.url))
@@ -29,7 +30,7 @@ export function cacheDir(): string {
 }
 
 export type GoPart = {
-  name: 'kube-apiserver' | 'etcd' | 'oras' | 'helm' | 'actionlint'
+  name: 'kube-apiserver' | 'etcd' | 'oras' | 'helm' | 'actionlint' | 'cosign'
   version: string
   /** How to build it: `go install` of a module without replaces, or `go build` inside one of our modules. */
   build: { kind: 'install'; pkg: string } | { kind: 'module'; moduleDir: string; pkg: string; ldflags: string }
@@ -48,6 +49,12 @@ export const GO_PARTS: readonly GoPart[] = [
     name: 'helm',
     version: HELM_VERSION,
     build: { kind: 'install', pkg: `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}` },
+  },
+  {
+    // The real cosign: interop checks that it verifies what berth signs, and berth what it signs.
+    name: 'cosign',
+    version: COSIGN_VERSION,
+    build: { kind: 'install', pkg: `github.com/sigstore/cosign/v2/cmd/cosign@${COSIGN_VERSION}` },
   },
   {
     // Lints .github/workflows in the test command.

@@ -1,0 +1,182 @@
+/**
+ * cosign signatures in the registry, as cosign's key-based (legacy) format keeps them: an OCI
+ * manifest tagged `sha256-<hex>.sig` beside the artifact, one simple-signing layer per
+ * signature, the signature in the layer's annotation. Signing appends a layer (read, append,
+ * push); verifying accepts a signature only when it verifies with a trusted key *and* its
+ * payload names exactly the digest being verified (Flux ignores that claim; berth does not).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { sha256Digest } from './artifact.ts'
+import {
+  keyId,
+  payloadDigest,
+  SIGNATURE_ANNOTATION,
+  signaturePayload,
+  signPayload,
+  SIMPLESIGNING,
+  verifyPayload,
+} from './cosign.ts'
+import { InvalidInputError } from './errors.ts'
+import { fetchBlob, fetchManifest, OrasError, type OrasOptions, pushBlob, pushManifest } from './oras.ts'
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
+
+const layerSchema = z.object({
+  mediaType: z.string(),
+  digest: z.string(),
+  size: z.number(),
+  annotations: z.record(z.string(), z.string()).optional(),
+})
+type Layer = z.infer<typeof layerSchema>
+const manifestSchema = z.object({ layers: z.array(layerSchema) })
+
+/** A public key someone trusts, with the name it is known by (a file or a Secret key). */
+export type TrustedKey = { name: string; key: KeyObject }
+/** Which trusted key verified the signature. */
+export type Verified = { digest: string; key: string; keyId: string; signature: string }
+
+/** `host/path:sha256-<hex>.sig`: where cosign keeps the signatures of `digest`. */
+export function signatureTag(repository: string, digest: string): string {
+  return `${repository}:${digest.replace(':', '-')}.sig`
+}
+
+/**
+ * Sign `digest` of `repository` with `key`, adding a signature to any already there. Signing
+ * again with a key that already signed this digest changes nothing. Returns the signature reference.
+ */
+export async function signArtifact(
+  repository: string,
+  digest: string,
+  key: KeyObject,
+  access: OrasOptions = {},
+): Promise<{ reference: string; added: boolean }> {
+  const reference = signatureTag(repository, digest)
+  const layers = await signatureLayers(repository, digest, access)
+  const own = { name: 'this key', key: createPublic(key) }
+  for (const layer of layers) {
+    if ((await checkLayer(repository, digest, layer, [own], access)).verified) return { reference, added: false }
+  }
+  const payload = signaturePayload(repository, digest)
+  const work = await mkdtemp(join(tmpdir(), 'berth-sign-'))
+  try {
+    const layer: Layer = {
+      mediaType: SIMPLESIGNING,
+      digest: sha256Digest(payload),
+      size: payload.length,
+      annotations: { [SIGNATURE_ANNOTATION]: signPayload(payload, key) },
+    }
+    const all = [...layers, layer]
+    // A valid image config, as cosign writes one: registries and cosign expect the blob to exist.
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: '',
+        config: {},
+        created: '0001-01-01T00:00:00Z',
+        history: all.map(() => ({ created: '0001-01-01T00:00:00Z' })),
+        os: '',
+        rootfs: { type: 'layers', diff_ids: all.map((l) => l.digest) },
+      }),
+    )
+    await writeFile(join(work, 'payload.json'), payload)
+    await writeFile(join(work, 'config.json'), config)
+    await pushBlob(repository, layer.digest, join(work, 'payload.json'), access)
+    await pushBlob(repository, sha256Digest(config), join(work, 'config.json'), access)
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
+      layers: all,
+    }
+    await writeFile(join(work, 'manifest.json'), JSON.stringify(manifest))
+    await pushManifest(reference, join(work, 'manifest.json'), OCI_MANIFEST, access)
+    return { reference, added: true }
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Verify that `digest` of `repository` carries a signature by one of `keys` over exactly this
+ * digest; throws `VerificationFailed` saying why not (unsigned, signed for another digest, or
+ * signed by no trusted key).
+ */
+export async function verifyArtifact(
+  repository: string,
+  digest: string,
+  keys: readonly TrustedKey[],
+  access: OrasOptions = {},
+): Promise<Verified> {
+  const layers = await signatureLayers(repository, digest, access)
+  const where = signatureTag(repository, digest)
+  if (layers.length === 0) throw refused(`unsigned: no cosign signature for ${digest} (${where})`)
+  const claims = new Set<string>()
+  for (const layer of layers) {
+    const check = await checkLayer(repository, digest, layer, keys, access)
+    if (check.verified) return check.verified
+    if (check.otherDigest) claims.add(check.otherDigest)
+  }
+  if (claims.size > 0) {
+    throw refused(
+      `signed for another digest: the signature under ${where} names ${[...claims].join(', ')}, not ${digest}`,
+    )
+  }
+  const names = keys.map((k) => k.name).join(', ')
+  throw refused(
+    `no signature of ${digest} verifies with a trusted key (${names}): ${layers.length} signature(s), `
+    + 'made with an untrusted key or altered',
+  )
+}
+
+const refused = (message: string): InvalidInputError => new InvalidInputError('VerificationFailed', message)
+
+/** The signature layers of `digest`; none when no signature manifest exists. */
+async function signatureLayers(repository: string, digest: string, access: OrasOptions): Promise<Layer[]> {
+  try {
+    const fetched = await fetchManifest(signatureTag(repository, digest), access)
+    const parsed = manifestSchema.safeParse(fetched.content)
+    return parsed.success ? parsed.data.layers.filter((l) => l.mediaType === SIMPLESIGNING) : []
+  } catch (error: unknown) {
+    if (error instanceof OrasError && error.failure === 'not-found') return []
+    throw error
+  }
+}
+
+/** One signature: verified by a key, verified but for another digest, or neither. */
+async function checkLayer(
+  repository: string,
+  digest: string,
+  layer: Layer,
+  keys: readonly TrustedKey[],
+  access: OrasOptions,
+): Promise<{ verified?: Verified; otherDigest?: string }> {
+  const signature = layer.annotations?.[SIGNATURE_ANNOTATION]
+  if (!signature) return {}
+  // oras checks the payload against its digest while downloading it.
+  const payload = await readBlob(`${repository}@${layer.digest}`, access)
+  const trusted = keys.find((k) => verifyPayload(payload, signature, k.key))
+  if (!trusted) return {}
+  const claim = payloadDigest(payload)
+  if (claim !== digest) return { otherDigest: claim ?? '(no digest)' }
+  return {
+    verified: { digest, key: trusted.name, keyId: keyId(trusted.key), signature: signatureTag(repository, digest) },
+  }
+}
+
+async function readBlob(reference: string, access: OrasOptions): Promise<Buffer> {
+  const work = await mkdtemp(join(tmpdir(), 'berth-blob-'))
+  try {
+    await fetchBlob(reference, join(work, 'blob'), access)
+    return await readFile(join(work, 'blob'))
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+function createPublic(key: KeyObject): KeyObject {
+  return key.type === 'private' ? createPublicKey(key) : key
+}
