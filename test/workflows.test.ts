@@ -45,4 +45,19 @@ describe('the release workflow', () => {
     ])
     expect(steps.find((s) => s.id === 'push')?.run).toContain('node bin/berth.js "${args[@]}"')
   })
+
+  it('signs with the key from a repository secret and puts the signature in the job summary', async () => {
+    const text = await readFile(join(ROOT, '.github/workflows/release.yml'), 'utf8')
+    const workflow = parse(text) as {
+      jobs: { publish: { steps: Array<{ id?: string; run?: string; env?: Record<string, string> }> } }
+    }
+    const push = workflow.jobs.publish.steps.find((s) => s.id === 'push')
+    expect(push?.env).toMatchObject({
+      COSIGN_PRIVATE_KEY: '${{ secrets.COSIGN_PRIVATE_KEY }}',
+      BERTH_COSIGN_PASSWORD: '${{ secrets.COSIGN_PASSWORD }}',
+    })
+    expect(push?.run).toContain('args+=(--sign --key env://COSIGN_PRIVATE_KEY)')
+    expect(push?.run).toContain('| \\`$signature\\` |')
+    expect(push?.run).toContain('>> "$GITHUB_STEP_SUMMARY"')
+  })
 })
