@@ -147,8 +147,10 @@ async function checkPublished(
     }
   } catch (error: unknown) {
     const reason = error instanceof BerthError ? error.reason : ''
-    if (reason === 'VersionNotFound' || reason === 'DigestMismatch' || reason === 'VerificationFailed') {
-      throw new InvalidInputError(reason, `${messageOf(error)}; nothing changed`)
+    // A refused signature is refused input (exit 3); a version that is not there stays exit 1, as before.
+    if (reason === 'VerificationFailed') throw new InvalidInputError(reason, `${messageOf(error)}; nothing changed`)
+    if (reason === 'VersionNotFound' || reason === 'DigestMismatch') {
+      throw new BerthError(reason, `${messageOf(error)}; nothing changed`)
     }
     const why = messageOf(error)
     process.stderr.write(`berth: could not check ${pin.version} (${why}); pinning anyway, the reconciler will report\n`)
