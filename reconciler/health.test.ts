@@ -34,7 +34,7 @@ describe('health (kstatus rules)', () => {
           ],
         }),
       ),
-    ).toEqual({ status: 'Failed', message: 'too slow' })
+    ).toEqual({ status: 'Failed', message: 'ProgressDeadlineExceeded: too slow' })
   })
 
   it('StatefulSet, DaemonSet, Job, CRD, PVC', () => {

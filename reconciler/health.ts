@@ -55,7 +55,7 @@ const current = (): Health => ({ status: 'Current', message: '' })
 function deployment(o: Obj): Health {
   const progressing = condition(o, 'Progressing')
   if (progressing?.reason === 'ProgressDeadlineExceeded')
-    return { status: 'Failed', message: progressing.message ?? 'progress deadline exceeded' }
+    return { status: 'Failed', message: `ProgressDeadlineExceeded: ${progressing.message ?? 'no progress within the deadline'}` }
   if (o.status?.observedGeneration === undefined)
     return { status: 'InProgress', message: 'not observed by its controller yet' }
   const want = typeof o.spec?.replicas === 'number' ? o.spec.replicas : 1

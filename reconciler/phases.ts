@@ -198,11 +198,9 @@ async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefine
   if (!good) return undefined
   recordAttempt(pass, target, 'HealthCheckFailed')
   const why = failed.reconciling.message
-  await pass.event(
-    'Warning',
-    'RollingBack',
-    `${target.version} is unhealthy (${why}); re-applying ${good.version} (${good.digest})`,
-  )
+  const message = `${target.version} is unhealthy (${why}); berth rolls back on its own (spec.rollback: onFailure) to `
+    + `${good.version} (${good.digest})`
+  await pass.event('Warning', 'RollingBack', message)
   status.rolledBackFrom = target.digest
   pass.target = await resolveDigest(source.repository, good.version, good.digest, source.access)
   Object.assign(pass, {
@@ -215,7 +213,10 @@ async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefine
   return await runPhases(pass, APPLICATION)
 }
 
-/** Record the outcome of applying `target` in the history, with who set the pin. */
+/** Who the history names for what berth applied on its own: the rollback target is not the last promoter's choice. */
+export const AUTOMATIC_ROLLBACK = 'berth (automatic rollback)'
+
+/** Record the outcome of applying `target` in the history, with who chose it. */
 export function recordAttempt(pass: Pass, target: Resolved, result: string): void {
   const row: HistoryEntry = {
     version: target.version,
@@ -224,7 +225,8 @@ export function recordAttempt(pass: Pass, target: Resolved, result: string): voi
     finished: pass.now().toISOString(),
     result,
   }
-  const by = pass.env.metadata.annotations?.[PROMOTED_BY]
+  const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest
+  const by = rolledBack ? AUTOMATIC_ROLLBACK : pass.env.metadata.annotations?.[PROMOTED_BY]
   recordHistory(pass.status, by === undefined ? row : { ...row, by })
 }
 

@@ -54,14 +54,12 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
 
   it('a missing or wrong Secret stalls with a message naming it', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/x`
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'nosecret', {
-          source: { repository: `oci://${repository}`, plainHTTP: true, secretRef: { name: 'absent' } },
-          version: '1.0.0',
-        }),
-      )
+    await g.kube().apply(
+      environment(g.namespace, 'nosecret', {
+        source: { repository: `oci://${repository}`, plainHTTP: true, secretRef: { name: 'absent' } },
+        version: '1.0.0',
+      }),
+    )
     const env = await pass('nosecret')
     expect(env.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({
       status: 'True',
@@ -73,15 +71,13 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
   it('deletionPolicy orphan leaves what was applied when the Environment is deleted', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/orphan`
     await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('orphaned', { v: '1' }) })
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'orphan', {
-          source: { repository: `oci://${repository}`, plainHTTP: true },
-          version: '1.0.0',
-          deletionPolicy: 'orphan',
-        }),
-      )
+    await g.kube().apply(
+      environment(g.namespace, 'orphan', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+        deletionPolicy: 'orphan',
+      }),
+    )
     expect(ready(await pass('orphan'))).toMatchObject({ status: 'True' })
     await g.kube().delete(envRef('orphan'))
     await expect(pass('orphan')).rejects.toThrow('Environment orphan is gone')
@@ -103,7 +99,8 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
         selector: { matchLabels: { app: 'never' } },
         template: {
           metadata: { labels: { app: 'never' } },
-          spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] },
+          // More CPU than any simulated node has: the scheduler never places it, so it never becomes available.
+          spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
         },
       },
     }
@@ -112,24 +109,20 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     await publishApp(g.scratch(), repository, '3.0.0', { cm: configMap('auto', { v: '3' }) })
     const cm = async (): Promise<string | undefined> =>
       (
-        await g
-          .kube()
-          .get<{ data: Record<string, string> }>({
-            apiVersion: 'v1',
-            kind: 'ConfigMap',
-            metadata: { name: 'auto', namespace: g.namespace },
-          })
+        await g.kube().get<{ data: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'auto', namespace: g.namespace },
+        })
       )?.data.v
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'auto', {
-          source: { repository: `oci://${repository}`, plainHTTP: true },
-          version: '1.0.0',
-          timeout: '1s',
-          rollback: 'onFailure',
-        }),
-      )
+    await g.kube().apply(
+      environment(g.namespace, 'auto', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+        timeout: '1s',
+        rollback: 'onFailure',
+      }),
+    )
     expect(ready(await pass('auto'))).toMatchObject({ status: 'True' })
 
     await g.kube().mergePatch(envRef('auto'), { spec: { version: '2.0.0' } })
@@ -182,20 +175,19 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
           selector: { matchLabels: { app: 'slow' } },
           template: {
             metadata: { labels: { app: 'slow' } },
-            spec: { containers: [{ name: 'a', image: 'example.com/a:1' }] },
+            // More CPU than any simulated node has: the scheduler never places it, so it never becomes available.
+            spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
           },
         },
       },
     })
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'slow', {
-          source: { repository: `oci://${repository}`, plainHTTP: true },
-          version: '1.0.0',
-          timeout: '1s',
-        }),
-      )
+    await g.kube().apply(
+      environment(g.namespace, 'slow', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+        timeout: '1s',
+      }),
+    )
     expect(ready(await pass('slow'))).toMatchObject({ status: 'False', reason: 'Progressing' })
     await new Promise((resolve) => setTimeout(resolve, 1200))
     const env = await pass('slow')

@@ -22,8 +22,11 @@ export type PartLocations = {
   helm: string
   actionlint: string
   cosign: string
+  kwok: string
   etcd: string
   kubeApiserver: string
+  kubeControllerManager: string
+  kubeScheduler: string
   registry: string
   openssl: string
   kubectl: string
@@ -47,6 +50,9 @@ export async function ensureParts(say: Say): Promise<PartLocations> {
     cosign: binaryPath({ name: 'cosign', version: partVersion('cosign') }),
     etcd: binaryPath({ name: 'etcd', version: partVersion('etcd') }),
     kubeApiserver: binaryPath({ name: 'kube-apiserver', version: partVersion('kube-apiserver') }),
+    kubeControllerManager: binaryPath({ name: 'kube-controller-manager', version: partVersion('kube-controller-manager') }),
+    kubeScheduler: binaryPath({ name: 'kube-scheduler', version: partVersion('kube-scheduler') }),
+    kwok: binaryPath({ name: 'kwok', version: partVersion('kwok') }),
     registry: (await which('docker-registry')) ?? 'docker-registry',
     openssl: (await which('openssl')) ?? 'openssl',
     kubectl,

@@ -1,6 +1,7 @@
 /**
  * Starts and stops a whole test ground on 127.0.0.1: etcd, kube-apiserver (started the way
- * envtest starts it), a plain-HTTP registry and a TLS registry with htpasswd basic auth.
+ * envtest starts it), kube-controller-manager, kube-scheduler and kwok with three simulated
+ * Nodes (cluster.ts), a plain-HTTP registry and a TLS registry with htpasswd basic auth.
  */
 import { randomBytes } from 'node:crypto'
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -11,6 +12,7 @@ import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import { stringify } from 'yaml'
 import { ensureParts, type PartLocations, type Say } from './build.ts'
+import { startCluster } from './cluster.ts'
 import { issueCert, type KeyPair, makeCa, makeServiceAccountKeys } from './certs.ts'
 import {
   freePort,
@@ -158,6 +160,7 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
       user: ADMIN_USER,
       context: 'berth-testground',
     })
+    await startCluster(parts, { dir, kubeconfig, serviceAccountKey: sa.key, caCert: ca.cert }, track)
     const info: GroundInfo = {
       dir,
       kubeconfig,

@@ -13,6 +13,7 @@ export const ORAS_VERSION = 'v1.3.6'
 export const HELM_VERSION = 'v3.22.0'
 export const ACTIONLINT_VERSION = 'v1.7.12'
 export const COSIGN_VERSION = 'v2.6.1'
+export const KWOK_VERSION = 'v0.7.0'
 
 /** Folder of this file: the Go modules that build kube-apiserver and etcd sit below it. */
 export const GROUND_DIR = fileURLToPath(new URL('.', import.meta.url))
@@ -30,13 +31,30 @@ export function cacheDir(): string {
 }
 
 export type GoPart = {
-  name: 'kube-apiserver' | 'etcd' | 'oras' | 'helm' | 'actionlint' | 'cosign'
+  name:
+    | 'kube-apiserver'
+    | 'kube-controller-manager'
+    | 'kube-scheduler'
+    | 'etcd'
+    | 'oras'
+    | 'helm'
+    | 'actionlint'
+    | 'cosign'
+    | 'kwok'
   version: string
   /** How to build it: `go install` of a module without replaces, or `go build` inside one of our modules. */
   build: { kind: 'install'; pkg: string } | { kind: 'module'; moduleDir: string; pkg: string; ldflags: string }
 }
 
 const k8sMinor = KUBERNETES_VERSION.split('.')[1] ?? ''
+
+const K8S_LDFLAGS = [
+  '-s -w',
+  `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
+  '-X k8s.io/component-base/version.gitMajor=1',
+  `-X k8s.io/component-base/version.gitMinor=${k8sMinor}`,
+  '-X k8s.io/component-base/version.gitTreeState=clean',
+].join(' ')
 
 export const GO_PARTS: readonly GoPart[] = [
   {
@@ -57,6 +75,12 @@ export const GO_PARTS: readonly GoPart[] = [
     build: { kind: 'install', pkg: `github.com/sigstore/cosign/v2/cmd/cosign@${COSIGN_VERSION}` },
   },
   {
+    // Simulated nodes: keeps fake Nodes Ready and drives the Pods scheduled on them to Running.
+    name: 'kwok',
+    version: KWOK_VERSION,
+    build: { kind: 'install', pkg: `sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}` },
+  },
+  {
     // Lints .github/workflows in the test command.
     name: 'actionlint',
     version: ACTIONLINT_VERSION,
@@ -72,24 +96,17 @@ export const GO_PARTS: readonly GoPart[] = [
       ldflags: '-s -w',
     },
   },
-  {
-    name: 'kube-apiserver',
+  ...(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const).map((name) => ({
+    name,
     version: KUBERNETES_VERSION,
     build: {
-      kind: 'module',
+      kind: 'module' as const,
       moduleDir: join(GROUND_DIR, 'go', 'k8sbin'),
-      pkg: 'k8s.io/kubernetes/cmd/kube-apiserver',
-      // The apiserver reports its version from these; without them it says v0.0.0 and
-      // clients warn about skew.
-      ldflags: [
-        '-s -w',
-        `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
-        '-X k8s.io/component-base/version.gitMajor=1',
-        `-X k8s.io/component-base/version.gitMinor=${k8sMinor}`,
-        '-X k8s.io/component-base/version.gitTreeState=clean',
-      ].join(' '),
+      pkg: `k8s.io/kubernetes/cmd/${name}`,
+      // They report their version from these; without them they say v0.0.0 and clients warn about skew.
+      ldflags: K8S_LDFLAGS,
     },
-  },
+  })),
 ]
 
 /** Path of a part's binary in the cache (it may not exist yet). */
