@@ -2,17 +2,17 @@
  * `npm run demo`: berth's whole flow on this machine, against real parts, then everything
  * it started is stopped again.
  *
- * 1. the test ground (built on first use): a registry, etcd and kube-apiserver on loopback
+ * 1. the test ground (built on first use): a registry, etcd, kube-apiserver, the controllers,
+ *    the scheduler and kwok's simulated nodes on loopback
  * 2. developers publish: the example config repository as 1.0.0, then 1.1.0 (a new image tag)
  * 3. berth installed the way an operator would (`berth install --apply`); the reconciler runs
- *    with its ServiceAccount's token and rights (no kubelet here runs its Deployment)
- * 4. Environments: platform and dev tracking `~1`, staging and prod pinned to 1.0.0, prod
+ *    with its ServiceAccount's token and rights (as a process: kwok's nodes run no containers)
+ * 4. Environments: platform tracking `~1`, dev `~1.1`, staging and prod pinned to 1.0.0, prod
  *    gated on staging
  * 5. SREs promote: staging to 1.1.0, then prod from staging; `kubectl get environments`
- *    before and after, and prod's history
- *
- * The ground has no controller-manager or kubelet, so Deployments never roll out by
- * themselves; a stand-in below marks each rollout done, as envtest-based suites do.
+ *    before and after, prod's pods rolled out for real, and prod's history
+ * 6. a failing release: 1.2.0 asks for more CPU than any node has; staging's rollout cannot
+ *    complete, berth rolls staging back on its own, and prod is never given 1.2.0
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -20,8 +20,6 @@ import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
-import { Kube, loadKubeConfig } from '../shared/kube.ts'
-import { OWNER_LABELS } from '../reconciler/annotations.ts'
 import { type GroundInfo, startGround, stopGround, writeKubeconfig } from '../test/ground/ground.ts'
 import { freePort } from '../test/ground/processes.ts'
 
@@ -37,22 +35,16 @@ const note = (line: string): void => {
   process.stdout.write(`   ${line}\n`)
 }
 
-type Deployment = {
-  metadata: { name: string; namespace: string; generation?: number; labels?: Record<string, string> }
-  spec: { replicas?: number }
-  status?: { observedGeneration?: number; updatedReplicas?: number }
-}
-
 async function main(): Promise<void> {
   const started = Date.now()
   const work = await mkdtemp(join(tmpdir(), 'berth-demo-'))
   let ground: GroundInfo | undefined
   let reconciler: ChildProcess | undefined
-  let rollouts: { stop: () => Promise<void> } | undefined
   let logs = ''
   try {
     step(
-      '1. the test ground: registry, etcd and kube-apiserver on loopback (built on first use, ~10 min; cached after)',
+      '1. the test ground: registry, etcd, kube-apiserver, controllers, scheduler and three simulated nodes '
+      + '(built on first use, ~15 min; cached after)',
     )
     ground = await startGround({ say: (line) => note(line) })
     const g = ground
@@ -71,13 +63,27 @@ async function main(): Promise<void> {
       BERTH_CACHE_DIR: join(work, 'cache'),
       SOURCE_DATE_EPOCH: epoch,
     }
-    const show = async (command: 'berth' | 'kubectl', args: string[]): Promise<void> => {
+    /** Run and show a command; with `fails`, the demo expects it to fail and says so. */
+    const show = async (
+      command: 'berth' | 'kubectl',
+      args: string[],
+      expect: { fails?: boolean } = {},
+    ): Promise<void> => {
       process.stdout.write(`\n$ ${command} ${args.join(' ')}\n`)
       const [file, prefix]
         = command === 'berth' ? [process.execPath, [join(ROOT, 'bin', 'berth.js')]] : [g.parts.kubectl, []]
-      await execa(file, [...prefix, ...args], { env, cwd: ROOT, stdout: 'inherit', stderr: 'inherit' })
+      const result = await execa(file, [...prefix, ...args], {
+        env,
+        cwd: ROOT,
+        stdout: 'inherit',
+        stderr: 'inherit',
+        reject: !expect.fails,
+      })
+      if (expect.fails) {
+        if (result.exitCode === 0) throw new Error(`${command} ${args.join(' ')} was expected to fail`)
+        process.stdout.write(`(exit ${String(result.exitCode)}, as expected)\n`)
+      }
     }
-    const admin = new Kube(loadKubeConfig({ kubeconfig: g.kubeconfig }))
     const repository = `oci://${g.registries.plain.host}/acme/shop-config`
 
     step('2. developers publish 1.0.0, then 1.1.0 (the shop image moves from 2.4.1 to 2.5.0)')
@@ -154,7 +160,6 @@ async function main(): Promise<void> {
     )
     reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
     note(`reconciler started (pid ${String(reconciler.pid)}, metrics on 127.0.0.1:${metrics})`)
-    rollouts = await standInForRollouts(admin)
 
     step('4. the Environments: platform and dev follow ~1, staging and prod are pinned, prod is gated on staging')
     const environments = join(work, 'environments.yaml')
@@ -188,7 +193,38 @@ async function main(): Promise<void> {
       '-o',
       'jsonpath={.spec.template.spec.containers[0].image}{"\\n"}',
     ])
+    await show('kubectl', ['get', 'pods', '-n', 'shop-prod', '-l', 'app.kubernetes.io/name=shop'])
     await show('berth', ['history', 'prod', '-n', NAMESPACE])
+
+    step('6. a failing release: 1.2.0 asks for more CPU than any node has, so its rollout cannot complete')
+    const failing = join(work, 'shop-config-1.2.0')
+    await cp(next, failing, { recursive: true })
+    const failingDeployment = join(failing, 'base', 'deployment.yaml')
+    await writeFile(
+      failingDeployment,
+      (await readFile(failingDeployment, 'utf8'))
+        .replace('ghcr.io/acme/shop:2.5.0', 'ghcr.io/acme/shop:2.6.0')
+        .replace('cpu: 100m', 'cpu: "64"'),
+    )
+    await show('berth', [
+      'push',
+      failing,
+      '--version',
+      '1.2.0',
+      '--repository',
+      repository,
+      '--plain-http',
+      '--revision',
+      `v1.2.0@sha1:${commit}`,
+    ])
+    note('staging has rollback: onFailure and a 20 s timeout; promote --wait exits non-zero:')
+    await show('berth', ['promote', 'staging', '--to', '1.2.0', '-n', NAMESPACE, '--wait', '--timeout', '120'], {
+      fails: true,
+    })
+    note('prod is gated on staging: berth refuses to carry what failed there')
+    await show('berth', ['promote', 'prod', '--from', 'staging', '-n', NAMESPACE], { fails: true })
+    await show('kubectl', ['get', 'environments', '-n', NAMESPACE])
+    await show('berth', ['history', 'staging', '-n', NAMESPACE])
 
     step(`done in ${Math.round((Date.now() - started) / 1000)} s; stopping everything the demo started`)
   } catch (error: unknown) {
@@ -196,7 +232,6 @@ async function main(): Promise<void> {
     if (logs) process.stderr.write(`\nthe reconciler's last log lines:\n${logs.split('\n').slice(-30).join('\n')}\n`)
     throw error
   } finally {
-    await rollouts?.stop()
     if (reconciler && reconciler.exitCode === null) {
       const exited = new Promise((resolve) => reconciler?.once('exit', resolve))
       reconciler.kill('SIGTERM')
@@ -205,34 +240,6 @@ async function main(): Promise<void> {
     if (ground) await stopGround(ground)
     await rm(work, { recursive: true, force: true })
   }
-}
-
-/**
- * Plays the Deployment controller and kubelet the ground lacks: every Deployment berth applies is marked rolled out.
- */
-async function standInForRollouts(kube: Kube): Promise<{ stop: () => Promise<void> }> {
-  return await kube.watch<Deployment>('apps/v1', 'Deployment', (type, d) => {
-    if (type === 'delete' || !d.metadata.labels?.[OWNER_LABELS.name]) return
-    const replicas = d.spec.replicas ?? 1
-    if (d.status?.observedGeneration === d.metadata.generation && d.status?.updatedReplicas === replicas) return
-    const status = {
-      observedGeneration: d.metadata.generation,
-      replicas,
-      updatedReplicas: replicas,
-      readyReplicas: replicas,
-      availableReplicas: replicas,
-    }
-    void kube
-      .patchStatus(
-        {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          metadata: { name: d.metadata.name, namespace: d.metadata.namespace },
-        },
-        status,
-      )
-      .catch(() => undefined)
-  })
 }
 
 function environmentsYaml(repository: string): string {
@@ -251,8 +258,9 @@ spec:
 ${extra}`
   return [
     one('platform', '~1'),
-    one('dev', '~1'),
-    one('staging', '1.0.0'),
+    one('dev', '~1.1'),
+    one('staging', '1.0.0').replace('timeout: 2m', 'timeout: 20s')
+    + '  rollback: onFailure    # a version that fails health goes back to the last healthy one\n',
     one('prod', '1.0.0', '  promotion:\n    from: staging        # only versions staging has been Ready on\n'),
   ].join('---\n')
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { ROOT } from './support/ground.ts'
 
 describe('npm run demo', () => {
-  it('publishes, installs, promotes staging then prod, and stops everything it started', async () => {
+  it('publishes, installs, promotes staging then prod, shows a failing release refused, and stops everything', async () => {
     const demo = await execa(process.execPath, ['examples/demo.ts'], {
       cwd: ROOT,
       reject: false,
@@ -15,7 +15,8 @@ describe('npm run demo', () => {
     })
     expect(demo.exitCode, demo.stderr).toBe(0)
     const out = demo.stdout
-    const [before = '', after = ''] = out.split('\n== after')
+    const [main = '', failing = ''] = out.split('\n== 6.')
+    const [before = '', after = ''] = main.split('\n== after')
     const row = (text: string, env: string): string =>
       text
         .split('\n')
@@ -27,6 +28,16 @@ describe('npm run demo', () => {
     for (const env of ['platform', 'dev', 'staging', 'prod'])
       expect(row(after, env), env).toMatch(new RegExp(`^${env}\\s+1\\.1\\.0\\s+\\w{12}\\s+True`))
     expect(after).toContain('ghcr.io/acme/shop:2.5.0')
+    // Rolled out for real: the controllers made the pods, kwok's nodes run them.
+    expect(after).toMatch(/shop-\S+\s+1\/1\s+Running/)
+    // The failing release: staging rolled back on its own, prod never given 1.2.0.
+    // berth's refusals go to stderr.
+    expect(demo.stderr).toContain('1.2.0 failed its health check and was rolled back; running 1.1.0')
+    expect(demo.stderr).toContain('staging is not Ready')
+    expect(failing.match(/\(exit 1, as expected\)/g)).toHaveLength(2)
+    expect(row(failing, 'prod')).toMatch(/^prod\s+1\.1\.0\s+\w{12}\s+True/)
+    expect(row(failing, 'staging')).toMatch(/^staging\s+1\.1\.0\s+\w{12}\s+False/)
+    expect(failing).toMatch(/1\.2\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+HealthCheckFailed\n1\.1\.0\s+\w{12}\s+berth \(automatic rollback\)/)
     // prod's history: 1.0.0 then the promotion to 1.1.0, by the admin who promoted it.
     expect(after).toMatch(
       /1\.0\.0\s+\w{12}\s+-\s+\S+\s+\S+\s+Succeeded\n1\.1\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+Succeeded/,
