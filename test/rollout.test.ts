@@ -152,4 +152,24 @@ describe('real rollouts on simulated nodes', () => {
     expect(ready(blocked)?.message).toContain('has not been Ready on staging')
     expect((await live(`${g.namespace}-prod`))?.spec.template.spec.containers[0]?.image).toBe('example.com/shop:1.0')
   })
+
+  it('garbage collection and namespace deletion run: a deleted Environment takes its Deployment, ReplicaSets and pods along', async () => {
+    const ns = `${g.namespace}-prod`
+    await g.kube().delete(envRef('prod'))
+    await eventually(
+      () => env('prod'),
+      (e) => e === undefined,
+      30_000,
+    )
+    // berth deleted the Deployment; the garbage collector deletes what it owned.
+    const pods = (): Promise<string> => g.kubectl(['get', 'replicasets,pods', '-n', ns, '-o', 'name'])
+    await eventually(pods, (out) => out.trim() === '', 60_000, 500)
+    await g.kube().delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })
+    await eventually(
+      () => g.kube().get({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }),
+      (n) => n === undefined,
+      60_000,
+      500,
+    )
+  }, 120_000)
 })
