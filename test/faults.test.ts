@@ -6,7 +6,6 @@
  * Then disaster recovery: a second, empty cluster given berth's install and the same Environments
  * converges to the same objects.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,7 +16,8 @@ import { type GroundInfo, startGround, stopGround } from './ground/ground.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
-import { ROOT, useGround } from './support/ground.ts'
+import { useGround } from './support/ground.ts'
+import { type ReconcilerProcess, startReconciler } from './support/reconciler-process.ts'
 import { stopPart } from './support/restart.ts'
 
 const g = useGround(import.meta.url)
@@ -39,7 +39,7 @@ const expectedNames = (v: number): string[] => Object.keys(release(v)).sort()
 describe('faults, each ending with nothing lost', () => {
   let own: GroundInfo | undefined
   let kube: Kube | undefined
-  let reconciler: ChildProcess | undefined
+  let reconciler: ReconcilerProcess | undefined
   let repository = ''
   const k = (): Kube =>
     kube
@@ -57,21 +57,8 @@ describe('faults, each ending with nothing lost', () => {
       kind: 'Environment',
       metadata: { name: 'app', namespace: NS },
     })
-  const startReconciler = (): void => {
-    reconciler = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/berth.js'),
-        'reconciler',
-        '--kubeconfig',
-        ground().kubeconfig,
-        '--metrics-address',
-        '',
-        '--cache-dir',
-        join(g.scratch(), 'cache'),
-      ],
-      { stdio: 'ignore' },
-    )
+  const restartReconciler = (): void => {
+    reconciler = startReconciler(ground().kubeconfig, join(g.scratch(), 'cache'))
   }
   const pin = (version: string): Promise<unknown> =>
     k().mergePatch(
@@ -107,14 +94,14 @@ describe('faults, each ending with nothing lost', () => {
     )
     repository = `${own.registries.plain.host}/faults/app`
     for (let v = 1; v <= 6; v++) await publishApp(g.scratch(), repository, `${v}.0.0`, release(v))
-    startReconciler()
+    restartReconciler()
     await kube.apply(
       environment(NS, 'app', { source: { repository: `oci://${repository}`, plainHTTP: true }, version: '1.0.0' }),
     )
     await converged(1)
   }, 240_000)
   afterAll(async () => {
-    reconciler?.kill('SIGKILL')
+    reconciler?.kill()
     if (own) await stopGround(own)
   })
 
@@ -172,15 +159,15 @@ describe('faults, each ending with nothing lost', () => {
       20_000,
       10,
     )
-    reconciler?.kill('SIGKILL')
+    reconciler?.kill()
     await sleep(500)
-    startReconciler()
+    restartReconciler()
     await converged(6)
   }, 120_000)
 
   it('disaster recovery: an empty cluster given berth\'s install and the same Environments converges to the same objects', async () => {
     const second = await startGround({ say: () => undefined })
-    let rebuilt: ChildProcess | undefined
+    let rebuilt: ReconcilerProcess | undefined
     try {
       const kube2 = new Kube(loadKubeConfig({ kubeconfig: second.kubeconfig }))
       await installEnvironmentCrd(kube2)
@@ -193,20 +180,7 @@ describe('faults, each ending with nothing lost', () => {
         metadata: { name: 'app', namespace: NS },
         spec: original?.spec,
       })
-      rebuilt = spawn(
-        process.execPath,
-        [
-          join(ROOT, 'bin/berth.js'),
-          'reconciler',
-          '--kubeconfig',
-          second.kubeconfig,
-          '--metrics-address',
-          '',
-          '--cache-dir',
-          join(g.scratch(), 'cache2'),
-        ],
-        { stdio: 'ignore' },
-      )
+      rebuilt = startReconciler(second.kubeconfig, join(g.scratch(), 'cache2'))
       const ref = { apiVersion: 'berth.dev/v1alpha1', kind: 'Environment', metadata: { name: 'app', namespace: NS } }
       await eventually(
         () => kube2.get<Environment>(ref),
@@ -220,7 +194,7 @@ describe('faults, each ending with nothing lost', () => {
       expect(await shape(kube2)).toEqual(await shape(k()))
       expect((await kube2.get<Environment>(ref))?.status?.lastAppliedDigest).toBe(original?.status?.lastAppliedDigest)
     } finally {
-      rebuilt?.kill('SIGKILL')
+      rebuilt?.kill()
       await stopGround(second)
     }
   }, 180_000)

@@ -3,7 +3,6 @@
  * nodes run what berth applies. A version whose pods can never be scheduled fails its rollout the
  * way Kubernetes says it does (ProgressDeadlineExceeded), and berth rolls back on its own.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +13,7 @@ import { applyEnvironment, installCrd, passes, publishApp } from './support/envi
 import { eventually } from './support/eventually.ts'
 import { failureOf } from './support/failure.ts'
 import { ROOT, useGround } from './support/ground.ts'
+import { type ReconcilerProcess, startReconciler } from './support/reconciler-process.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -29,7 +29,7 @@ type Deploy = {
 
 describe('real rollouts on simulated nodes', () => {
   let repository = ''
-  let reconciler: ChildProcess | undefined
+  let reconciler: ReconcilerProcess | undefined
   const { envRef } = passes(g)
   const env = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>(envRef(name))
   const ready = (e: Environment | undefined): { status?: string; reason?: string; message?: string } | undefined =>
@@ -64,22 +64,7 @@ describe('real rollouts on simulated nodes', () => {
     await publishApp(g.scratch(), repository, '1.0.0', { shop: shop('example.com/shop:1.0', '100m') })
     // More CPU than any simulated node has: the pods stay Pending, the rollout never completes.
     await publishApp(g.scratch(), repository, '2.0.0', { shop: shop('example.com/shop:2.0', '64') })
-    reconciler = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/berth.js'),
-        'reconciler',
-        '--kubeconfig',
-        g.ground.kubeconfig,
-        '--namespace',
-        g.namespace,
-        '--metrics-address',
-        '',
-        '--cache-dir',
-        join(g.scratch(), 'cache'),
-      ],
-      { stdio: 'ignore' },
-    )
+    reconciler = startReconciler(g.ground.kubeconfig, join(g.scratch(), 'cache'), ['--namespace', g.namespace])
     await applyEnvironment(g, 'staging', repository, {
       version: '1.0.0',
       targetNamespace: `${g.namespace}-staging`,
@@ -92,7 +77,7 @@ describe('real rollouts on simulated nodes', () => {
     })
   })
   afterAll(() => {
-    reconciler?.kill('SIGKILL')
+    reconciler?.kill()
   })
 
   it('a version rolls out for real: Ready only once the controllers report it available, pods Running', async () => {

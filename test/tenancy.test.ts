@@ -4,20 +4,20 @@
  * rights. Whatever a team's artifact or Environment asks for beyond its Role is refused before
  * anything is applied; what it may do works through impersonation.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
 import { applyInstall } from '../reconciler/install-apply.ts'
 import { DEFAULT_INSTALL, installObjects } from '../reconciler/install.ts'
-import { issueCert } from './ground/certs.ts'
 import { writeKubeconfig } from './ground/ground.ts'
 import { configMap, deployment } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { failureOf } from './support/failure.ts'
 import { ROOT, useGround } from './support/ground.ts'
+import { userBoundTo } from './support/users.ts'
+import { type ReconcilerProcess, startReconciler } from './support/reconciler-process.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -31,8 +31,7 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
   const reconcilerUser = `system:serviceaccount:${system}:berth-reconciler`
   const deployerA = `system:serviceaccount:${teamA}:deployer`
   let repository = ''
-  let reconciler: ChildProcess | undefined
-  let logs = ''
+  let reconciler: ReconcilerProcess | undefined
   const a = { ...g, namespace: teamA }
   const { envRef } = passes(a)
   const env = (name: string): Promise<Environment | undefined> => g.kube().get<Environment>(envRef(name))
@@ -131,27 +130,15 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
       user: 'r',
       context: 'r',
     })
-    reconciler = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/berth.js'),
-        'reconciler',
-        '--kubeconfig',
-        kubeconfig,
-        '--namespace',
-        teamA,
-        '--default-service-account',
-        'deployer',
-        '--metrics-address',
-        '',
-        '--cache-dir',
-        join(g.scratch(), 'cache'),
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    reconciler.stderr?.setEncoding('utf8').on('data', (c: string) => (logs += c))
+    const started = startReconciler(kubeconfig, join(g.scratch(), 'cache'), [
+      '--namespace',
+      teamA,
+      '--default-service-account',
+      'deployer',
+    ])
+    reconciler = started
     await eventually(
-      () => Promise.resolve(logs),
+      () => Promise.resolve(started.logs()),
       (l) => l.includes('watching Environments'),
       15_000,
     )
@@ -163,7 +150,7 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
     )
   })
   afterAll(() => {
-    reconciler?.kill('SIGKILL')
+    reconciler?.kill()
   })
 
   it('in lockdown the reconciler itself may not apply anything, nor read Secrets', async () => {
@@ -261,30 +248,13 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
   })
 
   it('publish and promote are separate rights: berth-view sees, berth-promote promotes', async () => {
-    const person = async (name: string, role: string): Promise<string> => {
-      const user = `${name}-${g.namespace}`
-      const cert = await issueCert(g.ground.ca, g.scratch(), { name, commonName: user, usage: 'client' })
-      const kubeconfig = join(g.scratch(), `${name}.kubeconfig`)
-      await writeKubeconfig(kubeconfig, {
-        server: g.ground.apiserverUrl,
-        ca: g.ground.ca.cert,
-        client: cert,
-        user,
-        context: name,
-      })
-      await g.kube().apply({
-        apiVersion: `${rbac}/v1`,
-        kind: 'RoleBinding',
-        metadata: { name, namespace: teamA },
-        roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: role },
-        subjects: [{ apiGroup: rbac, kind: 'User', name: user }],
-      })
-      return kubeconfig
-    }
+    const person = (name: string, role: string): Promise<string> => userBoundTo(g, name, role, teamA)
     const viewer = await person('viewer', 'berth-view')
     const sre = await person('sre', 'berth-promote')
     expect((await berth(['status', '-n', teamA], viewer)).stdout).toMatch(/app\s+5\.0\.0\s+5\.0\.0/)
-    const denied = await failureOf<{ exitCode: number; stderr: string }>(berth(['promote', 'app', '--to', '1.0.0', '-n', teamA], viewer))
+    const denied = await failureOf<{ exitCode: number; stderr: string }>(
+      berth(['promote', 'app', '--to', '1.0.0', '-n', teamA], viewer),
+    )
     expect(denied.exitCode).toBe(4)
     expect(denied.stderr).toContain(`viewer-${g.namespace} is not allowed to promote ${teamA}/app; nothing changed`)
     expect((await env('app'))?.spec).toMatchObject({ version: '5.0.0' })

@@ -12,8 +12,8 @@ export type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] }
 
 export type TestUser = { name: string; kubeconfig: string; kube: Kube; grant: (rules: Rule[]) => Promise<void> }
 
-/** Create user `name` allowed exactly `rules` in the file's namespace; `grant` replaces the rules. */
-export async function namespacedUser(g: FileGround, name: string, rules: Rule[]): Promise<TestUser> {
+/** A person with a client certificate from the ground's CA (`<name>-<namespace>`), and a kubeconfig for them. */
+async function certificateUser(g: FileGround, name: string): Promise<{ user: string; kubeconfig: string }> {
   const user = `${name}-${g.namespace}`
   const cert = await issueCert(g.ground.ca, g.scratch(), { name, commonName: user, usage: 'client' })
   const kubeconfig = join(g.scratch(), `${name}.kubeconfig`)
@@ -24,6 +24,25 @@ export async function namespacedUser(g: FileGround, name: string, rules: Rule[])
     user,
     context: name,
   })
+  return { user, kubeconfig }
+}
+
+/** A person bound to ClusterRole `role` in `namespace` only (a RoleBinding); returns their kubeconfig. */
+export async function userBoundTo(g: FileGround, name: string, role: string, namespace: string): Promise<string> {
+  const { user, kubeconfig } = await certificateUser(g, name)
+  await g.kube().apply({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name, namespace },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+  })
+  return kubeconfig
+}
+
+/** Create user `name` allowed exactly `rules` in the file's namespace; `grant` replaces the rules. */
+export async function namespacedUser(g: FileGround, name: string, rules: Rule[]): Promise<TestUser> {
+  const { user, kubeconfig } = await certificateUser(g, name)
   const grant = async (granted: Rule[]): Promise<void> => {
     await g
       .kube()
