@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { redact } from '../shared/redact.ts'
 import { firstSignal } from '../shared/signals.ts'
-import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../reconciler/defaults.ts'
+import { INSTALL_DEFAULTS as DEFAULT_INSTALL, leaseName } from '../reconciler/defaults.ts'
 import type { InstallOptions } from '../reconciler/install.ts'
 
 type Target = { kubeconfig?: string; context?: string }
@@ -44,6 +44,11 @@ export function registerReconciler(program: Command): void {
       'lockdown: an Environment without spec.serviceAccountName acts as this ServiceAccount of its own namespace; '
       + 'berth never applies with its own identity',
     )
+    .option(
+      '--shard <key>',
+      'reconcile only Environments labelled berth.dev/shard=<key> (default: only those without the label); '
+      + 'each shard elects its leader on a Lease of its own',
+    )
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
     .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', '15s')
@@ -52,8 +57,10 @@ export function registerReconciler(program: Command): void {
     .action(
       async (
         options: Target
-          & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string }
-          & { defaultServiceAccount?: string },
+          & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string } & {
+            defaultServiceAccount?: string
+            shard?: string
+          },
       ) => {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }]
           = await Promise.all([
@@ -82,6 +89,7 @@ export function registerReconciler(program: Command): void {
         const controller = new Controller(kube, {
           cacheDir: options.cacheDir,
           defaultServiceAccount: options.defaultServiceAccount,
+          shard: options.shard,
           concurrency: options.concurrency,
           log,
           namespace: options.namespace,
@@ -94,6 +102,7 @@ export function registerReconciler(program: Command): void {
         const elector = options.leaderElect
           ? new LeaderElector(leaseKube, {
               namespace: options.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'berth-system',
+              name: leaseName(options.shard),
               leaseDurationMs: durationMs(options.leaseDuration),
               renewDeadlineMs,
               retryPeriodMs: durationMs(options.retryPeriod),
@@ -154,6 +163,16 @@ export function registerReconciler(program: Command): void {
       'lockdown: the reconciler gets no apply rights of its own; each Environment acts as its spec.serviceAccountName '
       + 'or this ServiceAccount of its namespace',
     )
+    .option(
+      '--shards <a,b,c>',
+      'also one Deployment per shard (berth reconciler --shard KEY), each reconciling the Environments labelled '
+      + 'berth.dev/shard=KEY; the first Deployment keeps those without the label',
+      (v: string) =>
+        v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+    )
     .option('--crds-only', 'just the Environment CRD')
     .option(
       '--apply',
@@ -184,7 +203,8 @@ export function registerReconciler(program: Command): void {
       const done = await applyInstall(kube, objects, options.namespace, { dryRun, prune: !options.crdsOnly })
       const suffix = dryRun ? ' (server dry run)' : ''
       for (const o of done.applied) process.stdout.write(`${o} applied${suffix}\n`)
-      for (const o of done.deleted) process.stdout.write(`${o} ${dryRun ? 'would be deleted' : 'deleted'}: no longer installed\n`)
+      for (const o of done.deleted)
+        process.stdout.write(`${o} ${dryRun ? 'would be deleted' : 'deleted'}: no longer installed\n`)
       if (dryRun) return
       await waitEstablished(kube, crd.metadata.name, 60_000)
       process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)

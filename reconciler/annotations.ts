@@ -3,6 +3,19 @@
 /** Labels berth puts on every object it applies; prune deletes only objects carrying both. */
 export const OWNER_LABELS = { name: 'berth.dev/environment', namespace: 'berth.dev/environment-namespace' } as const
 export const FINALIZER = 'berth.dev/finalizer'
+/** Which reconciler shard an Environment belongs to (`berth reconciler --shard KEY`); none: the unsharded one. */
+export const SHARD_LABEL = 'berth.dev/shard'
+
+/** The label selector of shard `shard`'s Environments; without one, of those no shard claims. */
+export function shardSelector(shard: string | undefined): string {
+  return shard ? `${SHARD_LABEL}=${shard}` : `!${SHARD_LABEL}`
+}
+
+/** Whether an Environment with these labels belongs to `shard` (undefined: the unsharded reconciler). */
+export function inShard(labels: Readonly<Record<string, string>> | undefined, shard: string | undefined): boolean {
+  const own = labels?.[SHARD_LABEL]
+  return shard ? own === shard : own === undefined
+}
 /** Set by `berth reconcile`: a new value asks for a pass now. */
 export const RECONCILE_REQUESTED_AT = 'berth.dev/reconcile-requested-at'
 /** Left by `berth suspend`, shown in status while suspended. */

@@ -24,7 +24,16 @@ export function environmentRef(
   return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }
 }
 
-export { FINALIZER, OWNER_LABELS, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from './annotations.ts'
+export {
+  FINALIZER,
+  inShard,
+  OWNER_LABELS,
+  PROMOTED_BY,
+  RECONCILE_REQUESTED_AT,
+  SHARD_LABEL,
+  shardSelector,
+  SUSPENDED,
+} from './annotations.ts'
 
 const duration = z.string().regex(/^(\d+(ms|s|m|h))+$/, 'must be a duration such as 30s, 5m or 1h')
 
@@ -140,6 +149,7 @@ export type Environment = {
     deletionTimestamp?: string
     finalizers?: string[]
     annotations?: Record<string, string>
+    labels?: Record<string, string>
   }
   spec: unknown
   status?: EnvironmentStatus

@@ -6,7 +6,7 @@
  * (jittered) when healthy, sooner while rolling out, backoff after a failure.
  */
 import type { Kube } from '../shared/kube.ts'
-import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT } from './api.ts'
+import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT, shardSelector } from './api.ts'
 import type { Metrics } from './observability.ts'
 import { KeyedQueue } from './queue.ts'
 import { type ReconcileContext, reconcileEnvironment } from './reconcile.ts'
@@ -19,6 +19,8 @@ export type ControllerOptions = {
   namespace?: string | undefined
   /** Lockdown: the ServiceAccount Environments without one act as. */
   defaultServiceAccount?: string | undefined
+  /** Only Environments labelled `berth.dev/shard=<shard>`; undefined: only those without the label. */
+  shard?: string | undefined
   metrics?: Metrics
 }
 
@@ -32,6 +34,7 @@ export class Controller {
   private readonly cancel = new AbortController()
   private readonly log: (fields: Record<string, unknown>) => void
   private readonly namespace: string | undefined
+  private readonly shard: string | undefined
   private metrics: Metrics | undefined
   /** True while the watch runs: what /readyz reports. */
   watching = false
@@ -42,12 +45,14 @@ export class Controller {
     this.kube = kube
     this.log = options.log ?? ((): void => undefined)
     this.namespace = options.namespace
+    this.shard = options.shard
     const metrics = options.metrics
     const durations = new Map<string, number>()
     const ctx: ReconcileContext = {
       kube,
       cacheDir: options.cacheDir,
       defaultServiceAccount: options.defaultServiceAccount,
+      shard: options.shard,
       log: this.log,
       signal: this.cancel.signal,
       onStatus: (key, status) => {
@@ -89,6 +94,8 @@ export class Controller {
         this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
       },
       this.namespace,
+      // Each shard watches only its own Environments; relabelling one hands it over (a deletion here, an add there).
+      shardSelector(this.shard),
     )
     this.watching = true
   }

@@ -7,6 +7,11 @@ import { BERTH } from '../shared/package-info.ts'
 /** The leader-election Lease; the install manifests grant rights on this one only. */
 export const LEASE_NAME = 'berth-reconciler'
 
+/** Each shard elects its leader on a Lease of its own. */
+export function leaseName(shard: string | undefined): string {
+  return shard ? `${LEASE_NAME}-${shard}` : LEASE_NAME
+}
+
 export const INSTALL_DEFAULTS = {
   namespace: 'berth-system',
   image: `ghcr.io/berth-dev/berth:${BERTH.version}`,

@@ -124,6 +124,25 @@ describe('install manifests', () => {
     expect(deployment?.metadata.labels?.['app.kubernetes.io/instance']).toBe('ops')
   })
 
+  it('--shards: one more Deployment per shard, each with its own selector, --shard and Lease', () => {
+    const sharded = objects({ shards: ['a', 'b'] }) as Array<Obj & { spec?: { selector?: { matchLabels: object } } }>
+    const deployments = sharded.filter((o) => o.kind === 'Deployment')
+    expect(deployments.map((d) => d.metadata.name)).toEqual([
+      'berth-reconciler',
+      'berth-reconciler-a',
+      'berth-reconciler-b',
+    ])
+    expect(deployments[1]?.spec?.selector?.matchLabels).toMatchObject({ 'berth.dev/shard': 'a' })
+    expect(container([deployments[2] as Obj]).args).toContain('--shard=b')
+    const lease = find(sharded, 'Role', 'berth-leader-election').rules?.find((r) => 'resourceNames' in r)
+    expect((lease as { resourceNames?: string[] } | undefined)?.resourceNames).toEqual([
+      'berth-reconciler',
+      'berth-reconciler-a',
+      'berth-reconciler-b',
+    ])
+    expect(() => objects({ shards: ['A'] })).toThrow(/--shards: "A" must be a DNS label/)
+  })
+
   it('runs non-root on a read-only root filesystem with probes, requests and leader election', () => {
     const c = container(objects())
     expect(c.securityContext).toEqual({

@@ -32,7 +32,8 @@ import { nameProblem, SUBDOMAIN_RULE } from '../shared/names.ts'
 import { BERTH } from '../shared/package-info.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { environmentCrd, GROUP, PLURAL } from './api.ts'
-import { INSTALL_DEFAULTS, INSTALL_LABELS, LEASE_NAME, RECONCILER_SELECTOR } from './defaults.ts'
+import { INSTALL_DEFAULTS, INSTALL_LABELS, leaseName, RECONCILER_SELECTOR } from './defaults.ts'
+import { SHARD_LABEL } from './annotations.ts'
 
 export type InstallOptions = {
   /** Where the reconciler runs. */
@@ -47,6 +48,8 @@ export type InstallOptions = {
   allow: readonly string[]
   /** Lockdown: Environments without spec.serviceAccountName act as this ServiceAccount; no apply rights of its own. */
   defaultServiceAccount?: string | undefined
+  /** One more Deployment per shard (`--shard KEY`), beside the one for Environments without a shard. */
+  shards?: readonly string[] | undefined
 }
 
 export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
@@ -160,7 +163,7 @@ export function installObjects(options: InstallOptions): Obj[] {
         {
           apiGroups: ['coordination.k8s.io'],
           resources: ['leases'],
-          resourceNames: [LEASE_NAME],
+          resourceNames: [undefined, ...(options.shards ?? [])].map(leaseName),
           verbs: ['get', 'update'],
         },
       ],
@@ -178,7 +181,8 @@ export function installObjects(options: InstallOptions): Obj[] {
       metadata: meta(`${NAME}-metrics`, namespace),
       spec: { selector, ports: [{ name: 'http-metrics', port: PORT, targetPort: 'http-metrics' }] },
     },
-    deployment(options, namespace, watchNamespace, instance),
+    deployment(options, namespace, watchNamespace, instance, undefined),
+    ...(options.shards ?? []).map((shard) => deployment(options, namespace, watchNamespace, instance, shard)),
     // A node drain never takes every replica at once: a standby stays to take the Lease.
     ...(options.replicas > 1
       ? [
@@ -219,19 +223,26 @@ function clusterName(name: string, namespace: string): string {
   return namespace === INSTALL_DEFAULTS.namespace ? name : `${name}-${namespace}`
 }
 
+/**
+ * The reconciler's Deployment, or one shard's: `berth-reconciler-<shard>`, its pods labelled with
+ * the shard so its selector is its own (the unsharded one's selector stays as it always was: a
+ * Deployment's selector cannot change).
+ */
 function deployment(
   options: InstallOptions,
   namespace: string,
   watchNamespace: string | undefined,
-  labels: Record<string, string>,
+  instance: Record<string, string>,
+  shard: string | undefined,
 ): Obj {
+  const labels = shard ? { ...instance, [SHARD_LABEL]: shard } : instance
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: NAME, namespace, labels },
+    metadata: { name: shard ? `${NAME}-${shard}` : NAME, namespace, labels },
     spec: {
       replicas: options.replicas,
-      selector: { matchLabels: selector },
+      selector: { matchLabels: shard ? { ...selector, [SHARD_LABEL]: shard } : selector },
       template: {
         metadata: { labels },
         spec: {
@@ -268,6 +279,7 @@ function deployment(
                 `--metrics-address=0.0.0.0:${PORT}`,
                 `--cache-dir=${CACHE}`,
                 ...(watchNamespace ? [`--namespace=${watchNamespace}`] : []),
+                ...(shard ? [`--shard=${shard}`] : []),
                 ...(options.defaultServiceAccount
                   ? [`--default-service-account=${options.defaultServiceAccount}`]
                   : []),
@@ -369,6 +381,14 @@ function checked(options: InstallOptions): { namespace: string; watchNamespace: 
   if (!Number.isInteger(options.replicas) || options.replicas < 1)
     throw new UsageError('InvalidReplicas', '--replicas must be a whole number of at least 1')
   if (!options.image.trim()) throw new UsageError('InvalidImage', '--image must name a container image')
+  for (const shard of options.shards ?? []) {
+    if (!DNS_LABEL.test(shard) || shard.length > 40) {
+      throw new UsageError(
+        'InvalidShard',
+        `--shards: ${JSON.stringify(shard)} must be a DNS label of at most 40 characters`,
+      )
+    }
+  }
   const sa = options.defaultServiceAccount
   if (sa !== undefined && nameProblem(sa, SUBDOMAIN_RULE)) {
     throw new UsageError('InvalidServiceAccount', `--default-service-account ${nameProblem(sa, SUBDOMAIN_RULE) ?? ''}`)

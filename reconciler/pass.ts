@@ -28,6 +28,8 @@ export type ReconcileContext = {
    * own namespace; the reconciler never applies with its own identity.
    */
   defaultServiceAccount?: string | undefined
+  /** Reconcile only Environments of this shard (`berth.dev/shard`); undefined: only those without one. */
+  shard?: string | undefined
   /** Told the status each pass writes (metrics). */
   onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
 }

@@ -14,6 +14,7 @@ import {
   type EnvironmentSpec,
   type EnvironmentStatus,
   FINALIZER,
+  inShard,
   RECONCILE_REQUESTED_AT,
   serviceAccountUser,
   specSchema,
@@ -37,7 +38,8 @@ export async function reconcileEnvironment(
   key: { namespace: string; name: string },
 ): Promise<Outcome> {
   const env = await ctx.kube.get<Environment>(environmentRef(key.namespace, key.name))
-  if (!env) return STOP
+  // Gone, or relabelled to another shard since it was queued: not this reconciler's any more.
+  if (!env || !inShard(env.metadata.labels, ctx.shard)) return STOP
   if (env.metadata.deletionTimestamp) return await finalize(ctx, env)
   const now = ctx.now ?? ((): Date => new Date())
   const status: EnvironmentStatus = structuredClone(env.status ?? {})

@@ -290,11 +290,14 @@ export class Kube {
     onEvent: (type: 'add' | 'update' | 'delete', object: T) => void,
     onError: (error: unknown) => void = () => undefined,
     namespace?: string,
+    labelSelector?: string,
   ): Promise<{ stop: () => Promise<void> }> {
     const path = await this.collectionPath(apiVersion, kind, namespace)
+    const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : ''
     const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
-      this.request<KubernetesListObject<KubernetesObject>>('GET', path, { what: `list ${kind}` })
-    const informer = makeInformer<KubernetesObject>(this.config, path, list)
+      this.request<KubernetesListObject<KubernetesObject>>('GET', `${path}${query}`, { what: `list ${kind}` })
+    // With a label selector, an object that stops matching arrives as a deletion: it is no longer this watch's.
+    const informer = makeInformer<KubernetesObject>(this.config, path, list, labelSelector)
     let stopped = false
     let failures = 0
     let timer: NodeJS.Timeout | undefined
