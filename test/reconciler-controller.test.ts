@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -8,6 +8,7 @@ import { environment, publishApp } from './support/environments.ts'
 import { freePort } from './ground/processes.ts'
 import { until } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
+import { startReconciler } from './support/reconciler-process.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -29,7 +30,7 @@ const deployment = (name: string): object => ({
 
 describe('berth reconciler, a real process watching a real apiserver', () => {
   let reconciler: ChildProcess | undefined
-  let logs = ''
+  let logs = (): string => ''
   let repository = ''
   let metricsPort = 0
   const envRef = (name: string): ReturnType<typeof environmentRef> => environmentRef(g.namespace, name)
@@ -49,41 +50,28 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
       cm: configMap('settings', { v: '3' }),
       web: deployment('web'),
     })
-    reconciler = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/berth.js'),
-        'reconciler',
-        '--kubeconfig',
-        g.ground.kubeconfig,
-        '--namespace',
-        g.namespace,
-        '--cache-dir',
-        join(g.scratch(), 'cache'),
-        '--metrics-address',
-        `127.0.0.1:${metricsPort}`,
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    )
-    reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
-    await until(() => Promise.resolve(logs.includes('watching Environments')), 15_000)
+    const started = startReconciler(g.ground.kubeconfig, join(g.scratch(), 'cache'), [
+      '--namespace',
+      g.namespace,
+      '--metrics-address',
+      `127.0.0.1:${metricsPort}`,
+    ])
+    reconciler = started.child
+    logs = started.logs
+    await until(() => Promise.resolve(logs().includes('watching Environments')), 15_000)
   })
   afterAll(() => {
     reconciler?.kill('SIGKILL')
   })
 
   it('applies a new Environment, then follows a spec change within seconds', async () => {
-    await g
-      .kube()
-      .apply(
-        environment(g.namespace, 'web', {
-          source: { repository: `oci://${repository}`, plainHTTP: true },
-          version: '1.0.0',
-          interval: '1h',
-        }),
-      )
+    await g.kube().apply(
+      environment(g.namespace, 'web', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '1.0.0',
+        interval: '1h',
+      }),
+    )
     await run('kubectl', [
       '--kubeconfig',
       g.ground.kubeconfig,
@@ -101,13 +89,11 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     expect(took).toBeLessThan(5_000)
     expect(
       (
-        await g
-          .kube()
-          .get<{ data: Record<string, string> }>({
-            apiVersion: 'v1',
-            kind: 'ConfigMap',
-            metadata: { name: 'settings', namespace: g.namespace },
-          })
+        await g.kube().get<{ data: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'settings', namespace: g.namespace },
+        })
       )?.data,
     ).toEqual({ v: '2' })
   })
@@ -128,13 +114,11 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     await until(async () => (await get('web'))?.status?.lastHandledReconcileAt === at, 10_000)
     expect(
       (
-        await g
-          .kube()
-          .get<{ data: Record<string, string> }>({
-            apiVersion: 'v1',
-            kind: 'ConfigMap',
-            metadata: { name: 'settings', namespace: g.namespace },
-          })
+        await g.kube().get<{ data: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'settings', namespace: g.namespace },
+        })
       )?.data,
     ).toEqual({ v: '2' })
   })
@@ -183,10 +167,10 @@ describe('berth reconciler, a real process watching a real apiserver', () => {
     const exited = new Promise<number | null>((resolve) => reconciler?.once('exit', resolve))
     reconciler?.kill('SIGTERM')
     expect(await exited).toBe(0)
-    expect(logs).toContain('SIGTERM: finishing the pass in flight')
+    expect(logs()).toContain('SIGTERM: finishing the pass in flight')
 
     // Structured logs: every line is JSON; an application names environment, version and digest.
-    const lines = logs
+    const lines = logs()
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>)

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../reconciler/api.ts'
@@ -7,7 +7,8 @@ import { environment, installCrd, passes, publishApp } from './support/environme
 import { eventually } from './support/eventually.ts'
 import { freePort } from './ground/processes.ts'
 import { startSecondApiserver } from './support/apiserver.ts'
-import { ROOT, useGround } from './support/ground.ts'
+import { useGround } from './support/ground.ts'
+import { startReconciler } from './support/reconciler-process.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -33,43 +34,34 @@ describe('two reconciler replicas with leader election', () => {
   let repository = ''
 
   const start = async (kubeconfig = g.ground.kubeconfig): Promise<Replica> => {
-    let logs = ''
     const port = await freePort()
-    const child = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/berth.js'),
-        'reconciler',
-        '--kubeconfig',
-        kubeconfig,
-        '-n',
-        g.namespace,
-        '--cache-dir',
-        join(g.scratch(), `cache-${replicas.length}`),
-        '--metrics-address',
-        `127.0.0.1:${port}`,
-        '--leader-elect',
-        '--leader-election-namespace',
-        g.namespace,
-        '--lease-duration',
-        '3s',
-        '--renew-deadline',
-        '2s',
-        '--retry-period',
-        '500ms',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (logs += c))
+    const started = startReconciler(kubeconfig, join(g.scratch(), `cache-${replicas.length}`), [
+      '-n',
+      g.namespace,
+      '--metrics-address',
+      `127.0.0.1:${port}`,
+      '--leader-elect',
+      '--leader-election-namespace',
+      g.namespace,
+      '--lease-duration',
+      '3s',
+      '--renew-deadline',
+      '2s',
+      '--retry-period',
+      '500ms',
+    ])
+    const { child, logs } = started
     const identity = (): string => {
-      const line = logs.split('\n').find((l) => l.includes('"msg":"waiting for the lease"'))
+      const line = logs()
+        .split('\n')
+        .find((l) => l.includes('"msg":"waiting for the lease"'))
       return line ? (JSON.parse(line) as { identity: string }).identity : ''
     }
     // The berth_leader gauge, as Prometheus would scrape it.
     const leading = async (): Promise<string | undefined> =>
       /^berth_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
-    const replica = { child, logs: () => logs, identity, leading, exited }
+    const replica = { child, logs, identity, leading, exited }
     replicas.push(replica)
     return replica
   }

@@ -7,6 +7,7 @@ import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { failureOf, type ProcessFailure } from './support/failure.ts'
 import { ROOT, useGround } from './support/ground.ts'
+import { startReconciler } from './support/reconciler-process.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -50,22 +51,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
         }),
       )
     }
-    reconciler = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin/berth.js'),
-        'reconciler',
-        '--kubeconfig',
-        g.ground.kubeconfig,
-        '-n',
-        g.namespace,
-        '--cache-dir',
-        join(g.scratch(), 'cache'),
-        '--metrics-address',
-        '',
-      ],
-      { stdio: 'ignore' },
-    )
+    reconciler = startReconciler(g.ground.kubeconfig, join(g.scratch(), 'cache'), ['-n', g.namespace]).child
     await run('kubectl', [
       '--kubeconfig',
       g.ground.kubeconfig,
