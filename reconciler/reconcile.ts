@@ -26,7 +26,7 @@ import type { Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
 import { describeFailures, prune } from './prune.ts'
 import { openSource } from './source.ts'
-import { removeCondition, setCondition } from './status.ts'
+import { removeCondition, sameStatus, setCondition } from './status.ts'
 import { failureVerdict } from './verdict.ts'
 
 export type { Outcome, ReconcileContext } from './pass.ts'
@@ -91,6 +91,8 @@ function summarize(env: Environment, status: EnvironmentStatus, verdict: Verdict
 async function writeStatus(ctx: ReconcileContext, env: Environment, status: EnvironmentStatus): Promise<void> {
   const { namespace, name } = env.metadata
   ctx.onStatus?.({ namespace, name }, status)
+  // A pass that changed nothing writes nothing: the steady state costs no status write per interval.
+  if (sameStatus(env.status, status)) return
   await ctx.kube.patchStatus(environmentRef(namespace, name), status).catch((error: unknown) => {
     // The object may be gone after its finalizer was removed; nothing left to report on.
     if (!(error instanceof KubeApiError && error.code === 404)) throw error

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { EnvironmentStatus } from './api.ts'
-import { firstAttemptOf, recordHistory } from './status.ts'
+import { firstAttemptOf, recordHistory, sameStatus } from './status.ts'
 
 const A = `sha256:${'a'.repeat(64)}`
 const B = `sha256:${'b'.repeat(64)}`
@@ -18,14 +18,14 @@ const row = (
 })
 
 describe('history', () => {
-  it('keeps one row per application: its outcome replaces "Progressing", repeats only move the finish time', () => {
+  it('keeps one row per application: its outcome replaces "Progressing", a repeated outcome changes nothing', () => {
     const status: EnvironmentStatus = {}
     recordHistory(status, row(A, 'Progressing', 't1', 't2'))
     recordHistory(status, row(A, 'Progressing', 't1', 't3'))
     recordHistory(status, row(A, 'Succeeded', 't1', 't4'))
     recordHistory(status, row(A, 'Succeeded', 't1', 't9'))
     expect(status.history).toEqual([
-      { version: '1.0.0', digest: A, started: 't1', finished: 't9', result: 'Succeeded' },
+      { version: '1.0.0', digest: A, started: 't1', finished: 't4', result: 'Succeeded' },
     ])
   })
 
@@ -50,5 +50,26 @@ describe('history', () => {
       recordHistory(status, row(i % 2 ? A : B, 'Succeeded', `t${String(i)}`, `t${String(i)}`))
     expect(status.history).toHaveLength(10)
     expect(status.history?.[0]?.started).toBe('t2')
+  })
+})
+
+describe('sameStatus', () => {
+  const ready = { type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: 'm', lastTransitionTime: 't' }
+  const reconciling = { ...ready, type: 'Reconciling', status: 'False' as const }
+  it('ignores the order of conditions and keys, and sees any real change', () => {
+    const a: EnvironmentStatus = {
+      observedGeneration: 2,
+      conditions: [ready, reconciling],
+      lastAppliedVersion: '1.0.0',
+    }
+    const b: EnvironmentStatus = {
+      lastAppliedVersion: '1.0.0',
+      conditions: [reconciling, ready],
+      observedGeneration: 2,
+    }
+    expect(sameStatus(a, b)).toBe(true)
+    expect(sameStatus(a, { ...b, observedGeneration: 3 })).toBe(false)
+    expect(sameStatus(a, { ...b, conditions: [ready, { ...reconciling, message: 'other' }] })).toBe(false)
+    expect(sameStatus(undefined, a)).toBe(false)
   })
 })

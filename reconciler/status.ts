@@ -34,8 +34,8 @@ export function recordHistory(
   const entry: HistoryEntry = by === undefined ? rest : { ...rest, by }
   const history = status.history ?? []
   const last = history.at(-1)
-  // Repeats of one result extend its row; "Progressing" is not a result yet, so the attempt's outcome replaces it.
-  if (last && last.digest === entry.digest && (last.result === entry.result || last.result === 'Progressing')) {
+  // "Progressing" is not a result yet: the attempt's outcome (or its next check) replaces it.
+  if (last && last.digest === entry.digest && last.result === 'Progressing') {
     Object.assign(
       last,
       { finished: entry.finished, result: entry.result },
@@ -44,6 +44,9 @@ export function recordHistory(
     status.history = history
     return
   }
+  // The same outcome again (a periodic pass) is the same application: its row stays as it is, so a pass
+  // that changes nothing writes nothing.
+  if (last && last.digest === entry.digest && last.result === entry.result) return
   status.history = [...history, entry].slice(-HISTORY)
 }
 
@@ -73,4 +76,19 @@ export function settled(env: Environment, generation: number): 'pending' | 'read
   if (ready.status === 'True') return 'ready'
   if (ready.reason === 'Progressing' || ready.reason === '') return 'pending'
   return { failed: ready }
+}
+
+/** Whether two statuses say the same (conditions compared by type, whatever their order). */
+export function sameStatus(a: EnvironmentStatus | undefined, b: EnvironmentStatus | undefined): boolean {
+  return canonical(a) === canonical(b)
+}
+
+function canonical(status: EnvironmentStatus | undefined): string {
+  if (!status) return ''
+  const conditions = [...(status.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1))
+  return JSON.stringify({ ...status, conditions }, (_key, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : value,
+  )
 }
