@@ -357,7 +357,7 @@ export function parseAllow(entry: string): { resource: string; group: string } {
   const group = dot < 0 ? '' : entry.slice(dot + 1)
   if (
     !DNS_LABEL.test(resource)
-    || (dot >= 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(group))
+    || (dot >= 0 && !SUBDOMAIN_RULE.pattern.test(group))
   ) {
     throw new UsageError(
       'InvalidAllow',

@@ -41,7 +41,7 @@ export async function reconcileEnvironment(
   // Gone, or relabelled to another shard since it was queued: not this reconciler's any more.
   if (!env || !inShard(env.metadata.labels, ctx.shard)) return STOP
   if (env.metadata.deletionTimestamp) return await finalize(ctx, env)
-  const now = ctx.now ?? ((): Date => new Date())
+  const now = clock(ctx)
   const status: EnvironmentStatus = structuredClone(env.status ?? {})
   const event: Pass['event'] = (type, reason, message) => recordEvent(ctx.kube, env, type, reason, message, ctx.log)
   const owner: Owner = { name: env.metadata.name, namespace: env.metadata.namespace }
@@ -203,8 +203,10 @@ async function finalize(ctx: ReconcileContext, env: Environment): Promise<Outcom
   const orphan = parsed.success && (parsed.data.deletionPolicy === 'orphan' || !parsed.data.prune)
   const owner = { name: env.metadata.name, namespace: env.metadata.namespace }
   // As the identity that applied them: never with the reconciler's own rights when the Environment has one.
-  const kube = parsed.success ? await actingAs(ctx, env, parsed.data) : ctx.kube
-  const { failed: left } = orphan ? { failed: [] } : await prune(kube, env.status?.inventory ?? [], [], owner)
+  // Orphaning deletes nothing, so it needs no identity (its ServiceAccount may already be gone).
+  const prunedAs = async (): Promise<Kube> => (parsed.success ? await actingAs(ctx, env, parsed.data) : ctx.kube)
+  const inventory = env.status?.inventory ?? []
+  const { failed: left } = orphan ? { failed: [] } : await prune(await prunedAs(), inventory, [], owner)
   if (left.length > 0) {
     const status: EnvironmentStatus = { ...structuredClone(env.status ?? {}), inventory: left.map((f) => f.entry) }
     const message = `could not remove: ${describeFailures(left)}; retrying`
@@ -215,7 +217,7 @@ async function finalize(ctx: ReconcileContext, env: Environment): Promise<Outcom
       outcome: { next: 'backoff', error },
     }
     await recordEvent(ctx.kube, env, 'Warning', 'DeletionFailed', message, ctx.log)
-    summarize(env, status, verdict, (ctx.now ?? ((): Date => new Date()))())
+    summarize(env, status, verdict, clock(ctx)())
     await writeStatus(ctx, env, status)
     return verdict.outcome
   }
@@ -223,6 +225,10 @@ async function finalize(ctx: ReconcileContext, env: Environment): Promise<Outcom
   const kept = finalizers.filter((f) => f !== FINALIZER)
   await ctx.kube.mergePatch(ref, { metadata: { finalizers: kept, resourceVersion: env.metadata.resourceVersion } })
   return STOP
+}
+
+function clock(ctx: ReconcileContext): () => Date {
+  return ctx.now ?? ((): Date => new Date())
 }
 
 function signalOf(ctx: ReconcileContext): { signal?: AbortSignal } {
