@@ -2,12 +2,20 @@
  * The controller: watches Environments and feeds a keyed queue whose work is one reconcile
  * pass. A spec change (new generation), a deletion, or a new
  * `berth.dev/reconcile-requested-at` annotation queues the Environment at once; status-only
- * updates (berth's own) do not. Each pass decides when it comes back: its interval
- * (jittered) when healthy, sooner while rolling out, backoff after a failure.
+ * updates (berth's own) do not. So does a change by someone else to an object berth applied
+ * (owned.ts watches them). Each pass decides when it comes back: its interval (jittered) when
+ * healthy, sooner while rolling out, backoff after a failure.
+ *
+ * What makes the steady state cheap lives here, shared by every pass: the Environments as the
+ * watch delivered them (a pass the queue's timer started reads that, not the apiserver), registry
+ * lookups shared for a short window, artifacts parsed once per digest, and the watched objects.
  */
 import type { Kube } from '../shared/kube.ts'
+import type { Located } from '../shared/manifests.ts'
 import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT, shardSelector } from './api.ts'
 import type { Metrics } from './observability.ts'
+import { Lru, SharedLookups } from './memo.ts'
+import { OwnedObjects } from './owned.ts'
 import { KeyedQueue } from './queue.ts'
 import { type ReconcileContext, reconcileEnvironment } from './reconcile.ts'
 
@@ -30,6 +38,14 @@ export class Controller {
   private readonly kube: Kube
   private readonly queue: KeyedQueue
   private readonly seen = new Map<string, Seen>()
+  /** Each Environment as the watch last delivered it (managedFields dropped). */
+  private readonly environments = new Map<string, Environment>()
+  /** Environments whose next pass must read them from the apiserver: something happened since the timer was set. */
+  private readonly stale = new Set<string>()
+  /** The objects berth applied, watched for changes by others. */
+  readonly owned: OwnedObjects
+  /** Registry lookups shared between Environments. */
+  readonly lookups = new SharedLookups()
   private watch: { stop: () => Promise<void> } | undefined
   private readonly cancel = new AbortController()
   private readonly log: (fields: Record<string, unknown>) => void
@@ -65,14 +81,23 @@ export class Controller {
         })
       },
     }
+    this.owned = new OwnedObjects((key) => this.changed(key), { log: this.log, namespace: options.namespace })
+    Object.assign(ctx, {
+      owned: this.owned,
+      lookups: this.lookups,
+      // A few versions per repository at a time, a few folders each: small, and bounded whatever the cluster.
+      artifacts: { files: new Lru<Map<string, Buffer>>(16), objects: new Lru<Located[]>(64) },
+    })
     this.metrics = metrics
     this.queue = new KeyedQueue(
       async (key) => {
         const [namespace = '', name = ''] = key.split('/')
         const started = Date.now()
         durations.set(key, started)
+        // A pass the timer started reads the Environment as watched; one an event asked for reads it afresh.
+        const known = this.stale.delete(key) ? undefined : this.environments.get(key)
         try {
-          const outcome = await reconcileEnvironment(ctx, { namespace, name })
+          const outcome = await reconcileEnvironment(ctx, { namespace, name }, known)
           // The queue backs off on a failure, by its own count; requeues are fixed delays.
           if (outcome.next === 'backoff') throw outcome.error
           return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
@@ -107,6 +132,7 @@ export class Controller {
   async stop(graceMs = 10_000): Promise<void> {
     this.watching = false
     await this.watch?.stop()
+    this.owned.stop()
     const cancel = setTimeout(() => {
       this.cancel.abort()
       this.kube.close()
@@ -115,14 +141,28 @@ export class Controller {
     clearTimeout(cancel)
   }
 
+  /** Someone else changed or deleted an object this Environment applied: check it now. */
+  private changed(key: string): void {
+    if (!this.environments.has(key)) return
+    this.stale.add(key)
+    this.queue.add(key)
+  }
+
   private onEvent(type: 'add' | 'update' | 'delete', env: Environment): void {
     const key = `${env.metadata.namespace}/${env.metadata.name}`
     if (type === 'delete') {
       this.seen.delete(key)
+      this.environments.delete(key)
+      this.stale.delete(key)
+      this.owned.forget(key)
       this.queue.forget(key)
       this.metrics?.forget(env.metadata.namespace, env.metadata.name)
       return
     }
+    // Kept for the passes the timer starts; managedFields is most of an object's size and no pass reads it.
+    const metadata: Environment['metadata'] & { managedFields?: unknown } = { ...env.metadata }
+    delete metadata.managedFields
+    this.environments.set(key, { ...env, metadata })
     const now: Seen = {
       generation: env.metadata.generation,
       requested: env.metadata.annotations?.[RECONCILE_REQUESTED_AT],
@@ -136,7 +176,9 @@ export class Controller {
       || before.generation !== now.generation
       || before.requested !== now.requested
       || (now.deleting && !before.deleting)
-    )
+    ) {
+      this.stale.add(key)
       this.queue.add(key)
+    }
   }
 }

@@ -8,7 +8,7 @@ import { describeObject, type KubeObject } from '../shared/manifests.ts'
 import { inBatches } from './apply.ts'
 
 /** An object that differs from the artifact: the fields that would change, or `missing` when it is not there at all. */
-export type Drift = { object: string; fields: string[]; missing?: true }
+export type Drift = { object: string; fields: string[]; missing?: true; of: KubeObject }
 /** What a drift check found, and every live object it read (what health needs when nothing is re-applied). */
 export type DriftCheck = { drift: Drift[]; live: KubeObject[] }
 
@@ -19,10 +19,10 @@ export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Pro
   const checks = await inBatches(objects, async (object): Promise<{ drift?: Drift; live?: KubeObject }> => {
     const live = await kube.get<KubeObject>(object)
     const name = describeObject(object)
-    if (!live) return { drift: { object: name, fields: ['(deleted)'], missing: true } }
+    if (!live) return { drift: { object: name, fields: ['(deleted)'], missing: true, of: object } }
     const wanted = await kube.apply<Record<string, unknown>>(object, { dryRun: true })
     const fields = diffPaths(comparable(wanted), comparable(live), '')
-    return { live, ...(fields.length > 0 ? { drift: { object: name, fields } } : {}) }
+    return { live, ...(fields.length > 0 ? { drift: { object: name, fields, of: object } } : {}) }
   })
   return {
     drift: checks.flatMap((c) => (c.drift ? [c.drift] : [])),

@@ -9,7 +9,7 @@
  *   finalizer, record Events, read the registry Secrets Environments name. Nothing else.
  * - `berth-apply` (ClusterRole): the kinds berth may apply, prune and health-check — a
  *   default set of namespaced application kinds plus whatever `--allow` adds. Verbs are
- *   exactly what server-side apply, prune and health need: get, create, patch, delete.
+ *   exactly what server-side apply, prune, health and drift need: get, list, watch, create, patch, delete.
  * - `berth-leader-election` (Role in berth's namespace): its one Lease.
  * With `watchNamespace` the first two are Roles with RoleBindings in that namespace only, and
  * the reconciler watches only there.
@@ -64,8 +64,11 @@ type Obj = {
 const NAME = 'berth-reconciler'
 const PORT = 8080
 const CACHE = '/var/cache/berth'
-/** Server-side apply needs patch (and create when the object is new); prune needs delete; health and drift need get. */
-export const APPLY_VERBS = ['get', 'create', 'patch', 'delete']
+/**
+ * Server-side apply needs patch (and create when the object is new); prune needs delete; health and drift need get;
+ * seeing drift as it happens needs list and watch (of berth's own objects: the watches are label-selected).
+ */
+export const APPLY_VERBS = ['get', 'list', 'watch', 'create', 'patch', 'delete']
 
 /** Namespaced kinds an application's config usually holds. Cluster-scoped kinds, RBAC and Secrets only by `--allow`. */
 export const DEFAULT_APPLY_RESOURCES: Readonly<Record<string, readonly string[]>> = {
@@ -355,10 +358,7 @@ export function parseAllow(entry: string): { resource: string; group: string } {
   const dot = entry.indexOf('.')
   const resource = dot < 0 ? entry : entry.slice(0, dot)
   const group = dot < 0 ? '' : entry.slice(dot + 1)
-  if (
-    !DNS_LABEL.test(resource)
-    || (dot >= 0 && !SUBDOMAIN_RULE.pattern.test(group))
-  ) {
+  if (!DNS_LABEL.test(resource) || (dot >= 0 && !SUBDOMAIN_RULE.pattern.test(group))) {
     throw new UsageError(
       'InvalidAllow',
       `--allow ${JSON.stringify(entry)}: write a resource as kubectl does, plural and lower case, with its API group: deployments.apps, namespaces, featureflags.shop.example.com`,

@@ -9,6 +9,8 @@ import type { Located } from '../shared/manifests.ts'
 import type { Environment, EnvironmentSpec, EnvironmentStatus } from './api.ts'
 import type { Applied, Owner } from './apply.ts'
 import type { EventType } from './events.ts'
+import type { Lru, SharedLookups } from './memo.ts'
+import type { OwnedObjects } from './owned.ts'
 import type { PruneResult } from './prune.ts'
 import type { Resolved } from './resolve.ts'
 import type { Source } from './source.ts'
@@ -32,6 +34,12 @@ export type ReconcileContext = {
   shard?: string | undefined
   /** Told the status each pass writes (metrics). */
   onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
+  /** Registry lookups Environments share for a short window (the controller's); without it each pass looks itself. */
+  lookups?: SharedLookups
+  /** Artifacts read and parsed once per digest (the controller's). */
+  artifacts?: { files: Lru<Map<string, Buffer>>; objects: Lru<Located[]> }
+  /** Owned objects watched for drift (the controller's): checks only what the watch cannot vouch for. */
+  owned?: OwnedObjects
 }
 
 /** What the queue does next: come back after a fixed delay, stop until something changes, or back off. */

@@ -7,8 +7,16 @@
  */
 import { WaitingError } from '../shared/errors.ts'
 import { verifyArtifact } from '../shared/signatures.ts'
-import { durationMs, type Environment, environmentRef, type HistoryEntry, PROMOTED_BY } from './api.ts'
-import { applyObjects, entryOf, placeObjects } from './apply.ts'
+import type { KubeObject, Located } from '../shared/manifests.ts'
+import {
+  durationMs,
+  type Environment,
+  environmentRef,
+  type HistoryEntry,
+  PROMOTED_BY,
+  RECONCILE_REQUESTED_AT,
+} from './api.ts'
+import { applyObjects, entryOf, type Owner, placeObjects } from './apply.ts'
 import { type Drift, findDrift } from './drift.ts'
 import { fetchArtifact } from './fetch.ts'
 import { need, type Pass, type Phase, type Verdict } from './pass.ts'
@@ -25,8 +33,13 @@ export const PROMOTION_RETRY_MS = 10_000
 
 /** Resolve the pin to a version and digest; what was attempted shows in status even when a later phase fails. */
 async function resolvePhase(pass: Pass): Promise<undefined> {
-  const { spec, source, status } = pass
-  const pinned = await resolve(source.repository, spec.version, spec.digest, source.access)
+  const { spec, source, status, env, ctx } = pass
+  const lookup = (): Promise<Resolved> => resolve(source.repository, spec.version, spec.digest, source.access)
+  // Environments pinned alike share one lookup for a short window; `berth reconcile` always looks afresh.
+  const requested = env.metadata.annotations?.[RECONCILE_REQUESTED_AT]
+  const shared = requested === status.lastHandledReconcileAt ? ctx.lookups : undefined
+  const key = `${source.reach}|${source.repository}|${spec.version}|${spec.digest ?? ''}`
+  const pinned = shared ? await shared.get(key, lookup) : await lookup()
   pass.pinned = pinned
   status.lastAttemptedVersion = pinned.version
   status.lastAttemptedDigest = pinned.digest
@@ -82,21 +95,30 @@ async function verifyPhase(pass: Pass): Promise<undefined> {
 
 /** Download (or take from the cache) the target's layer, verified by digest, and read it defensively. */
 async function fetchPhase(pass: Pass): Promise<undefined> {
-  const { source } = pass
-  pass.files = await fetchArtifact(source.repository, need(pass.target, 'target'), source.access, pass.ctx.cacheDir)
+  const { source, ctx } = pass
+  const target = need(pass.target, 'target')
+  const fetch = (): Promise<Map<string, Buffer>> =>
+    fetchArtifact(source.repository, target, source.access, ctx.cacheDir)
+  // A digest names the same bytes forever: read once, kept for every Environment pinned to it.
+  pass.files = ctx.artifacts ? await ctx.artifacts.files.get(target.digest, fetch) : await fetch()
   return undefined
 }
 
-/** This Environment's folder of the artifact, parsed and checked. */
+/** This Environment's folder of the artifact, parsed and checked (once per digest and folder). */
 async function selectPhase(pass: Pass): Promise<undefined> {
-  pass.objects = selectObjects(need(pass.files, 'files'), pass.spec.path ?? pass.env.metadata.name)
-  return Promise.resolve(undefined)
+  const path = pass.spec.path ?? pass.env.metadata.name
+  const files = need(pass.files, 'files')
+  const select = (): Located[] => selectObjects(files, path)
+  const digest = need(pass.target, 'target').digest
+  pass.objects = pass.ctx.artifacts ? await pass.ctx.artifacts.objects.get(`${digest}|${path}`, select) : select()
+  return undefined
 }
 
 /**
- * Apply the target. On a periodic pass (same digest, same spec) look for drift first: without
- * drift nothing is written and what the check read serves prune and health; with drift, `warn`
- * ends the pass with the Drifted condition and `correct` re-applies. Owns `Drifted`.
+ * Apply the target. On a periodic pass (same digest, same spec) look for drift first, only in
+ * the objects the watch cannot vouch for: without drift nothing is written and what the check
+ * read serves prune and health; with drift, `warn` ends the pass with the Drifted condition and
+ * `correct` re-applies just what drifted. Owns `Drifted`.
  */
 async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
   const { env, spec, status } = pass
@@ -104,33 +126,70 @@ async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
   const objects = need(pass.objects, 'objects')
   const owner = { ...pass.owner, targetNamespace: spec.targetNamespace }
   const periodic = status.lastAppliedDigest === target.digest && status.observedGeneration === env.metadata.generation
-  if (periodic) {
-    const placed = await placeObjects(pass.kube, objects, owner)
-    const { drift, live } = await findDrift(pass.kube, placed)
-    if (drift.length === 0) {
-      pass.inSync = true
-      pass.applied = { inventory: placed.map(entryOf), live, warnings: [] }
-      log(pass, 'in sync', target)
-      return undefined
-    }
-    if (spec.driftPolicy === 'warn') return await driftWarned(pass, target, describeDrift(drift))
-    await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
-  }
+  if (periodic) return await checkDrift(pass, target, objects, owner)
   pass.applying = true
   const applied = await applyObjects(pass.kube, objects, owner, target.version)
   pass.applied = applied
+  confirm(pass, applied.live, applied.live)
   status.lastAppliedVersion = target.version
   status.lastAppliedDigest = target.digest
   // Applying made the cluster match the artifact: whatever drifted is corrected.
   removeCondition(status, 'Drifted')
   log(pass, 'applied', target)
-  if (!periodic) {
-    const message = `applied ${target.version} (${target.digest}): ${applied.inventory.length} objects`
-    await pass.event('Normal', 'Applied', message)
-  }
-  if (applied.warnings.length > 0) await pass.event('Warning', 'APIWarnings', applied.warnings.join('; '))
+  const message = `applied ${target.version} (${target.digest}): ${applied.inventory.length} objects`
+  await pass.event('Normal', 'Applied', message)
+  await warnings(pass, applied.warnings)
   return undefined
 }
+
+/** The periodic half of {@link applyPhase}: check what may have drifted, then warn or re-apply only that. */
+async function checkDrift(
+  pass: Pass,
+  target: Resolved,
+  objects: readonly Located[],
+  owner: Owner,
+): Promise<Verdict | undefined> {
+  const placed = await placeObjects(pass.kube, objects, owner)
+  const key = `${pass.owner.namespace}/${pass.owner.name}`
+  const { check, live: watched } = pass.ctx.owned?.suspects(key, pass.kube, placed) ?? { check: placed, live: [] }
+  const { drift, live: read } = await findDrift(pass.kube, check)
+  const drifted = new Set(drift.map((d) => d.of))
+  const unchanged = [...watched, ...read.filter((o) => !drift.some((d) => sameObject(d.of, o)))]
+  if (drift.length === 0) {
+    pass.inSync = true
+    pass.applied = { inventory: placed.map(entryOf), live: unchanged, warnings: [] }
+    confirm(pass, read, placed)
+    if (check.length > 0) log(pass, 'in sync', target)
+    return undefined
+  }
+  if (pass.spec.driftPolicy === 'warn') {
+    confirm(pass, read, placed)
+    pass.ctx.owned?.unconfirm(key, [...drifted])
+    return await driftWarned(pass, target, describeDrift(drift))
+  }
+  await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
+  pass.applying = true
+  const again = objects.filter((_, i) => drifted.has(placed[i] as KubeObject))
+  const applied = await applyObjects(pass.kube, again, owner, target.version)
+  pass.applied = { inventory: placed.map(entryOf), live: [...unchanged, ...applied.live], warnings: applied.warnings }
+  confirm(pass, [...read, ...applied.live], placed)
+  removeCondition(pass.status, 'Drifted')
+  log(pass, 'drift corrected', target)
+  await warnings(pass, applied.warnings)
+  return undefined
+}
+
+/** Tell the watch of owned objects what this pass left: `live` as read or applied, of all `wanted`. */
+function confirm(pass: Pass, live: readonly KubeObject[], wanted: readonly KubeObject[]): void {
+  pass.ctx.owned?.confirm(`${pass.owner.namespace}/${pass.owner.name}`, pass.kube, live, wanted)
+}
+
+async function warnings(pass: Pass, found: readonly string[]): Promise<void> {
+  if (found.length > 0) await pass.event('Warning', 'APIWarnings', found.join('; '))
+}
+
+const sameObject = (a: KubeObject, b: KubeObject): boolean =>
+  a.kind === b.kind && a.metadata.name === b.metadata.name && a.metadata.namespace === b.metadata.namespace
 
 async function driftWarned(pass: Pass, target: Resolved, described: string): Promise<Verdict> {
   const message = `differs from ${target.version}: ${described}`
@@ -198,8 +257,9 @@ async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefine
   if (!good) return undefined
   recordAttempt(pass, target, 'HealthCheckFailed')
   const why = failed.reconciling.message
-  const message = `${target.version} is unhealthy (${why}); berth rolls back on its own (spec.rollback: onFailure) to `
-    + `${good.version} (${good.digest})`
+  const message
+    = `${target.version} is unhealthy (${why}); berth rolls back on its own (spec.rollback: onFailure) to `
+      + `${good.version} (${good.digest})`
   await pass.event('Warning', 'RollingBack', message)
   status.rolledBackFrom = target.digest
   pass.target = await resolveDigest(source.repository, good.version, good.digest, source.access)

@@ -33,11 +33,17 @@ export type { Outcome, ReconcileContext } from './pass.ts'
 
 const STOP: Outcome = { next: 'stop' }
 
+/**
+ * One pass over the Environment `key`. `known` is the Environment as the controller's watch
+ * delivered it, when nothing happened since the pass was scheduled: a periodic pass then reads
+ * nothing from the apiserver.
+ */
 export async function reconcileEnvironment(
   ctx: ReconcileContext,
   key: { namespace: string; name: string },
+  known?: Environment,
 ): Promise<Outcome> {
-  const env = await ctx.kube.get<Environment>(environmentRef(key.namespace, key.name))
+  const env = known ?? (await ctx.kube.get<Environment>(environmentRef(key.namespace, key.name)))
   // Gone, or relabelled to another shard since it was queued: not this reconciler's any more.
   if (!env || !inShard(env.metadata.labels, ctx.shard)) return STOP
   if (env.metadata.deletionTimestamp) return await finalize(ctx, env)

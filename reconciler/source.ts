@@ -7,6 +7,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { sha256Digest } from '../shared/artifact.ts'
 import { InvalidInputError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
 import { checkObjects, type Located, parseManifests } from '../shared/manifests.ts'
@@ -15,8 +16,12 @@ import { type EnvironmentSpec, sourceOf } from './api.ts'
 import { fetchArtifact } from './fetch.ts'
 import type { Resolved } from './resolve.ts'
 
-/** A repository and how to reach it; `close` removes the credentials written for it. */
-export type Source = { repository: string; access: OrasOptions; close: () => Promise<void> }
+/**
+ * A repository and how to reach it; `close` removes the credentials written for it. `reach`
+ * tells apart ways of reaching it (TLS settings, which credentials): only lookups made the same
+ * way are shared.
+ */
+export type Source = { repository: string; access: OrasOptions; reach: string; close: () => Promise<void> }
 
 type DockerConfigSecret = { type?: string; data?: Record<string, string> }
 
@@ -33,7 +38,10 @@ export async function openSource(
 ): Promise<Source> {
   const { repository, access } = sourceOf(spec, extra)
   const ref = spec.source.secretRef
-  if (!ref || extra.registryConfig) return { repository, access, close: () => Promise.resolve() }
+  const how = `${access.plainHttp ? 'http' : 'https'}${access.insecure ? '-insecure' : ''}`
+  if (!ref || extra.registryConfig) {
+    return { repository, access, reach: `${how}|${extra.registryConfig ?? ''}`, close: () => Promise.resolve() }
+  }
   const secret = await kube.get<DockerConfigSecret>({
     apiVersion: 'v1',
     kind: 'Secret',
@@ -53,6 +61,8 @@ export async function openSource(
   return {
     repository,
     access: { ...access, registryConfig: file },
+    // The credentials themselves, hashed: two Secrets with the same content reach the registry alike.
+    reach: `${how}|${sha256Digest(Buffer.from(config))}`,
     close: () => rm(dir, { recursive: true, force: true }),
   }
 }

@@ -126,17 +126,25 @@ export class Kube {
   /** Discovery: `apiVersion/Kind` → resource, filled per group-version on first use. */
   private readonly resources: Map<string, Resource>
   private readonly closing: AbortController
+  /** Requests sent by this client and the ones {@link as} made from it: what tests and benchmarks count. */
+  readonly sent: { requests: number }
 
   constructor(
     config: KubeConfig,
     options: KubeOptions = {},
-    shared?: { impersonating: string; resources: Map<string, Resource>; closing: AbortController },
+    shared?: {
+      impersonating: string
+      resources: Map<string, Resource>
+      closing: AbortController
+      sent: { requests: number }
+    },
   ) {
     this.config = config
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.impersonating = shared?.impersonating
     this.resources = shared?.resources ?? new Map<string, Resource>()
     this.closing = shared?.closing ?? new AbortController()
+    this.sent = shared?.sent ?? { requests: 0 }
   }
 
   /**
@@ -146,7 +154,7 @@ export class Kube {
    * deadline, discovery cache and close().
    */
   as(user: string): Kube {
-    const shared = { impersonating: user, resources: this.resources, closing: this.closing }
+    const shared = { impersonating: user, resources: this.resources, closing: this.closing, sent: this.sent }
     return new Kube(this.config, { timeoutMs: this.timeoutMs }, shared)
   }
 
@@ -383,31 +391,105 @@ export class Kube {
   }
 
   /**
+   * List a kind (label-selected) with the list's resourceVersion: the point a {@link watchFrom}
+   * continues from, so nothing between the list and the watch is missed.
+   */
+  // The caller names the kind it lists; the items are of that kind.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  async listAt<T extends object>(
+    apiVersion: string,
+    kind: string,
+    options: { namespace?: string | undefined; labelSelector?: string | undefined } = {},
+  ): Promise<{ items: T[]; resourceVersion: string }> {
+    const path = await this.collectionPath(apiVersion, kind, options.namespace)
+    const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : ''
+    const list = await this.request<{ items: T[]; metadata?: { resourceVersion?: string } }>('GET', `${path}${query}`, {
+      what: `list ${kind}`,
+    })
+    return {
+      items: list.items.map((item) => ({ ...item, apiVersion, kind })),
+      resourceVersion: list.metadata?.resourceVersion ?? '',
+    }
+  }
+
+  /**
+   * One watch request from `resourceVersion` (with bookmarks): `onEvent` gets each change in
+   * order. Resolves with the last resourceVersion seen when the apiserver ends the stream (after
+   * `timeoutSeconds`), so the caller continues from there; rejects on any failure, a stream that
+   * stays silent past the timeout, an ERROR event (410 Gone: the caller must list again), or
+   * `signal`. Authorized as this client's user, impersonation included.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  async watchFrom<T extends object>(
+    apiVersion: string,
+    kind: string,
+    options: {
+      namespace?: string | undefined
+      labelSelector?: string | undefined
+      resourceVersion: string
+      timeoutSeconds: number
+      signal?: AbortSignal | undefined
+    },
+    onEvent: (type: 'ADDED' | 'MODIFIED' | 'DELETED', object: T) => void,
+  ): Promise<string> {
+    const path = await this.collectionPath(apiVersion, kind, options.namespace)
+    const query = new URLSearchParams({
+      watch: '1',
+      allowWatchBookmarks: 'true',
+      resourceVersion: options.resourceVersion,
+      timeoutSeconds: String(options.timeoutSeconds),
+    })
+    if (options.labelSelector) query.set('labelSelector', options.labelSelector)
+    const what = `watch ${kind}`
+    // Inactivity, not a deadline on the whole stream: the apiserver ends it itself after timeoutSeconds.
+    const silence = new AbortController()
+    const idleMs = (options.timeoutSeconds + 30) * 1000
+    let idle = setTimeout(() => silence.abort(), idleMs)
+    const signals = [this.closing.signal, silence.signal, ...(options.signal ? [options.signal] : [])]
+    const signal = AbortSignal.any(signals)
+    const { url, https } = await this.prepare('GET', `${path}?${query.toString()}`, undefined, undefined, signal)
+    let resourceVersion = options.resourceVersion
+    const onLine = (line: string): void => {
+      clearTimeout(idle)
+      idle = setTimeout(() => silence.abort(), idleMs)
+      type Status = { code?: number; reason?: string; message?: string; metadata?: { resourceVersion?: string } }
+      const event = JSON.parse(line) as { type: string; object: T & Status }
+      if (event.type === 'ERROR') {
+        const { code = 500, reason = 'WatchFailed', message = 'the watch failed' } = event.object
+        throw new KubeApiError(code, reason, `${what}: ${message}`, { detail: message })
+      }
+      resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion
+      if (event.type === 'ADDED' || event.type === 'MODIFIED' || event.type === 'DELETED')
+        onEvent(event.type, event.object)
+    }
+    try {
+      const response = await streamLines(url, https, onLine)
+      if (response.status < 200 || response.status >= 300) {
+        const parsed = parseStatus(response.text)
+        const detail = parsed.message ?? response.text
+        throw new KubeApiError(response.status, parsed.reason ?? `Http${response.status}`, `${what}: ${detail}`, {
+          detail,
+        })
+      }
+      return resourceVersion
+    } catch (error: unknown) {
+      if (error instanceof KubeApiError) throw error
+      throw toKubeError(what, error, signal, idleMs)
+    } finally {
+      clearTimeout(idle)
+    }
+  }
+
+  /**
    * One HTTP request to the apiserver with the kubeconfig's credentials; JSON in and out. It
    * ends by its deadline or by {@link close}, whichever comes first.
    */
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
-    const cluster = this.config.getCurrentCluster()
-    if (!cluster) {
-      throw new UsageError(
-        'NoCluster',
-        'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context',
-      )
-    }
-    const url = new URL(path, cluster.server)
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
-    const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
-    if (this.impersonating) headers['Impersonate-User'] = this.impersonating
-    if (payload !== undefined) {
-      headers['Content-Type'] = options.contentType ?? 'application/json'
-      headers['Content-Length'] = Buffer.byteLength(payload)
-    }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(timeoutMs)])
-    const https: HttpsOptions = { method, headers: { ...headers }, signal }
-    // Adds client certificates, CA and bearer tokens (it may replace the headers object).
-    await this.config.applyToHTTPSOptions(https)
-    https.headers = { ...(https.headers as OutgoingHttpHeaders), ...headers }
+    const { url, https } = await this.prepare(method, path, payload, options.contentType, signal)
+    this.sent.requests++
     const response = await send(url, https, payload).catch((error: unknown) => {
       throw toKubeError(options.what, error, signal, timeoutMs)
     })
@@ -419,6 +501,70 @@ export class Kube {
       detail,
     })
   }
+
+  /** The URL and options of a request: the kubeconfig's credentials, impersonation, body headers. */
+  private async prepare(
+    method: string,
+    path: string,
+    payload: string | undefined,
+    contentType: string | undefined,
+    signal: AbortSignal,
+  ): Promise<{ url: URL; https: HttpsOptions }> {
+    const cluster = this.config.getCurrentCluster()
+    if (!cluster) {
+      throw new UsageError(
+        'NoCluster',
+        'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context',
+      )
+    }
+    const url = new URL(path, cluster.server)
+    const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
+    if (this.impersonating) headers['Impersonate-User'] = this.impersonating
+    if (payload !== undefined) {
+      headers['Content-Type'] = contentType ?? 'application/json'
+      headers['Content-Length'] = Buffer.byteLength(payload)
+    }
+    const https: HttpsOptions = { method, headers: { ...headers }, signal }
+    // Adds client certificates, CA and bearer tokens (it may replace the headers object).
+    await this.config.applyToHTTPSOptions(https)
+    https.headers = { ...(https.headers as OutgoingHttpHeaders), ...headers }
+    return { url, https }
+  }
+}
+
+/**
+ * A streaming GET: each newline-terminated line of a 2xx body goes to `onLine` as it arrives (an
+ * exception there ends the request and rejects); any other status is read whole and returned.
+ */
+function streamLines(url: URL, options: HttpsOptions, onLine: (line: string) => void): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    const sender = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const req = sender(url, options, (res) => {
+      const status = res.statusCode ?? 0
+      let buffered = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        buffered += chunk
+        if (status < 200 || status >= 300) return
+        let newline = buffered.indexOf('\n')
+        try {
+          while (newline >= 0) {
+            const line = buffered.slice(0, newline).trim()
+            buffered = buffered.slice(newline + 1)
+            if (line) onLine(line)
+            newline = buffered.indexOf('\n')
+          }
+        } catch (error: unknown) {
+          req.destroy()
+          reject(error instanceof Error ? error : new Error(String(error)))
+        }
+      })
+      res.on('end', () => resolve({ status, text: buffered, warnings: [] }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
 
 type Response = { status: number; text: string; warnings: string[] }

@@ -20,6 +20,8 @@ const deployment = (name: string): object => ({
   metadata: { name },
   spec: {
     replicas: 2,
+    // Available only 2 s after ready: the rollout takes long enough to be seen in progress, however fast kwok is.
+    minReadySeconds: 2,
     selector: { matchLabels: { app: name } },
     template: {
       metadata: { labels: { app: name } },

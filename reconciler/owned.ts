@@ -1,0 +1,345 @@
+/**
+ * Event-driven drift. berth watches, per kind it has applied and per identity it applied them
+ * as, only the objects carrying its owner label, and keeps of each what health reads and a
+ * fingerprint of what drift compares (everything but status and bookkeeping metadata). A pass
+ * that applied or checked an object confirms its fingerprint; from then on:
+ *
+ * - a change by someone else (another fingerprint) or a deletion queues a pass of the owning
+ *   Environment at once, and that pass checks only the objects that changed;
+ * - a periodic pass sends nothing for objects the watch shows as berth left them; health reads
+ *   the watched copies.
+ *
+ * An object is checked the old way (a read and a dry run) whenever the watch cannot vouch for
+ * it: never confirmed since this process started, its watch not listed yet, broken, or refused
+ * (an identity without list/watch on the kind). Memory grows with the objects berth owns only:
+ * label-selected watches never see the rest of the cluster, and each object is kept slimmed.
+ */
+import { createHash } from 'node:crypto'
+import { type Kube, KubeApiError } from '../shared/kube.ts'
+import { type KubeObject } from '../shared/manifests.ts'
+import { messageOf } from '../shared/errors.ts'
+import { OWNER_LABELS } from './api.ts'
+import { comparable } from './drift.ts'
+
+/** How long an identity refused list/watch on a kind waits before asking again. */
+const FORBIDDEN_RETRY_MS = 300_000
+/** The apiserver ends each watch request after about this long; the watch then continues from where it was. */
+const WATCH_SECONDS = 300
+
+type Log = (fields: Record<string, unknown>) => void
+
+/** One label-selected watch: a kind, in one namespace or all, as one identity. */
+class Scope {
+  readonly key: string
+  /** Listed and watching: what this scope's store says is current. */
+  synced = false
+  /** Objects this scope has seen (keys into the shared store). */
+  readonly seen = new Set<string>()
+  /** Environments whose confirmed objects this scope covers. */
+  readonly users = new Set<string>()
+  private readonly stopper = new AbortController()
+  private readonly kube: Kube
+  private readonly apiVersion: string
+  private readonly kind: string
+  private readonly namespace: string | undefined
+  private readonly owned: OwnedObjects
+
+  constructor(key: string, kube: Kube, object: KubeObject, namespace: string | undefined, owned: OwnedObjects) {
+    this.key = key
+    this.kube = kube
+    this.apiVersion = object.apiVersion
+    this.kind = object.kind
+    this.namespace = namespace
+    this.owned = owned
+  }
+
+  start(): void {
+    void this.run()
+  }
+
+  stop(): void {
+    this.synced = false
+    this.stopper.abort()
+  }
+
+  private stopped(): boolean {
+    return this.stopper.signal.aborted
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopper.signal
+    const where = { namespace: this.namespace, labelSelector: OWNER_LABELS.name }
+    let failures = 0
+    while (!signal.aborted) {
+      try {
+        const list = await this.kube.listAt<KubeObject>(this.apiVersion, this.kind, where)
+        if (this.stopped()) return
+        this.owned.resync(this, list.items)
+        this.synced = true
+        failures = 0
+        let resourceVersion = list.resourceVersion
+        for (;;) {
+          const timeoutSeconds = WATCH_SECONDS + Math.floor(Math.random() * 60)
+          resourceVersion = await this.kube.watchFrom<KubeObject>(
+            this.apiVersion,
+            this.kind,
+            { ...where, resourceVersion, timeoutSeconds, signal },
+            (type, object) =>
+              this.owned.observe(this, type, { ...object, apiVersion: this.apiVersion, kind: this.kind }),
+          )
+        }
+      } catch (error: unknown) {
+        this.synced = false
+        if (this.stopped()) return
+        // 410 Gone: the watch fell too far behind; list again at once.
+        if (error instanceof KubeApiError && error.code === 410) continue
+        failures++
+        const forbidden = error instanceof KubeApiError && error.code === 403
+        const delay = forbidden ? FORBIDDEN_RETRY_MS : Math.min(1000 * 2 ** (failures - 1), 30_000)
+        if (forbidden || failures === 1) {
+          this.owned.log({
+            msg: forbidden
+              ? 'cannot watch owned objects; drift in them is found at each interval'
+              : 'watch of owned objects failed; retrying',
+            watch: this.key,
+            error: messageOf(error),
+          })
+        }
+        await sleep(delay, signal)
+      }
+    }
+  }
+}
+
+/** What the watch last saw of an object, and the Environment its labels name. */
+type Seen = { fingerprint: string; live: KubeObject; owner: string | undefined; deleted?: true }
+/** What a pass left an object as: its fingerprint then, and that copy for health until the watch has one. */
+type Confirmed = { fingerprint: string; live: KubeObject; scope: string }
+
+export class OwnedObjects {
+  private readonly scopes = new Map<string, Scope>()
+  /** Every object any scope has seen, by object key. */
+  private readonly store = new Map<string, Seen>()
+  /** Per Environment (`namespace/name`): its objects as its last pass left them. */
+  private readonly confirmed = new Map<string, Map<string, Confirmed>>()
+  readonly log: Log
+  private readonly onChange: (environment: string) => void
+  private readonly namespace: string | undefined
+
+  /**
+   * @param onChange told the Environment (`namespace/name`) one of whose confirmed objects
+   *   someone else changed or deleted.
+   * @param options.namespace the reconciler's own identity watches only this namespace (its rights end there).
+   */
+  constructor(
+    onChange: (environment: string) => void,
+    options: { log?: Log | undefined; namespace?: string | undefined } = {},
+  ) {
+    this.onChange = onChange
+    this.log = options.log ?? ((): void => undefined)
+    this.namespace = options.namespace
+  }
+
+  /**
+   * Of `objects` (as this Environment would apply them), the ones that need a check, and the
+   * watched copies of the others (what health reads).
+   */
+  suspects(
+    environment: string,
+    kube: Kube,
+    objects: readonly KubeObject[],
+  ): { check: KubeObject[]; live: KubeObject[] } {
+    const mine = this.confirmed.get(environment)
+    const check: KubeObject[] = []
+    const live: KubeObject[] = []
+    for (const object of objects) {
+      const key = objectKey(object)
+      const confirmed = mine?.get(key)
+      const scope = this.scopes.get(scopeKey(kube, object, this.namespace))
+      const seen = this.store.get(key)
+      const vouched = confirmed !== undefined && scope?.synced === true && confirmed.scope === scope.key
+      if (!vouched || seen?.deleted || (seen && seen.fingerprint !== confirmed.fingerprint)) check.push(object)
+      else live.push(seen?.live ?? confirmed.live)
+    }
+    return { check, live }
+  }
+
+  /**
+   * After a pass: `wanted` are this Environment's objects now, acted on as `kube`'s identity, and
+   * `live` those of them the pass applied or read and found as berth means them (as the apiserver
+   * returned them). The others keep what was confirmed before; objects no longer wanted are no
+   * longer its, and watches no Environment needs stop.
+   */
+  confirm(environment: string, kube: Kube, live: readonly KubeObject[], wanted: readonly KubeObject[]): void {
+    const before = this.confirmed.get(environment) ?? new Map<string, Confirmed>()
+    const fresh = new Map(live.map((o) => [objectKey(o), o]))
+    const now = new Map<string, Confirmed>()
+    for (const object of wanted) {
+      const key = objectKey(object)
+      const read = fresh.get(key)
+      const kept = before.get(key)
+      const scope = this.scopeFor(kube, object)
+      scope.users.add(environment)
+      if (read) now.set(key, { fingerprint: fingerprint(read), live: slim(read), scope: scope.key })
+      else if (kept) now.set(key, kept)
+    }
+    this.confirmed.set(environment, now)
+    this.release(environment, before, now)
+  }
+
+  /** Keep what is confirmed, but not `objects` (drift left under driftPolicy warn): they stay suspects. */
+  unconfirm(environment: string, objects: readonly KubeObject[]): void {
+    const mine = this.confirmed.get(environment)
+    for (const object of objects) mine?.delete(objectKey(object))
+  }
+
+  /** The Environment is gone (or another shard's): nothing of it is watched for it any more. */
+  forget(environment: string): void {
+    const before = this.confirmed.get(environment)
+    this.confirmed.delete(environment)
+    if (before) this.release(environment, before, new Map())
+  }
+
+  stop(): void {
+    for (const scope of this.scopes.values()) scope.stop()
+    this.scopes.clear()
+    this.store.clear()
+    this.confirmed.clear()
+  }
+
+  /** Watched objects, for tests and metrics. */
+  get size(): number {
+    return this.store.size
+  }
+
+  /** A (re)list: the scope's objects now; those it saw before and not now were deleted meanwhile. */
+  resync(scope: Scope, items: readonly KubeObject[]): void {
+    const listed = new Set<string>()
+    for (const object of items) {
+      listed.add(objectKey(object))
+      this.observe(scope, 'MODIFIED', object)
+    }
+    for (const key of [...scope.seen]) {
+      const seen = this.store.get(key)
+      if (!listed.has(key) && seen && !seen.deleted) this.observe(scope, 'DELETED', seen.live)
+    }
+  }
+
+  /** One watch event: store it; tell the owner when it is not what berth left. */
+  observe(scope: Scope, type: 'ADDED' | 'MODIFIED' | 'DELETED', object: KubeObject): void {
+    const key = objectKey(object)
+    scope.seen.add(key)
+    const owner = ownerOf(object) ?? this.store.get(key)?.owner
+    const seen: Seen = {
+      fingerprint: fingerprint(object),
+      live: slim(object),
+      owner,
+      ...(type === 'DELETED' ? { deleted: true } : {}),
+    }
+    this.store.set(key, seen)
+    const confirmed = owner ? this.confirmed.get(owner)?.get(key) : undefined
+    if (owner && confirmed && (seen.deleted || seen.fingerprint !== confirmed.fingerprint)) this.onChange(owner)
+  }
+
+  private scopeFor(kube: Kube, object: KubeObject): Scope {
+    const key = scopeKey(kube, object, this.namespace)
+    let scope = this.scopes.get(key)
+    if (!scope) {
+      const namespace = kube.impersonating || this.namespace ? object.metadata.namespace : undefined
+      scope = new Scope(key, kube, object, namespace, this)
+      this.scopes.set(key, scope)
+      scope.start()
+    }
+    return scope
+  }
+
+  private release(environment: string, before: Map<string, Confirmed>, now: Map<string, Confirmed>): void {
+    // An object deleted and no longer wanted needs no tombstone.
+    for (const key of before.keys()) if (!now.has(key) && this.store.get(key)?.deleted) this.store.delete(key)
+    const still = new Set([...now.values()].map((c) => c.scope))
+    for (const { scope: key } of before.values()) {
+      if (still.has(key)) continue
+      const scope = this.scopes.get(key)
+      scope?.users.delete(environment)
+      if (scope && scope.users.size === 0) {
+        scope.stop()
+        this.scopes.delete(key)
+        for (const seen of scope.seen) this.store.delete(seen)
+      }
+    }
+  }
+}
+
+/**
+ * The watch an object falls under: its kind, as the identity that applied it, cluster-wide for
+ * the reconciler's own identity, else per namespace: an impersonated identity's rights, and a
+ * reconciler limited to one namespace's, end at namespaces (a watch they may not make leaves
+ * its objects to the periodic check).
+ */
+function scopeKey(kube: Kube, object: KubeObject, restricted: string | undefined): string {
+  const where = kube.impersonating || restricted ? (object.metadata.namespace ?? '') : '*'
+  return `${kube.impersonating ?? ''}|${object.apiVersion}|${object.kind}|${where}`
+}
+
+export function objectKey(object: KubeObject): string {
+  const group = object.apiVersion.includes('/') ? object.apiVersion.split('/')[0] : ''
+  return `${group ?? ''}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`
+}
+
+/** What drift compares, hashed: the object without status and bookkeeping metadata, keys sorted. */
+export function fingerprint(object: KubeObject): string {
+  return createHash('sha256')
+    .update(stableJson(comparable(object)))
+    .digest('base64')
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`
+  }
+  return value === undefined ? 'null' : JSON.stringify(value)
+}
+
+/** What health reads of an object: identity, generation, deletion, the spec fields kstatus looks at, status. */
+export function slim(object: KubeObject): KubeObject {
+  const { apiVersion, kind, metadata } = object
+  const spec = object.spec as Record<string, unknown> | undefined
+  const kept: Record<string, unknown> = {}
+  for (const field of ['replicas', 'updateStrategy', 'type']) if (spec?.[field] !== undefined) kept[field] = spec[field]
+  return {
+    apiVersion,
+    kind,
+    metadata: {
+      name: metadata.name,
+      ...(metadata.namespace ? { namespace: metadata.namespace } : {}),
+      ...(metadata.generation !== undefined ? { generation: metadata.generation } : {}),
+      ...(metadata.deletionTimestamp !== undefined ? { deletionTimestamp: metadata.deletionTimestamp } : {}),
+    },
+    ...(Object.keys(kept).length > 0 ? { spec: kept } : {}),
+    ...(object.status !== undefined ? { status: object.status } : {}),
+  }
+}
+
+/** `namespace/name` of the Environment an object's owner labels name. */
+function ownerOf(object: KubeObject): string | undefined {
+  const labels = object.metadata.labels as Record<string, string> | undefined
+  const name = labels?.[OWNER_LABELS.name]
+  const namespace = labels?.[OWNER_LABELS.namespace]
+  return name && namespace ? `${namespace}/${name}` : undefined
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      { once: true },
+    )
+  })
+}
