@@ -29,8 +29,7 @@ async function connect(options: Common): Promise<{ kube: Kube; namespace: string
     ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}),
     ...(options.context ? { context: options.context } : {}),
   })
-  const namespace
-    = options.namespace ?? kube.config.getContextObject(kube.config.getCurrentContext())?.namespace ?? 'default'
+  const namespace = options.namespace ?? kube.access.namespace ?? 'default'
   return { kube, namespace }
 }
 

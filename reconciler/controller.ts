@@ -10,7 +10,8 @@
  * watch delivered them (a pass the queue's timer started reads that, not the apiserver), registry
  * lookups shared for a short window, artifacts parsed once per digest, and the watched objects.
  */
-import type { Kube } from '../shared/kube.ts'
+import { messageOf } from '../shared/errors.ts'
+import type { Kube, Watching } from '../shared/kube.ts'
 import type { Located } from '../shared/manifests.ts'
 import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT, shardSelector } from './api.ts'
 import type { Metrics } from './observability.ts'
@@ -46,7 +47,7 @@ export class Controller {
   readonly owned: OwnedObjects
   /** Registry lookups shared between Environments. */
   readonly lookups = new SharedLookups()
-  private watch: { stop: () => Promise<void> } | undefined
+  private watch: Watching | undefined
   private readonly cancel = new AbortController()
   private readonly log: (fields: Record<string, unknown>) => void
   private readonly namespace: string | undefined
@@ -114,14 +115,14 @@ export class Controller {
     this.watch = await this.kube.watch<Environment>(
       API_VERSION,
       KIND,
-      (type, env) => this.onEvent(type, env),
-      (error) => {
-        this.log({ msg: 'watch failed; restarting', error: error instanceof Error ? error.message : String(error) })
+      {
+        event: (type, env) => this.onEvent(type, env),
+        error: (error) => this.log({ msg: 'watch failed; restarting', error: messageOf(error) }),
       },
-      this.namespace,
       // Each shard watches only its own Environments; relabelling one hands it over (a deletion here, an add there).
-      shardSelector(this.shard),
+      { namespace: this.namespace, labelSelector: shardSelector(this.shard) },
     )
+    await this.watch.listed
     this.watching = true
   }
 

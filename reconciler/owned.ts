@@ -15,16 +15,11 @@
  * label-selected watches never see the rest of the cluster, and each object is kept slimmed.
  */
 import { createHash } from 'node:crypto'
-import { type Kube, KubeApiError } from '../shared/kube.ts'
+import { type Kube, KubeApiError, type WatchHandlers, type Watching } from '../shared/kube.ts'
 import { type KubeObject } from '../shared/manifests.ts'
 import { messageOf } from '../shared/errors.ts'
 import { OWNER_LABELS } from './api.ts'
 import { comparable } from './drift.ts'
-
-/** How long an identity refused list/watch on a kind waits before asking again. */
-const FORBIDDEN_RETRY_MS = 300_000
-/** The apiserver ends each watch request after about this long; the watch then continues from where it was. */
-const WATCH_SECONDS = 300
 
 type Log = (fields: Record<string, unknown>) => void
 
@@ -37,77 +32,36 @@ class Scope {
   readonly seen = new Set<string>()
   /** Environments whose confirmed objects this scope covers. */
   readonly users = new Set<string>()
-  private readonly stopper = new AbortController()
-  private readonly kube: Kube
-  private readonly apiVersion: string
-  private readonly kind: string
-  private readonly namespace: string | undefined
-  private readonly owned: OwnedObjects
+  private readonly watching: Promise<Watching | undefined>
 
   constructor(key: string, kube: Kube, object: KubeObject, namespace: string | undefined, owned: OwnedObjects) {
     this.key = key
-    this.kube = kube
-    this.apiVersion = object.apiVersion
-    this.kind = object.kind
-    this.namespace = namespace
-    this.owned = owned
-  }
-
-  start(): void {
-    void this.run()
+    const { apiVersion, kind } = object
+    const handlers: WatchHandlers<KubeObject> = {
+      event: (type, o) => owned.observe(this, type, { ...o, apiVersion, kind }),
+      error: (error) => {
+        const forbidden = error instanceof KubeApiError && error.code === 403
+        owned.log({
+          msg: forbidden
+            ? 'may not watch owned objects; drift in them is found at each interval'
+            : 'watch of owned objects failed; listing again',
+          watch: key,
+          error: messageOf(error),
+        })
+      },
+      synced: (synced) => (this.synced = synced),
+    }
+    this.watching = kube
+      .watch<KubeObject>(apiVersion, kind, handlers, { namespace, labelSelector: OWNER_LABELS.name })
+      .catch((error: unknown) => {
+        handlers.error?.(error)
+        return undefined
+      })
   }
 
   stop(): void {
     this.synced = false
-    this.stopper.abort()
-  }
-
-  private stopped(): boolean {
-    return this.stopper.signal.aborted
-  }
-
-  private async run(): Promise<void> {
-    const signal = this.stopper.signal
-    const where = { namespace: this.namespace, labelSelector: OWNER_LABELS.name }
-    let failures = 0
-    while (!signal.aborted) {
-      try {
-        const list = await this.kube.listAt<KubeObject>(this.apiVersion, this.kind, where)
-        if (this.stopped()) return
-        this.owned.resync(this, list.items)
-        this.synced = true
-        failures = 0
-        let resourceVersion = list.resourceVersion
-        for (;;) {
-          const timeoutSeconds = WATCH_SECONDS + Math.floor(Math.random() * 60)
-          resourceVersion = await this.kube.watchFrom<KubeObject>(
-            this.apiVersion,
-            this.kind,
-            { ...where, resourceVersion, timeoutSeconds, signal },
-            (type, object) =>
-              this.owned.observe(this, type, { ...object, apiVersion: this.apiVersion, kind: this.kind }),
-          )
-        }
-      } catch (error: unknown) {
-        this.synced = false
-        if (this.stopped()) return
-        // 410 Gone: the watch fell too far behind; list again at once.
-        if (error instanceof KubeApiError && error.code === 410) continue
-        failures++
-        const forbidden = error instanceof KubeApiError && error.code === 403
-        const delay = forbidden ? FORBIDDEN_RETRY_MS : Math.min(1000 * 2 ** (failures - 1), 30_000)
-        if (forbidden || failures === 1) {
-          this.owned.log({
-            msg: forbidden
-              ? 'cannot watch owned objects; drift in them is found at each interval'
-              : 'watch of owned objects failed; retrying',
-            watch: this.key,
-            error: messageOf(error),
-          })
-        }
-        await sleep(delay, signal)
-      }
-    }
+    void this.watching.then((w) => w?.stop())
   }
 }
 
@@ -212,21 +166,8 @@ export class OwnedObjects {
     return this.store.size
   }
 
-  /** A (re)list: the scope's objects now; those it saw before and not now were deleted meanwhile. */
-  resync(scope: Scope, items: readonly KubeObject[]): void {
-    const listed = new Set<string>()
-    for (const object of items) {
-      listed.add(objectKey(object))
-      this.observe(scope, 'MODIFIED', object)
-    }
-    for (const key of [...scope.seen]) {
-      const seen = this.store.get(key)
-      if (!listed.has(key) && seen && !seen.deleted) this.observe(scope, 'DELETED', seen.live)
-    }
-  }
-
   /** One watch event: store it; tell the owner when it is not what berth left. */
-  observe(scope: Scope, type: 'ADDED' | 'MODIFIED' | 'DELETED', object: KubeObject): void {
+  observe(scope: Scope, type: 'add' | 'update' | 'delete', object: KubeObject): void {
     const key = objectKey(object)
     scope.seen.add(key)
     const owner = ownerOf(object) ?? this.store.get(key)?.owner
@@ -234,7 +175,7 @@ export class OwnedObjects {
       fingerprint: fingerprint(object),
       live: slim(object),
       owner,
-      ...(type === 'DELETED' ? { deleted: true } : {}),
+      ...(type === 'delete' ? { deleted: true } : {}),
     }
     this.store.set(key, seen)
     const confirmed = owner ? this.confirmed.get(owner)?.get(key) : undefined
@@ -248,7 +189,6 @@ export class OwnedObjects {
       const namespace = kube.impersonating || this.namespace ? object.metadata.namespace : undefined
       scope = new Scope(key, kube, object, namespace, this)
       this.scopes.set(key, scope)
-      scope.start()
     }
     return scope
   }
@@ -328,18 +268,4 @@ function ownerOf(object: KubeObject): string | undefined {
   const name = labels?.[OWNER_LABELS.name]
   const namespace = labels?.[OWNER_LABELS.namespace]
   return name && namespace ? `${namespace}/${name}` : undefined
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      { once: true },
-    )
-  })
 }

@@ -13,25 +13,11 @@
  */
 import { type OutgoingHttpHeaders, request as httpRequest } from 'node:http'
 import { type RequestOptions as HttpsOptions, request as httpsRequest } from 'node:https'
-import {
-  ADD,
-  DELETE,
-  ERROR,
-  KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  makeInformer,
-  UPDATE,
-} from '@kubernetes/client-node'
-import { InvalidInputError, messageOf, RemoteError, UsageError } from './errors.ts'
+import { InvalidInputError, messageOf, RemoteError } from './errors.ts'
+import { type KubeAccess, loadKubeConfig, type KubeTarget } from './kubeconfig.ts'
 import { describeObject } from './manifests.ts'
 
-export type KubeTarget = {
-  /** Path of a kubeconfig; default `$KUBECONFIG`, `~/.kube/config`, or in-cluster. */
-  kubeconfig?: string
-  /** Context to use instead of the kubeconfig's current one. */
-  context?: string
-}
+export { type KubeAccess, loadKubeConfig, type KubeTarget } from './kubeconfig.ts'
 
 /** What identifies an object: enough to read or delete it. */
 export type ObjectRef = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }
@@ -47,26 +33,6 @@ export class KubeApiError extends RemoteError {
     this.code = code
     this.detail = options?.detail ?? message
   }
-}
-
-/** Load a kubeconfig as kubectl would. */
-export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
-  const kc = new KubeConfig()
-  if (target.kubeconfig) kc.loadFromFile(target.kubeconfig)
-  else kc.loadFromDefault()
-  if (target.context) {
-    if (!kc.getContextObject(target.context)) {
-      throw new UsageError(
-        'UnknownContext',
-        `context "${target.context}" is not in the kubeconfig; \`kubectl config get-contexts\` lists them`,
-      )
-    }
-    kc.setCurrentContext(target.context)
-  }
-  if (!kc.getCurrentCluster()) {
-    throw new UsageError('NoCluster', 'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context')
-  }
-  return kc
 }
 
 /** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
@@ -118,8 +84,26 @@ type Resource = { plural: string; namespaced: boolean }
 
 const DEFAULT_TIMEOUT_MS = 30_000
 
+/** What a watch tells its caller. */
+export type WatchHandlers<T> = {
+  event: (type: 'add' | 'update' | 'delete', object: T) => void
+  /** A failure; the watch lists again after a backoff (5 minutes when forbidden). */
+  error?: (error: unknown) => void
+  /** Listed and current (true), or fallen out until the next list (false): trust what it said only while true. */
+  synced?: (synced: boolean) => void
+}
+
+/** A running watch; `listed` settles once its first list was delivered. */
+export type Watching = { stop: () => Promise<void>; listed: Promise<void> }
+
+type Meta = { metadata?: { name?: string; namespace?: string; resourceVersion?: string } }
+
+/** The apiserver ends each watch request after about this long (jittered); the watch continues from there. */
+const WATCH_SECONDS = 300
+const FORBIDDEN_RETRY_MS = 300_000
+
 export class Kube {
-  readonly config: KubeConfig
+  readonly access: KubeAccess
   readonly timeoutMs: number
   /** The user this client acts as (`Impersonate-User`), when not the kubeconfig's own. */
   readonly impersonating: string | undefined
@@ -130,7 +114,7 @@ export class Kube {
   readonly sent: { requests: number }
 
   constructor(
-    config: KubeConfig,
+    access: KubeAccess,
     options: KubeOptions = {},
     shared?: {
       impersonating: string
@@ -139,7 +123,7 @@ export class Kube {
       sent: { requests: number }
     },
   ) {
-    this.config = config
+    this.access = access
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.impersonating = shared?.impersonating
     this.resources = shared?.resources ?? new Map<string, Resource>()
@@ -155,7 +139,7 @@ export class Kube {
    */
   as(user: string): Kube {
     const shared = { impersonating: user, resources: this.resources, closing: this.closing, sent: this.sent }
-    return new Kube(this.config, { timeoutMs: this.timeoutMs }, shared)
+    return new Kube(this.access, { timeoutMs: this.timeoutMs }, shared)
   }
 
   static connect(target: KubeTarget = {}, options: KubeOptions = {}): Kube {
@@ -286,56 +270,82 @@ export class Kube {
   }
 
   /**
-   * Watch every object of a kind, cluster-wide or in one namespace (list, then watch). client-node's informer
-   * stops on any error other than 410 Gone, including its inactivity timeout, and nothing
-   * restarts it; this does, with backoff, so a watch never silently ends.
+   * Watch a kind, cluster-wide or in one namespace, label-selected: a list, then watch requests
+   * from its resourceVersion, each ended by the apiserver after a few minutes and continued from
+   * the last event or bookmark. After any failure it lists again (at once after 410 Gone, with
+   * backoff otherwise, 5 minutes after 403) and reports what changed meanwhile, deletions
+   * included, so no failure ends a watch silently. Of each object it keeps only the
+   * resourceVersion; the caller keeps what it needs. Authorized as this client's user.
+   * With a label selector, an object that stops matching arrives as a deletion.
    */
   // The caller names the kind it watches; the events carry that kind.
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
-  async watch<T extends { metadata?: { name?: string; namespace?: string } }>(
+
+  async watch<T extends Meta>(
     apiVersion: string,
     kind: string,
-    onEvent: (type: 'add' | 'update' | 'delete', object: T) => void,
-    onError: (error: unknown) => void = () => undefined,
-    namespace?: string,
-    labelSelector?: string,
-  ): Promise<{ stop: () => Promise<void> }> {
-    const path = await this.collectionPath(apiVersion, kind, namespace)
-    const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : ''
-    const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
-      this.request<KubernetesListObject<KubernetesObject>>('GET', `${path}${query}`, { what: `list ${kind}` })
-    // With a label selector, an object that stops matching arrives as a deletion: it is no longer this watch's.
-    const informer = makeInformer<KubernetesObject>(this.config, path, list, labelSelector)
-    let stopped = false
-    let failures = 0
-    let timer: NodeJS.Timeout | undefined
-    informer.on(ADD, (o) => {
-      failures = 0
-      onEvent('add', o as T)
-    })
-    informer.on(UPDATE, (o) => {
-      failures = 0
-      onEvent('update', o as T)
-    })
-    informer.on(DELETE, (o) => onEvent('delete', o as T))
-    informer.on(ERROR, (error: unknown) => {
-      if (stopped) return
-      onError(error)
-      failures++
-      // Not straight from the handler: restarting at once has caused request storms upstream.
-      timer = setTimeout(
-        () => {
-          if (!stopped) informer.start().catch(onError)
-        },
-        Math.min(1000 * 2 ** (failures - 1), 30_000),
-      )
-    })
-    await informer.start()
+    handlers: WatchHandlers<T>,
+    where: { namespace?: string | undefined; labelSelector?: string | undefined } = {},
+  ): Promise<Watching> {
+    // An unknown kind fails here, at once: there is nothing to retry.
+    await this.collectionPath(apiVersion, kind, where.namespace)
+    const stopper = new AbortController()
+    const stopped = (): boolean => stopper.signal.aborted
+    const known = new Map<string, string>()
+    const keyOf = (o: T): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`
+    const seen = (o: T): void => {
+      const key = keyOf(o)
+      const before = known.get(key)
+      const now = o.metadata?.resourceVersion ?? ''
+      known.set(key, now)
+      if (before === undefined) handlers.event('add', o)
+      else if (before !== now) handlers.event('update', o)
+    }
+    const gone = (key: string, o?: T): void => {
+      known.delete(key)
+      const [namespace = '', name = ''] = key.split('/')
+      const stub = { apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } } as unknown as T
+      handlers.event('delete', o ?? stub)
+    }
+    let listedOnce: () => void = () => undefined
+    const listed = new Promise<void>((resolve) => (listedOnce = resolve))
+    const run = async (): Promise<void> => {
+      let failures = 0
+      while (!stopper.signal.aborted) {
+        try {
+          const list = await this.listAt<T>(apiVersion, kind, where)
+          const listedKeys = new Set(list.items.map(keyOf))
+          for (const item of list.items) seen(item)
+          for (const key of [...known.keys()]) if (!listedKeys.has(key)) gone(key)
+          handlers.synced?.(true)
+          listedOnce()
+          failures = 0
+          let resourceVersion = list.resourceVersion
+          for (;;) {
+            const timeoutSeconds = WATCH_SECONDS + Math.floor(Math.random() * 60)
+            const options = { ...where, resourceVersion, timeoutSeconds, signal: stopper.signal }
+            resourceVersion = await this.watchFrom<T>(apiVersion, kind, options, (type, object) => {
+              if (type === 'DELETED') gone(keyOf(object), object)
+              else seen(object)
+            })
+          }
+        } catch (error: unknown) {
+          handlers.synced?.(false)
+          if (stopped()) return
+          // 410 Gone: the watch fell too far behind; list again at once.
+          if (error instanceof KubeApiError && error.code === 410) continue
+          failures++
+          handlers.error?.(error)
+          const forbidden = error instanceof KubeApiError && error.code === 403
+          await sleep(forbidden ? FORBIDDEN_RETRY_MS : Math.min(1000 * 2 ** (failures - 1), 30_000), stopper.signal)
+        }
+      }
+    }
+    const running = run()
     return {
+      listed,
       stop: async () => {
-        stopped = true
-        if (timer) clearTimeout(timer)
-        await informer.stop()
+        stopper.abort()
+        await running
       },
     }
   }
@@ -510,14 +520,7 @@ export class Kube {
     contentType: string | undefined,
     signal: AbortSignal,
   ): Promise<{ url: URL; https: HttpsOptions }> {
-    const cluster = this.config.getCurrentCluster()
-    if (!cluster) {
-      throw new UsageError(
-        'NoCluster',
-        'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context',
-      )
-    }
-    const url = new URL(path, cluster.server)
+    const url = new URL(path, this.access.server)
     const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
     if (this.impersonating) headers['Impersonate-User'] = this.impersonating
     if (payload !== undefined) {
@@ -526,7 +529,7 @@ export class Kube {
     }
     const https: HttpsOptions = { method, headers: { ...headers }, signal }
     // Adds client certificates, CA and bearer tokens (it may replace the headers object).
-    await this.config.applyToHTTPSOptions(https)
+    await this.access.authorize(https)
     https.headers = { ...(https.headers as OutgoingHttpHeaders), ...headers }
     return { url, https }
   }
@@ -636,4 +639,18 @@ function parseStatus(body: unknown): { reason?: string; message?: string } {
     }
   }
   return {}
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      { once: true },
+    )
+  })
 }
