@@ -161,16 +161,23 @@ export class OwnedObjects {
     this.confirmed.clear()
   }
 
-  /** Watched objects, for tests and metrics. */
-  get size(): number {
-    return this.store.size
+  /** How many of this Environment's objects a listed watch covers: what the next quiet pass will not check. */
+  watched(environment: string): number {
+    const mine = [...(this.confirmed.get(environment)?.values() ?? [])]
+    return mine.filter((c) => this.scopes.get(c.scope)?.synced === true).length
   }
 
   /** One watch event: store it; tell the owner when it is not what berth left. */
   observe(scope: Scope, type: 'add' | 'update' | 'delete', object: KubeObject): void {
     const key = objectKey(object)
-    scope.seen.add(key)
     const owner = ownerOf(object) ?? this.store.get(key)?.owner
+    // Another shard's, or an Environment this process has not applied yet: nothing to keep (its own pass will
+    // confirm it). So memory follows what this reconciler owns, even though a watch is per kind.
+    if (!owner || !this.confirmed.has(owner)) {
+      this.store.delete(key)
+      return
+    }
+    scope.seen.add(key)
     const seen: Seen = {
       fingerprint: fingerprint(object),
       live: slim(object),
@@ -178,8 +185,8 @@ export class OwnedObjects {
       ...(type === 'delete' ? { deleted: true } : {}),
     }
     this.store.set(key, seen)
-    const confirmed = owner ? this.confirmed.get(owner)?.get(key) : undefined
-    if (owner && confirmed && (seen.deleted || seen.fingerprint !== confirmed.fingerprint)) this.onChange(owner)
+    const confirmed = this.confirmed.get(owner)?.get(key)
+    if (confirmed && (seen.deleted || seen.fingerprint !== confirmed.fingerprint)) this.onChange(owner)
   }
 
   private scopeFor(kube: Kube, object: KubeObject): Scope {

@@ -452,16 +452,13 @@ export class Kube {
     if (options.labelSelector) query.set('labelSelector', options.labelSelector)
     const what = `watch ${kind}`
     // Inactivity, not a deadline on the whole stream: the apiserver ends it itself after timeoutSeconds.
-    const silence = new AbortController()
     const idleMs = (options.timeoutSeconds + 30) * 1000
-    let idle = setTimeout(() => silence.abort(), idleMs)
-    const signals = [this.closing.signal, silence.signal, ...(options.signal ? [options.signal] : [])]
-    const signal = AbortSignal.any(signals)
+    const abort = linked([this.closing.signal, ...(options.signal ? [options.signal] : [])], idleMs)
+    const { signal } = abort
     const { url, https } = await this.prepare('GET', `${path}?${query.toString()}`, undefined, undefined, signal)
     let resourceVersion = options.resourceVersion
     const onLine = (line: string): void => {
-      clearTimeout(idle)
-      idle = setTimeout(() => silence.abort(), idleMs)
+      abort.restart()
       type Status = { code?: number; reason?: string; message?: string; metadata?: { resourceVersion?: string } }
       const event = JSON.parse(line) as { type: string; object: T & Status }
       if (event.type === 'ERROR') {
@@ -486,7 +483,7 @@ export class Kube {
       if (error instanceof KubeApiError) throw error
       throw toKubeError(what, error, signal, idleMs)
     } finally {
-      clearTimeout(idle)
+      abort.clear()
     }
   }
 
@@ -497,12 +494,15 @@ export class Kube {
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
     const timeoutMs = options.timeoutMs ?? this.timeoutMs
-    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(timeoutMs)])
+    const abort = linked([this.closing.signal], timeoutMs)
+    const { signal } = abort
     const { url, https } = await this.prepare(method, path, payload, options.contentType, signal)
     this.sent.requests++
-    const response = await send(url, https, payload).catch((error: unknown) => {
-      throw toKubeError(options.what, error, signal, timeoutMs)
-    })
+    const response = await send(url, https, payload)
+      .catch((error: unknown) => {
+        throw toKubeError(options.what, error, signal, timeoutMs)
+      })
+      .finally(() => abort.clear())
     options.warnings?.push(...response.warnings)
     if (response.status >= 200 && response.status < 300) return (response.text ? JSON.parse(response.text) : {}) as T
     const parsed = parseStatus(response.text)
@@ -653,4 +653,35 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       { once: true },
     )
   })
+}
+
+/**
+ * A signal that aborts when any of `parents` does, or after `ms` (restartable, for inactivity).
+ * `clear()` must end it: unlike `AbortSignal.any`/`AbortSignal.timeout`, which leave a timer
+ * alive for the whole deadline and a weak link in the long-lived parent per request (thousands
+ * of them at a few hundred requests a second, and the garbage collector's time with them), this
+ * lets go of both the moment the request is over.
+ */
+function linked(
+  parents: readonly AbortSignal[],
+  ms: number,
+): { signal: AbortSignal; restart: () => void; clear: () => void } {
+  const controller = new AbortController()
+  const fromParent = (event: Event): void => controller.abort((event.target as AbortSignal).reason)
+  for (const parent of parents) {
+    if (parent.aborted) controller.abort(parent.reason)
+    else parent.addEventListener('abort', fromParent, { once: true })
+  }
+  let timer = setTimeout(() => controller.abort(), ms)
+  return {
+    signal: controller.signal,
+    restart: () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => controller.abort(), ms)
+    },
+    clear: () => {
+      clearTimeout(timer)
+      for (const parent of parents) parent.removeEventListener('abort', fromParent)
+    },
+  }
 }

@@ -66,7 +66,7 @@ describe('owned objects watched for drift', () => {
     await g.kube().apply(environment(g.namespace, 'fixed', { source, version: '1.0.0', interval: '1h' }))
     await ready('fixed')
     // Let the watch list what was applied before editing behind berth's back.
-    await until(() => Promise.resolve(controller.owned.size >= 2), 10_000)
+    await until(() => Promise.resolve(controller.owned.watched(`${g.namespace}/fixed`) === 2), 10_000)
     const other = (await cm('fixed-b'))?.metadata.resourceVersion
 
     await g.kubectl([
@@ -107,7 +107,7 @@ describe('owned objects watched for drift', () => {
       .kube()
       .apply(environment(g.namespace, 'warned', { source, version: '2.0.0', interval: '1h', driftPolicy: 'warn' }))
     await ready('warned')
-    await until(async () => Promise.resolve(controller.owned.size >= 3), 10_000)
+    await until(() => Promise.resolve(controller.owned.watched(`${g.namespace}/warned`) === 1), 10_000)
     await g.kubectl(['patch', 'configmap', 'warned', '-n', g.namespace, '--type=merge', '-p', '{"data":{"v":"kept"}}'])
     const drifted = await eventually(
       () => env('warned'),
