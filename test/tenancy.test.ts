@@ -86,7 +86,8 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
         kind: 'Role',
         metadata: { name: 'deployer', namespace: ns },
         rules: [
-          { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch', 'delete'] },
+          // ConfigMaps may be watched (drift in them is seen at once); Services may not (found at each pass).
+          { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
           { apiGroups: [''], resources: ['services'], verbs: ['get', 'create', 'patch'] },
           { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'create', 'patch'] },
         ],
@@ -142,7 +143,7 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
       (l) => l.includes('watching Environments'),
       15_000,
     )
-    await applyEnvironment(a, 'app', repository, { version: '1.0.0' })
+    await applyEnvironment(a, 'app', repository, { version: '1.0.0', interval: '1h' })
     await eventually(
       () => env('app'),
       (e) => ready(e)?.status === 'True',
@@ -219,10 +220,26 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
     expect(ready(back)).toMatchObject({ status: 'True' })
   })
 
-  it('drift is corrected through impersonation', async () => {
+  it('drift is seen at once through a watch made as the team\'s ServiceAccount, and corrected as it', async () => {
     await kubectl(['patch', 'configmap', 'settings', '-n', teamA, '--type=merge', '-p', '{"data":{"v":"drifted"}}'])
+    // The interval is an hour and nobody asks for a pass: only the team's own watch explains this.
+    await eventually(
+      () => cm(teamA, 'settings'),
+      (c) => c?.data?.v === '1',
+      5_000,
+    )
+  })
+
+  it('a kind the team may not watch is checked at each pass instead, and the reconciler says so', async () => {
+    expect(reconciler?.logs()).toMatch(/deployer\|v1\|Service\|[^\n]*cannot list[^\n]*may not watch owned objects/)
+    await kubectl(['label', 'service', 'web', '-n', teamA, 'berth.dev/environment=someone-else', '--overwrite'])
     await berth(['reconcile', 'app', '-n', teamA, '--wait', '--timeout', '20'])
-    expect((await cm(teamA, 'settings'))?.data).toEqual({ v: '1' })
+    const web = await g.kube().get<{ metadata: { labels: Record<string, string> } }>({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: teamA },
+    })
+    expect(web?.metadata.labels['berth.dev/environment']).toBe('app')
   })
 
   it('prune works through impersonation; what the identity may not delete stays in the inventory and is reported', async () => {
