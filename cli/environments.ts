@@ -3,8 +3,6 @@
  * history. Each works as `berth …` and `kubectl berth …`, honours KUBECONFIG, --context and
  * -n/-A, and has `-o json` where it prints something scripts read.
  */
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import type { Command } from 'commander'
 import { PROMOTED_BY, SUSPENDED } from '../reconciler/annotations.ts'
 import type { Environment } from '../reconciler/api.ts'
@@ -335,7 +333,8 @@ export function registerEnvironmentCommands(program: Command): void {
         const before = spec(env).version ?? ''
         if (options.dryRun) {
           const { planPromotion } = await import('../reconciler/plan.ts')
-          const cache = join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts')
+          const { cliCacheDir } = await import('./diff.ts')
+          const cache = cliCacheDir()
           const access = options.registryConfig ? { registryConfig: options.registryConfig } : {}
           const plan = await planPromotion(
             kube,
@@ -344,6 +343,12 @@ export function registerEnvironmentCommands(program: Command): void {
             access,
             cache,
           )
+          if (plan.diff) {
+            // First what the release changes (artifact to artifact), then what the cluster would (server-side plan).
+            const { formatDiff } = await import('../shared/artifact-diff.ts')
+            const running = env.status?.lastAppliedVersion ?? ''
+            process.stdout.write(`artifact diff ${running} → ${plan.version}, ${formatDiff([plan.diff])}`)
+          }
           const lines = [
             `${namespace}/${name}: ${before || '(none)'} → ${plan.version} (${plan.digest}), dry run: nothing changed`,
             ...plan.created.map((o) => `  + ${o}`),

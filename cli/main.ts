@@ -8,6 +8,7 @@ import { basename } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../shared/errors.ts'
 import { BERTH as pkg } from '../shared/package-info.ts'
+import { registerDiff } from './diff.ts'
 import { registerEnvironmentCommands } from './environments.ts'
 import { registerPackage } from './package.ts'
 import { registerPush } from './push.ts'
@@ -35,6 +36,7 @@ export function buildProgram(name: string): Command {
   registerPush(program)
   registerReconciler(program)
   registerSigning(program)
+  registerDiff(program)
   registerEnvironmentCommands(program)
   program.addHelpText(
     'after',

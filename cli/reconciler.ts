@@ -1,7 +1,6 @@
 /** `berth reconciler` runs the controller; `berth install` prints or applies what runs it in a cluster. */
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import type { Command } from 'commander'
+import { cliCacheDir } from './diff.ts'
 import { redact } from '../shared/redact.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { INSTALL_DEFAULTS as DEFAULT_INSTALL, leaseName } from '../reconciler/defaults.ts'
@@ -27,11 +26,7 @@ export function registerReconciler(program: Command): void {
     .description('run the controller that makes the cluster match each Environment (current kubeconfig, or in-cluster)')
     .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--context <name>', 'kubeconfig context')
-    .option(
-      '--cache-dir <dir>',
-      'where artifact layers are cached by digest',
-      join(process.env.BERTH_CACHE_DIR ?? join(homedir(), '.cache', 'berth'), 'artifacts'),
-    )
+    .option('--cache-dir <dir>', 'where artifact layers are cached by digest', cliCacheDir())
     .option('--concurrency <n>', 'Environments reconciled at once', (v) => Number.parseInt(v, 10), 4)
     .option('-n, --namespace <ns>', 'reconcile only the Environments of this namespace (default: all)')
     .option(

@@ -11,7 +11,7 @@ import type { Command } from 'commander'
 import { UsageError } from '../shared/errors.ts'
 import type { OrasOptions } from '../shared/oras.ts'
 
-type Access = { plainHttp?: boolean; caFile?: string; insecure?: boolean; registryConfig?: string }
+export type Access = { plainHttp?: boolean; caFile?: string; insecure?: boolean; registryConfig?: string }
 
 /** The registry flags `berth push` takes, on another command. */
 export function registryFlags(command: Command): Command {

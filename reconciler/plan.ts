@@ -4,18 +4,22 @@
  * read as the reconciler reads it (source.ts), registry credentials from `spec.source.secretRef`
  * included, unless the caller brings its own.
  */
+import { diffArtifacts, type EnvironmentDiff } from '../shared/artifact-diff.ts'
 import type { Kube } from '../shared/kube.ts'
 import type { OrasOptions } from '../shared/oras.ts'
 import { type Environment, specSchema } from './api.ts'
 import { entryOf, placeObjects } from './apply.ts'
 import { findDrift } from './drift.ts'
 import { describeEntry, entryKey } from './prune.ts'
-import { resolve } from './resolve.ts'
-import { loadObjects, openSource } from './source.ts'
+import { fetchArtifact } from './fetch.ts'
+import { resolve, type Resolved, resolveDigest } from './resolve.ts'
+import { loadObjects, openSource, type Source } from './source.ts'
 
 export type Plan = {
   version: string
   digest: string
+  /** The artifact-to-artifact change of this Environment's folder, from what runs now; absent when nothing ran yet. */
+  diff?: EnvironmentDiff
   created: string[]
   changed: Array<{ object: string; fields: string[] }>
   pruned: string[]
@@ -32,7 +36,9 @@ export async function planPromotion(
   const source = await openSource(kube, env.metadata.namespace, spec, access)
   try {
     const resolved = await resolve(source.repository, pin.version, pin.digest, source.access)
-    const located = await loadObjects(source, resolved, spec.path ?? env.metadata.name, cacheDir)
+    const path = spec.path ?? env.metadata.name
+    const located = await loadObjects(source, resolved, path, cacheDir)
+    const diff = await artifactDiff(source, env, resolved, path, cacheDir)
     const owner = { name: env.metadata.name, namespace: env.metadata.namespace, targetNamespace: spec.targetNamespace }
     const objects = await placeObjects(kube, located, owner)
     // The drift check's reads and dry runs against the pin to be: missing objects are created, differing ones change.
@@ -42,6 +48,7 @@ export async function planPromotion(
     return {
       version: resolved.version,
       digest: resolved.digest,
+      ...(diff ? { diff } : {}),
       created: drift.filter((d) => d.missing).map((d) => d.object),
       changed: drift.filter((d) => !d.missing).map(({ object, fields }) => ({ object, fields })),
       pruned: spec.prune ? inventory.filter((e) => !next.has(entryKey(e))).map(describeEntry) : [],
@@ -49,4 +56,22 @@ export async function planPromotion(
   } finally {
     await source.close()
   }
+}
+
+/** What the artifact of `target` changes in `path` against the one the Environment runs now. */
+async function artifactDiff(
+  source: Source,
+  env: Environment,
+  target: Resolved,
+  path: string,
+  cacheDir: string,
+): Promise<EnvironmentDiff | undefined> {
+  const { lastAppliedVersion: version, lastAppliedDigest: digest } = env.status ?? {}
+  if (!version || !digest) return undefined
+  const running = await resolveDigest(source.repository, version, digest, source.access)
+  const [before, after] = await Promise.all([
+    fetchArtifact(source.repository, running, source.access, cacheDir),
+    fetchArtifact(source.repository, target, source.access, cacheDir),
+  ])
+  return diffArtifacts({ version, files: before }, { version: target.version, files: after }, path)[0]
 }

@@ -70,7 +70,9 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
 
   it('status shows every Environment at a glance, and as JSON for scripts', async () => {
     const out = await berth(['status'])
-    expect(out).toMatch(/^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+VERIFIED\s+LAST CHANGE\s+MESSAGE\n/)
+    expect(out).toMatch(
+      /^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+VERIFIED\s+LAST CHANGE\s+MESSAGE\n/,
+    )
     expect(out).toMatch(
       new RegExp(
         `${g.namespace}\\s+prod\\s+1\\.0\\.0\\s+1\\.0\\.0\\s+${(digests['1.0.0'] ?? '').slice(7, 19)}\\s+True\\s+no\\s+`,
@@ -122,6 +124,12 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
       extra: configMap('added', { a: '1' }),
     })
     const out = await berth(['promote', 'staging', '--to', '1.1.1', '--dry-run'])
+    // The artifact-to-artifact diff comes first, then the server-side plan.
+    const artifact = out.slice(0, out.indexOf('dry run: nothing changed'))
+    expect(artifact).toContain('artifact diff 1.1.0 → 1.1.1, app: 1 changed, 1 added, 0 removed')
+    expect(artifact).toContain('  + ConfigMap added')
+    expect(artifact).toContain('-  v: 1.1.0')
+    expect(artifact).toContain('+  v: 1.1.1')
     expect(out).toContain(`staging: 1.1.0 → 1.1.1 (${digests['1.1.1'] ?? ''}), dry run: nothing changed`)
     expect(out).toContain(`  + ConfigMap ${g.namespace}-staging/added`)
     expect(out).toContain(`  ~ ConfigMap ${g.namespace}-staging/settings: data.v`)

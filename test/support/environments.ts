@@ -50,6 +50,7 @@ export async function publishApp(
   repository: string,
   version: string,
   objects: Record<string, object>,
+  allowSecrets = false,
 ): Promise<string> {
   // A folder of its own per call: two artifacts published from one scratch dir never mix files.
   const repo = await mkdtemp(join(dir, `src-${version}-`))
@@ -64,6 +65,7 @@ export async function publishApp(
     access: { plainHttp: true },
     source: 'https://example.com/app',
     revision: `v${version}@sha1:${'0'.repeat(40)}`,
+    ...(allowSecrets ? { allowSecrets } : {}),
   })
   return result.digest
 }
