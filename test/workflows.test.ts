@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { describe, expect, it } from 'vitest'
 import { ROOT, useGround } from './support/ground.ts'
 import { failureOf, type ProcessFailure } from './support/failure.ts'
+import { exampleRepo } from './support/config-repo.ts'
 
 const g = useGround(import.meta.url)
 const run = promisify(execFile)
@@ -29,35 +30,144 @@ describe('the release workflow', () => {
     expect(failed.stdout).toMatch(/broken\.yml:\d+:\d+:/)
   })
 
-  it('runs on a published release with least privilege and publishes with berth push', async () => {
+  it('actionlint checks the workflow against the action: an input action.yml does not have is caught', async () => {
+    const text = await readFile(join(ROOT, '.github/workflows/release.yml'), 'utf8')
+    const broken = join(ROOT, '.github/workflows/broken-for-test.yml')
+    await writeFile(broken, text.replace('signing-key:', 'signing-keys:'))
+    try {
+      const failed = await failureOf<ProcessFailure>(
+        run(g.ground.parts.actionlint, ['-no-color', broken], { cwd: ROOT }),
+      )
+      expect(failed.stdout).toMatch(/input "signing-keys" is not defined in action/)
+    } finally {
+      await rm(broken, { force: true })
+    }
+  })
+
+  it('runs on a published release with least privilege and publishes through berth\'s own action', async () => {
     const workflow = parse(await readFile(join(ROOT, '.github/workflows/release.yml'), 'utf8')) as {
       on: { release: { types: string[] } }
       permissions: Record<string, string>
-      jobs: { publish: { steps: Array<{ run?: string; uses?: string; id?: string }> } }
+      jobs: { publish: { steps: Array<{ uses?: string; id?: string; with?: Record<string, string> }> } }
     }
     expect(workflow.on.release.types).toEqual(['published'])
     expect(workflow.permissions).toEqual({ contents: 'read', packages: 'write' })
     const steps = workflow.jobs.publish.steps
-    expect(steps.map((s) => s.uses?.split('@')[0]).filter(Boolean)).toEqual([
-      'actions/checkout',
+    expect(steps.map((s) => s.uses?.split('@')[0])).toEqual(['actions/checkout', './'])
+    expect(steps.find((s) => s.id === 'push')?.with).toMatchObject({
+      'signing-key': '${{ secrets.COSIGN_PRIVATE_KEY }}',
+      'signing-password': '${{ secrets.COSIGN_PASSWORD }}',
+      'registry-password': '${{ secrets.GITHUB_TOKEN }}',
+    })
+  })
+})
+
+type Step = { name?: string; id?: string; uses?: string; run?: string; env?: Record<string, string>; shell?: string }
+type Action = {
+  inputs: Record<string, { default?: string }>
+  outputs: Record<string, { value: string }>
+  runs: { using: string; steps: Step[] }
+}
+
+/**
+ * The composite action's steps run as a runner runs them: each `run` with bash, its `env` with
+ * `${{ … }}` replaced by the inputs, earlier steps' outputs and the action's path, and the
+ * GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files. Node and oras come from the ground instead of the
+ * setup actions, and berth is already installed (its install step is checked, not run: it would
+ * replace this checkout's node_modules).
+ */
+describe('the GitHub Action (action.yml)', () => {
+  const action = async (): Promise<Action> => parse(await readFile(join(ROOT, 'action.yml'), 'utf8')) as Action
+
+  async function runAction(
+    inputs: Record<string, string>,
+  ): Promise<{ outputs: Record<string, string>; summary: string }> {
+    const spec = await action()
+    const values: Record<string, string> = {}
+    for (const [name, input] of Object.entries(spec.inputs)) values[name] = inputs[name] ?? input.default ?? ''
+    const stepOutputs: Record<string, Record<string, string>> = {}
+    const summary = join(g.scratch(), `summary-${Math.random()}`)
+    await writeFile(summary, '')
+    const expand = (text: string): string =>
+      text.replace(/\$\{\{\s*([^}]+?)\s*\}\}/g, (_, expr: string) => {
+        if (expr === 'github.action_path') return ROOT
+        const input = /^inputs\.([\w-]+)$/.exec(expr)
+        if (input) return values[input[1] ?? ''] ?? ''
+        const output = /^steps\.([\w-]+)\.outputs\.([\w-]+)$/.exec(expr)
+        if (output) return stepOutputs[output[1] ?? '']?.[output[2] ?? ''] ?? ''
+        throw new Error(`the test does not know ${expr}`)
+      })
+    for (const step of spec.runs.steps) {
+      if (step.uses || !step.run) continue
+      if (step.name === 'Install berth') continue
+      const output = join(g.scratch(), `output-${Math.random()}`)
+      await writeFile(output, '')
+      const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, expand(v)]))
+      await run('bash', ['-e', '-c', step.run], {
+        cwd: g.scratch(),
+        env: {
+          ...process.env,
+          PATH: `${dirname(g.ground.parts.oras)}:${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+          ...env,
+          GITHUB_OUTPUT: output,
+          GITHUB_STEP_SUMMARY: summary,
+        },
+      })
+      if (step.id) {
+        stepOutputs[step.id] = Object.fromEntries(
+          (await readFile(output, 'utf8'))
+            .split('\n')
+            .filter((l) => l.includes('='))
+            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+        )
+      }
+    }
+    const outputs = Object.fromEntries(Object.entries(spec.outputs).map(([k, o]) => [k, expand(o.value)]))
+    return { outputs, summary: await readFile(summary, 'utf8') }
+  }
+
+  it('is a composite action: Node 24, oras, berth installed without dev dependencies', async () => {
+    const spec = await action()
+    expect(spec.runs.using).toBe('composite')
+    expect(spec.runs.steps.map((s) => s.uses?.split('@')[0]).filter(Boolean)).toEqual([
       'actions/setup-node',
       'oras-project/setup-oras',
     ])
-    expect(steps.find((s) => s.id === 'push')?.run).toContain('node bin/berth.js "${args[@]}"')
+    expect(spec.runs.steps.find((s) => s.name === 'Install berth')?.run).toContain('npm ci --omit=dev')
+    expect(Object.keys(spec.outputs)).toEqual(['reference', 'digest', 'signature'])
   })
 
-  it('signs with the key from a repository secret and puts the signature in the job summary', async () => {
-    const text = await readFile(join(ROOT, '.github/workflows/release.yml'), 'utf8')
-    const workflow = parse(text) as {
-      jobs: { publish: { steps: Array<{ id?: string; run?: string; env?: Record<string, string> }> } }
-    }
-    const push = workflow.jobs.publish.steps.find((s) => s.id === 'push')
-    expect(push?.env).toMatchObject({
-      COSIGN_PRIVATE_KEY: '${{ secrets.COSIGN_PRIVATE_KEY }}',
-      BERTH_COSIGN_PASSWORD: '${{ secrets.COSIGN_PASSWORD }}',
+  it('publishes the config folder to the real registry, gives reference and digest, and summarises the change', async () => {
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/shop-config`
+    const before = await exampleRepo(join(g.scratch(), 'shop'))
+    const first = await runAction({
+      'config': before,
+      'version': 'v1.0.0',
+      'repository': `oci://${repository}`,
+      'plain-http': 'true',
     })
-    expect(push?.run).toContain('args+=(--sign --key env://COSIGN_PRIVATE_KEY)')
-    expect(push?.run).toContain('| \\`$signature\\` |')
-    expect(push?.run).toContain('>> "$GITHUB_STEP_SUMMARY"')
+    expect(first.outputs).toMatchObject({
+      reference: `${repository}:1.0.0`,
+      digest: expect.stringMatching(/^sha256:[a-f0-9]{64}$/),
+      signature: 'unsigned',
+    })
+    expect(first.summary).toContain(`### Published ${repository}:1.0.0`)
+    expect(first.summary).toContain('1.0.0 is the first release; nothing to compare it with')
+    // The registry has exactly what the action says it pushed.
+    const { stdout } = await run(g.ground.parts.oras, ['resolve', '--plain-http', `${repository}:1.0.0`])
+    expect(stdout.trim()).toBe(first.outputs.digest)
+
+    const deployment = join(before, 'base', 'deployment.yaml')
+    await writeFile(deployment, (await readFile(deployment, 'utf8')).replace('shop:2.4.1', 'shop:2.5.0'))
+    const second = await runAction({
+      'config': before,
+      'version': '1.1.0',
+      'repository': `oci://${repository}`,
+      'plain-http': 'true',
+    })
+    expect(second.outputs.reference).toBe(`${repository}:1.1.0`)
+    expect(second.summary).toContain('### Changes against the previous release')
+    expect(second.summary).toContain('prod: 1 changed, 0 added, 0 removed')
+    expect(second.summary).toContain('+          image: ghcr.io/acme/shop:2.5.0')
   })
 })
