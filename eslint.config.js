@@ -6,7 +6,7 @@ import { defineConfig } from 'eslint/config'
 import tseslint from 'typescript-eslint'
 
 export default defineConfig(
-  { ignores: ['node_modules/', '.cache/', 'test/ground/go/'] },
+  { ignores: ['node_modules/', '.cache/', 'test/ground/go/', 'dist/'] },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   stylistic.configs.customize({ indent: 2, quotes: 'single', semi: false, braceStyle: '1tbs', arrowParens: true }),
