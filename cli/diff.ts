@@ -2,7 +2,6 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { repositoryPath } from '../shared/artifact.ts'
 import type { EnvironmentDiff } from '../shared/artifact-diff.ts'
 import { UsageError } from '../shared/errors.ts'
 import type { OrasOptions } from '../shared/oras.ts'
@@ -69,10 +68,11 @@ export function registerDiff(program: Command): void {
     async (url: string, fromVersion: string, toVersion: string, options: Access & { env?: string; output: string }) => {
       if (!(OUTPUT_FORMATS as readonly string[]).includes(options.output))
         throw new UsageError('InvalidOutput', `-o ${options.output}: use text or json`)
+      // Loaded only for this command: every other one starts without them (zod, semver and the YAML libraries).
+      const { repositoryPath } = await import('../shared/artifact.ts')
       const repository = repositoryPath(url)
       if (!repository) throw new UsageError('InvalidRepository', `${url}: write the repository as oci://registry/path`)
       const access = accessOf(options)
-      // Loaded only for this command: every other one starts without the diff and YAML libraries.
       const { diffArtifacts, formatDiff } = await import('../shared/artifact-diff.ts')
       const to = await loadRelease(repository, toVersion, access)
       const before = fromVersion === PREVIOUS ? await previousRelease(repository, to.version, access) : fromVersion

@@ -110,23 +110,27 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       ...(origin.revision ? { [ANNOTATIONS.revision]: origin.revision } : {}),
     }
     const layout = join(work, 'layout')
-    const built = await push(
-      `${layout}:${tag}`,
-      {
-        files: [{ path: LAYER_FILE, mediaType: MEDIA_TYPES.content }],
-        config: { path: CONFIG_FILE, mediaType: MEDIA_TYPES.config },
-        annotations,
-      },
-      { cwd: work, ociLayout: true },
-    )
-
     const access: RegistryAccess = { ...request.access }
-    if (request.credentials) {
-      access.registryConfig = join(work, 'registry-auth.json')
-      await login(repository.split('/')[0] ?? repository, request.credentials, access)
-    }
     const reference = `${repository}:${tag}`
-    const existing = await digestOf(reference, access)
+    // The manifest is built locally while the registry is asked what the tag holds: neither waits for the other.
+    const [built, existing] = await Promise.all([
+      push(
+        `${layout}:${tag}`,
+        {
+          files: [{ path: LAYER_FILE, mediaType: MEDIA_TYPES.content }],
+          config: { path: CONFIG_FILE, mediaType: MEDIA_TYPES.config },
+          annotations,
+        },
+        { cwd: work, ociLayout: true },
+      ),
+      (async (): Promise<string | undefined> => {
+        if (request.credentials) {
+          access.registryConfig = join(work, 'registry-auth.json')
+          await login(repository.split('/')[0] ?? repository, request.credentials, access)
+        }
+        return await digestOf(reference, access)
+      })(),
+    ])
     const signed = async (result: PublishResult): Promise<PublishResult> => {
       if (!request.signWith) return result
       const { signArtifact } = await import('../shared/signatures.ts')

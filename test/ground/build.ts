@@ -3,11 +3,11 @@
  * missing: Debian's docker-registry through apt, oras/etcd/kube-apiserver from Go modules
  * into the version-keyed cache. Build output goes to a log file; a failure shows its tail.
  */
-import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { access, constants, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { EnvironmentError } from '../../shared/errors.ts'
-import { binaryPath, cacheDir, GO_PARTS, type GoPart } from './parts.ts'
+import { binaryPath, cacheDir, FLUX_VERSION, GO_PARTS, type GoPart } from './parts.ts'
 
 export type Say = (line: string) => void
 
@@ -156,4 +156,43 @@ async function runLogged(
       { cause: error },
     )
   }
+}
+
+/**
+ * The flux CLI, for the packager benchmark only (never built by the tests). `go install` of
+ * flux2 fails (a replace line, and an embedded manifests/ folder the module zip lacks), so it is
+ * built inside a writable copy of the downloaded module with a placeholder manifest.
+ */
+export async function ensureFlux(say: Say): Promise<string> {
+  const part = { name: 'flux', version: FLUX_VERSION }
+  const target = join(cacheDir(), part.name, part.version, part.name)
+  if (await isExecutable(target)) return target
+  const started = Date.now()
+  say(`building flux ${FLUX_VERSION} for the benchmark (first time on this machine, a few minutes; cached afterwards)`)
+  const log = join(cacheDir(), 'logs', `flux-${FLUX_VERSION}.log`)
+  const module = `github.com/fluxcd/flux2/v2@${FLUX_VERSION}`
+  await mkdir(dirname(log), { recursive: true })
+  const { stdout } = await execa('go', ['mod', 'download', '-json', module], { stdin: 'ignore' })
+  const dir = (JSON.parse(stdout) as { Dir: string }).Dir
+  const source = join(dirname(target), 'src')
+  await rm(source, { recursive: true, force: true })
+  await cp(dir, source, { recursive: true })
+  await chmodTree(source)
+  await mkdir(join(source, 'cmd', 'flux', 'manifests'), { recursive: true })
+  await writeFile(join(source, 'cmd', 'flux', 'manifests', 'placeholder.yaml'), '# the benchmark installs nothing\n')
+  const partial = `${target}.partial`
+  await runLogged('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', partial, './cmd/flux'], {
+    log,
+    env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+    cwd: source,
+  })
+  await rename(partial, target)
+  await rm(source, { recursive: true, force: true })
+  say(`built flux ${FLUX_VERSION} in ${Math.round((Date.now() - started) / 1000)} s → ${target}`)
+  return target
+}
+
+// The module cache is read-only; the copy must take the placeholder and go's writes.
+async function chmodTree(dir: string): Promise<void> {
+  await execa('chmod', ['-R', 'u+w', dir])
 }

@@ -14,6 +14,8 @@ export const HELM_VERSION = 'v3.22.0'
 export const ACTIONLINT_VERSION = 'v1.7.12'
 export const COSIGN_VERSION = 'v2.6.1'
 export const KWOK_VERSION = 'v0.7.0'
+/** The flux CLI: the packager benchmark's anchor (`flux push artifact`); built only by that benchmark. */
+export const FLUX_VERSION = 'v2.9.5'
 
 /** Folder of this file: the Go modules that build kube-apiserver and etcd sit below it. */
 export const GROUND_DIR = fileURLToPath(new URL('.', import.meta.url))
