@@ -65,8 +65,8 @@ class Scope {
   }
 }
 
-/** What the watch last saw of an object, and the Environment its labels name. */
-type Seen = { fingerprint: string; live: KubeObject; owner: string | undefined; deleted?: true }
+/** What the watch last saw of an object. */
+type Seen = { fingerprint: string; live: KubeObject; deleted?: true }
 /** What a pass left an object as: its fingerprint then, and that copy for health until the watch has one. */
 type Confirmed = { fingerprint: string; live: KubeObject; scope: string }
 
@@ -76,6 +76,8 @@ export class OwnedObjects {
   private readonly store = new Map<string, Seen>()
   /** Per Environment (`namespace/name`): its objects as its last pass left them. */
   private readonly confirmed = new Map<string, Map<string, Confirmed>>()
+  /** Object key → the Environment that confirmed it. */
+  private readonly owners = new Map<string, string>()
   readonly log: Log
   private readonly onChange: (environment: string) => void
   private readonly namespace: string | undefined
@@ -136,6 +138,7 @@ export class OwnedObjects {
       scope.users.add(environment)
       if (read) now.set(key, { fingerprint: fingerprint(read), live: slim(read), scope: scope.key })
       else if (kept) now.set(key, kept)
+      if (now.has(key)) this.owners.set(key, environment)
     }
     this.confirmed.set(environment, now)
     this.release(environment, before, now)
@@ -159,6 +162,7 @@ export class OwnedObjects {
     this.scopes.clear()
     this.store.clear()
     this.confirmed.clear()
+    this.owners.clear()
   }
 
   /** How many of this Environment's objects a listed watch covers: what the next quiet pass will not check. */
@@ -170,10 +174,15 @@ export class OwnedObjects {
   /** One watch event: store it; tell the owner when it is not what berth left. */
   observe(scope: Scope, type: 'add' | 'update' | 'delete', object: KubeObject): void {
     const key = objectKey(object)
-    const owner = ownerOf(object) ?? this.store.get(key)?.owner
-    // Another shard's, or an Environment this process has not applied yet: nothing to keep (its own pass will
-    // confirm it). So memory follows what this reconciler owns, even though a watch is per kind.
-    if (!owner || !this.confirmed.has(owner)) {
+    // Whose it is by berth's own record, not by its labels: stripping the labels is a change to it. Labels naming
+    // another Environment are not: two Environments claiming one object would otherwise re-apply it back and forth
+    // as fast as their watches see each other; the periodic pass shows that conflict at its own pace.
+    const labelled = labelledOwner(object)
+    const owner = labelled === undefined || labelled === this.owners.get(key) ? this.owners.get(key) : undefined
+    // Another shard's, or not confirmed by a pass of this process yet (its pass will confirm it), or pruned:
+    // nothing to keep. So memory follows what this reconciler owns, even though a watch is per kind.
+    const confirmed = owner ? this.confirmed.get(owner)?.get(key) : undefined
+    if (!owner || !confirmed) {
       this.store.delete(key)
       return
     }
@@ -181,12 +190,10 @@ export class OwnedObjects {
     const seen: Seen = {
       fingerprint: fingerprint(object),
       live: slim(object),
-      owner,
       ...(type === 'delete' ? { deleted: true } : {}),
     }
     this.store.set(key, seen)
-    const confirmed = this.confirmed.get(owner)?.get(key)
-    if (confirmed && (seen.deleted || seen.fingerprint !== confirmed.fingerprint)) this.onChange(owner)
+    if (seen.deleted || seen.fingerprint !== confirmed.fingerprint) this.onChange(owner)
   }
 
   private scopeFor(kube: Kube, object: KubeObject): Scope {
@@ -201,8 +208,13 @@ export class OwnedObjects {
   }
 
   private release(environment: string, before: Map<string, Confirmed>, now: Map<string, Confirmed>): void {
-    // An object deleted and no longer wanted needs no tombstone.
-    for (const key of before.keys()) if (!now.has(key) && this.store.get(key)?.deleted) this.store.delete(key)
+    // An object no longer this Environment's (pruned, or the Environment forgotten) is kept no longer.
+    for (const [key, { scope }] of before) {
+      if (now.has(key)) continue
+      this.store.delete(key)
+      this.scopes.get(scope)?.seen.delete(key)
+      if (this.owners.get(key) === environment) this.owners.delete(key)
+    }
     const still = new Set([...now.values()].map((c) => c.scope))
     for (const { scope: key } of before.values()) {
       if (still.has(key)) continue
@@ -269,8 +281,8 @@ export function slim(object: KubeObject): KubeObject {
   }
 }
 
-/** `namespace/name` of the Environment an object's owner labels name. */
-function ownerOf(object: KubeObject): string | undefined {
+/** `namespace/name` of the Environment an object's owner labels name, if they name one. */
+function labelledOwner(object: KubeObject): string | undefined {
   const labels = object.metadata.labels as Record<string, string> | undefined
   const name = labels?.[OWNER_LABELS.name]
   const namespace = labels?.[OWNER_LABELS.namespace]

@@ -101,6 +101,19 @@ describe('owned objects watched for drift', () => {
     expect(corrected.some((e) => e.message.includes(`ConfigMap ${g.namespace}/fixed-b ((deleted))`))).toBe(true)
   })
 
+  it('puts back at once the owner labels someone stripped', async () => {
+    await g.kubectl(['label', 'configmap', 'fixed-a', '-n', g.namespace, 'berth.dev/environment-'])
+    const took = await until(async () => {
+      const live = await g.kube().get<{ metadata: { labels?: Record<string, string> } }>({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'fixed-a', namespace: g.namespace },
+      })
+      return live?.metadata.labels?.['berth.dev/environment'] === 'fixed'
+    }, 10_000)
+    expect(took).toBeLessThan(3_000)
+  })
+
   it('with driftPolicy warn, says Drifted at once and changes nothing', async () => {
     const source = { repository: `oci://${repository}`, plainHTTP: true }
     await g
