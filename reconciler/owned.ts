@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto'
 import { type Kube, KubeApiError, type WatchHandlers, type Watching } from '../shared/kube.ts'
-import { type KubeObject } from '../shared/manifests.ts'
+import { type KubeObject, objectKey } from '../shared/manifests.ts'
 import { messageOf } from '../shared/errors.ts'
 import { OWNER_LABELS } from './api.ts'
 import { comparable } from './drift.ts'
@@ -238,11 +238,6 @@ export class OwnedObjects {
 function scopeKey(kube: Kube, object: KubeObject, restricted: string | undefined): string {
   const where = kube.impersonating || restricted ? (object.metadata.namespace ?? '') : '*'
   return `${kube.impersonating ?? ''}|${object.apiVersion}|${object.kind}|${where}`
-}
-
-export function objectKey(object: KubeObject): string {
-  const group = object.apiVersion.includes('/') ? object.apiVersion.split('/')[0] : ''
-  return `${group ?? ''}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`
 }
 
 /** What drift compares, hashed: the object without status and bookkeeping metadata, keys sorted. */

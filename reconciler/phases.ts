@@ -7,7 +7,7 @@
  */
 import { WaitingError } from '../shared/errors.ts'
 import { verifyArtifact } from '../shared/signatures.ts'
-import type { KubeObject, Located } from '../shared/manifests.ts'
+import { type KubeObject, type Located, objectKey } from '../shared/manifests.ts'
 import {
   durationMs,
   type Environment,
@@ -154,7 +154,8 @@ async function checkDrift(
   const { check, live: watched } = pass.ctx.owned?.suspects(key, pass.kube, placed) ?? { check: placed, live: [] }
   const { drift, live: read } = await findDrift(pass.kube, check)
   const drifted = new Set(drift.map((d) => d.of))
-  const unchanged = [...watched, ...read.filter((o) => !drift.some((d) => sameObject(d.of, o)))]
+  const driftedKeys = new Set(drift.map((d) => objectKey(d.of)))
+  const unchanged = [...watched, ...read.filter((o) => !driftedKeys.has(objectKey(o)))]
   if (drift.length === 0) {
     pass.inSync = true
     pass.applied = { inventory: placed.map(entryOf), live: unchanged, warnings: [] }
@@ -187,9 +188,6 @@ function confirm(pass: Pass, live: readonly KubeObject[], wanted: readonly KubeO
 async function warnings(pass: Pass, found: readonly string[]): Promise<void> {
   if (found.length > 0) await pass.event('Warning', 'APIWarnings', found.join('; '))
 }
-
-const sameObject = (a: KubeObject, b: KubeObject): boolean =>
-  a.kind === b.kind && a.metadata.name === b.metadata.name && a.metadata.namespace === b.metadata.namespace
 
 async function driftWarned(pass: Pass, target: Resolved, described: string): Promise<Verdict> {
   const message = `differs from ${target.version}: ${described}`

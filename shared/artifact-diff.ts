@@ -7,7 +7,7 @@
  */
 import { structuredPatch } from 'diff'
 import { stringify } from 'yaml'
-import { describeObject, groupOf, type KubeObject, parseManifests } from './manifests.ts'
+import { describeObject, groupOf, type KubeObject, objectKey, parseManifests } from './manifests.ts'
 
 export type ChangedObject = { object: string; diff: string }
 export type EnvironmentDiff = { environment: string; added: string[]; removed: string[]; changed: ChangedObject[] }
@@ -83,8 +83,7 @@ function objectsOf(files: ReadonlyMap<string, Buffer>, environment: string): Map
   const chosen = [...files.keys()].filter((f) => f.startsWith(prefix) && /\.(ya?ml|json)$/.test(f)).sort()
   for (const file of chosen) {
     for (const { object } of parseManifests(files.get(file)?.toString('utf8') ?? '', file)) {
-      const key = `${groupOf(object)}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`
-      objects.set(key, object)
+      objects.set(objectKey(object), object)
     }
   }
   return new Map([...objects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))

@@ -218,12 +218,7 @@ export class Kube {
     kind: string,
     options: { namespace?: string; labelSelector?: string } = {},
   ): Promise<T[]> {
-    const path = await this.collectionPath(apiVersion, kind, options.namespace)
-    const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : ''
-    const result = await this.request<{ items: T[] }>('GET', `${path}${query}`, {
-      what: `list ${kind}`,
-    })
-    return result.items.map((item) => ({ ...item, apiVersion, kind }))
+    return (await this.listAt<T>(apiVersion, kind, options)).items
   }
 
   /** Read an object; undefined when it does not exist. */
