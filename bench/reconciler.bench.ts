@@ -6,7 +6,7 @@
  * five rounds each, alternating. (3) A periodic pass with nothing drifted (reads and dry runs,
  * no write) against kubectl re-applying the same unchanged objects. Prints one line `reconciler: …`.
  */
-import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,12 +20,12 @@ import { reconcileEnvironment } from '../reconciler/reconcile.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { type Located } from '../shared/manifests.ts'
 import { startGround, stopGround } from '../test/ground/ground.ts'
+import { startReconciler } from '../test/support/reconciler-process.ts'
 import { median, timed } from './support/stats.ts'
 
 const OBJECTS = 100
 const PROMOTIONS = 10
 const APPLY_ROUNDS = 5
-const root = join(import.meta.dirname, '..')
 
 function objects(namespace: string, version: number): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = []
@@ -66,7 +66,7 @@ process.env.SOURCE_DATE_EPOCH = '1700000000'
 const ground = await startGround({ say: (line) => process.stderr.write(`bench: ${line}\n`) })
 process.env.BERTH_ORAS = ground.parts.oras
 const work = await mkdtemp(join(tmpdir(), 'berth-bench-'))
-let reconciler: ReturnType<typeof spawn> | undefined
+let reconciler: ChildProcess | undefined
 try {
   const kube = new Kube(loadKubeConfig({ kubeconfig: ground.kubeconfig }))
   const namespace = 'bench'
@@ -105,23 +105,9 @@ try {
   }
 
   // (1) Promotions through a real reconciler process.
-  let logs = ''
-  reconciler = spawn(
-    process.execPath,
-    [
-      join(root, 'bin/berth.js'),
-      'reconciler',
-      '--kubeconfig',
-      ground.kubeconfig,
-      '--cache-dir',
-      join(work, 'cache'),
-      '--metrics-address',
-      '',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: process.env },
-  )
-  reconciler.stderr?.setEncoding('utf8').on('data', (c: string) => (logs += c))
-  while (!logs.includes('watching Environments')) await new Promise((r) => setTimeout(r, 50))
+  const started = startReconciler(ground.kubeconfig, join(work, 'cache'))
+  reconciler = started.child
+  while (!started.logs().includes('watching Environments')) await new Promise((r) => setTimeout(r, 50))
   const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'app', namespace } }
   const readyAt = async (version: string, generation: number): Promise<void> => {
     for (;;) {

@@ -12,7 +12,7 @@
  * every object, as Flux's kustomize-controller does each interval), its requests counted by the
  * client. Prints one line `scale: …`.
  */
-import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +27,7 @@ import { NODE_MEMORY_OPTIONS } from '../reconciler/install.ts'
 import { reconcileEnvironment } from '../reconciler/reconcile.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { startGround, stopGround } from '../test/ground/ground.ts'
+import { startReconciler } from '../test/support/reconciler-process.ts'
 import { median } from './support/stats.ts'
 
 const { values: flags } = parseArgs({
@@ -44,7 +45,6 @@ const INTERVAL_S = 30
 const WINDOW_INTERVALS = 2
 const EDITS = 20
 const NODE_OPTIONS = flags['node-options']
-const root = join(import.meta.dirname, '..')
 const say = (line: string): boolean => process.stderr.write(`bench: ${line}\n`)
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -52,7 +52,7 @@ process.env.SOURCE_DATE_EPOCH = '1700000000'
 const ground = await startGround({ say })
 process.env.BERTH_ORAS = ground.parts.oras
 const work = await mkdtemp(join(tmpdir(), 'berth-bench-scale-'))
-let reconciler: ReturnType<typeof spawn> | undefined
+let reconciler: ChildProcess | undefined
 try {
   const kube = new Kube(loadKubeConfig({ kubeconfig: ground.kubeconfig }))
   await installEnvironmentCrd(kube)
@@ -68,26 +68,10 @@ try {
   await sleep(10_000)
 
   const cacheDir = join(work, 'cache')
-  let logs = ''
-  reconciler = spawn(
-    process.execPath,
-    [
-      join(root, 'bin/berth.js'),
-      'reconciler',
-      '--kubeconfig',
-      ground.kubeconfig,
-      '--cache-dir',
-      cacheDir,
-      '--metrics-address',
-      '',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS } },
-  )
-  reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    logs = (logs + chunk).slice(-100_000)
-  })
+  const berth = startReconciler(ground.kubeconfig, cacheDir, [], { NODE_OPTIONS })
+  reconciler = berth.child
   const pid = reconciler.pid ?? 0
-  while (!logs.includes('watching Environments')) await sleep(50)
+  while (!berth.logs().includes('watching Environments')) await sleep(50)
 
   const source = { repository: `oci://${repository}`, plainHTTP: true }
   const started = performance.now()

@@ -7,9 +7,15 @@ export type ReconcilerProcess = { child: ChildProcess; logs: () => string; kill:
 
 /**
  * Start `berth reconciler --kubeconfig <kubeconfig> --cache-dir <cacheDir>` with `args` added
- * (`--metrics-address ''` unless `args` names one), keeping what it logs.
+ * (`--metrics-address ''` unless `args` names one) and `env` added to this process's environment,
+ * keeping what it logs.
  */
-export function startReconciler(kubeconfig: string, cacheDir: string, args: readonly string[] = []): ReconcilerProcess {
+export function startReconciler(
+  kubeconfig: string,
+  cacheDir: string,
+  args: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+): ReconcilerProcess {
   const metrics = args.includes('--metrics-address') ? [] : ['--metrics-address', '']
   const child = spawn(
     process.execPath,
@@ -23,7 +29,7 @@ export function startReconciler(kubeconfig: string, cacheDir: string, args: read
       ...metrics,
       ...args,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   )
   let logs = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
