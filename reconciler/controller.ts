@@ -33,12 +33,9 @@ export type ControllerOptions = {
   metrics?: Metrics
 }
 
-type Seen = { generation: number | undefined; requested: string | undefined; deleting: boolean }
-
 export class Controller {
   private readonly kube: Kube
   private readonly queue: KeyedQueue
-  private readonly seen = new Map<string, Seen>()
   /** Each Environment as the watch last delivered it (managedFields dropped). */
   private readonly environments = new Map<string, Environment>()
   /** Environments whose next pass must read them from the apiserver: something happened since the timer was set. */
@@ -152,7 +149,6 @@ export class Controller {
   private onEvent(type: 'add' | 'update' | 'delete', env: Environment): void {
     const key = `${env.metadata.namespace}/${env.metadata.name}`
     if (type === 'delete') {
-      this.seen.delete(key)
       this.environments.delete(key)
       this.stale.delete(key)
       this.owned.forget(key)
@@ -160,23 +156,18 @@ export class Controller {
       this.metrics?.forget(env.metadata.namespace, env.metadata.name)
       return
     }
+    const before = this.environments.get(key)?.metadata
     // Kept for the passes the timer starts; managedFields is most of an object's size and no pass reads it.
     const metadata: Environment['metadata'] & { managedFields?: unknown } = { ...env.metadata }
     delete metadata.managedFields
     this.environments.set(key, { ...env, metadata })
-    const now: Seen = {
-      generation: env.metadata.generation,
-      requested: env.metadata.annotations?.[RECONCILE_REQUESTED_AT],
-      deleting: Boolean(env.metadata.deletionTimestamp),
-    }
-    const before = this.seen.get(key)
-    this.seen.set(key, now)
+    const requested = (m: Environment['metadata']): string | undefined => m.annotations?.[RECONCILE_REQUESTED_AT]
     if (
       type === 'add'
       || !before
-      || before.generation !== now.generation
-      || before.requested !== now.requested
-      || (now.deleting && !before.deleting)
+      || before.generation !== metadata.generation
+      || requested(before) !== requested(metadata)
+      || (metadata.deletionTimestamp && !before.deletionTimestamp)
     ) {
       this.stale.add(key)
       this.queue.add(key)

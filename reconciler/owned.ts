@@ -26,10 +26,8 @@ type Log = (fields: Record<string, unknown>) => void
 /** One label-selected watch: a kind, in one namespace or all, as one identity. */
 class Scope {
   readonly key: string
-  /** Listed and watching: what this scope's store says is current. */
+  /** Listed and watching: what the store says of this scope's objects is current. */
   synced = false
-  /** Objects this scope has seen (keys into the shared store). */
-  readonly seen = new Set<string>()
   /** Environments whose confirmed objects this scope covers. */
   readonly users = new Set<string>()
   private readonly watching: Promise<Watching | undefined>
@@ -38,7 +36,7 @@ class Scope {
     this.key = key
     const { apiVersion, kind } = object
     const handlers: WatchHandlers<KubeObject> = {
-      event: (type, o) => owned.observe(this, type, { ...o, apiVersion, kind }),
+      event: (type, o) => owned.observe(type, { ...o, apiVersion, kind }),
       error: (error) => {
         const forbidden = error instanceof KubeApiError && error.code === 403
         owned.log({
@@ -72,7 +70,7 @@ type Confirmed = { fingerprint: string; live: KubeObject; scope: string }
 
 export class OwnedObjects {
   private readonly scopes = new Map<string, Scope>()
-  /** Every object any scope has seen, by object key. */
+  /** What the watches last saw of confirmed objects (nothing else is kept), by object key. */
   private readonly store = new Map<string, Seen>()
   /** Per Environment (`namespace/name`): its objects as its last pass left them. */
   private readonly confirmed = new Map<string, Map<string, Confirmed>>()
@@ -147,7 +145,11 @@ export class OwnedObjects {
   /** Keep what is confirmed, but not `objects` (drift left under driftPolicy warn): they stay suspects. */
   unconfirm(environment: string, objects: readonly KubeObject[]): void {
     const mine = this.confirmed.get(environment)
-    for (const object of objects) mine?.delete(objectKey(object))
+    for (const object of objects) {
+      const key = objectKey(object)
+      mine?.delete(key)
+      this.store.delete(key)
+    }
   }
 
   /** The Environment is gone (or another shard's): nothing of it is watched for it any more. */
@@ -172,7 +174,7 @@ export class OwnedObjects {
   }
 
   /** One watch event: store it; tell the owner when it is not what berth left. */
-  observe(scope: Scope, type: 'add' | 'update' | 'delete', object: KubeObject): void {
+  observe(type: 'add' | 'update' | 'delete', object: KubeObject): void {
     const key = objectKey(object)
     // Whose it is by berth's own record, not by its labels: stripping the labels is a change to it. Labels naming
     // another Environment are not: two Environments claiming one object would otherwise re-apply it back and forth
@@ -186,7 +188,6 @@ export class OwnedObjects {
       this.store.delete(key)
       return
     }
-    scope.seen.add(key)
     const seen: Seen = {
       fingerprint: fingerprint(object),
       live: slim(object),
@@ -209,10 +210,9 @@ export class OwnedObjects {
 
   private release(environment: string, before: Map<string, Confirmed>, now: Map<string, Confirmed>): void {
     // An object no longer this Environment's (pruned, or the Environment forgotten) is kept no longer.
-    for (const [key, { scope }] of before) {
+    for (const key of before.keys()) {
       if (now.has(key)) continue
       this.store.delete(key)
-      this.scopes.get(scope)?.seen.delete(key)
       if (this.owners.get(key) === environment) this.owners.delete(key)
     }
     const still = new Set([...now.values()].map((c) => c.scope))
@@ -223,7 +223,6 @@ export class OwnedObjects {
       if (scope && scope.users.size === 0) {
         scope.stop()
         this.scopes.delete(key)
-        for (const seen of scope.seen) this.store.delete(seen)
       }
     }
   }

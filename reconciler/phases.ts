@@ -153,9 +153,8 @@ async function checkDrift(
   const key = `${pass.owner.namespace}/${pass.owner.name}`
   const { check, live: watched } = pass.ctx.owned?.suspects(key, pass.kube, placed) ?? { check: placed, live: [] }
   const { drift, live: read } = await findDrift(pass.kube, check)
-  const drifted = new Set(drift.map((d) => d.of))
-  const driftedKeys = new Set(drift.map((d) => objectKey(d.of)))
-  const unchanged = [...watched, ...read.filter((o) => !driftedKeys.has(objectKey(o)))]
+  const drifted = new Set(drift.map((d) => objectKey(d.of)))
+  const unchanged = [...watched, ...read.filter((o) => !drifted.has(objectKey(o)))]
   if (drift.length === 0) {
     pass.inSync = true
     pass.applied = { inventory: placed.map(entryOf), live: unchanged, warnings: [] }
@@ -165,12 +164,12 @@ async function checkDrift(
   }
   if (pass.spec.driftPolicy === 'warn') {
     confirm(pass, read, placed)
-    pass.ctx.owned?.unconfirm(key, [...drifted])
+    pass.ctx.owned?.unconfirm(key, drift.map((d) => d.of))
     return await driftWarned(pass, target, describeDrift(drift))
   }
   await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
   pass.applying = true
-  const again = objects.filter((_, i) => drifted.has(placed[i] as KubeObject))
+  const again = objects.filter((_, i) => drifted.has(objectKey(placed[i] as KubeObject)))
   const applied = await applyObjects(pass.kube, again, owner, target.version)
   pass.applied = { inventory: placed.map(entryOf), live: [...unchanged, ...applied.live], warnings: applied.warnings }
   confirm(pass, [...read, ...applied.live], placed)

@@ -466,13 +466,7 @@ export class Kube {
     }
     try {
       const response = await streamLines(url, https, onLine)
-      if (response.status < 200 || response.status >= 300) {
-        const parsed = parseStatus(response.text)
-        const detail = parsed.message ?? response.text
-        throw new KubeApiError(response.status, parsed.reason ?? `Http${response.status}`, `${what}: ${detail}`, {
-          detail,
-        })
-      }
+      if (response.status < 200 || response.status >= 300) throw refused(what, response)
       return resourceVersion
     } catch (error: unknown) {
       if (error instanceof KubeApiError) throw error
@@ -500,11 +494,7 @@ export class Kube {
       .finally(() => abort.clear())
     options.warnings?.push(...response.warnings)
     if (response.status >= 200 && response.status < 300) return (response.text ? JSON.parse(response.text) : {}) as T
-    const parsed = parseStatus(response.text)
-    const detail = parsed.message ?? response.text
-    throw new KubeApiError(response.status, parsed.reason ?? `Http${response.status}`, `${options.what}: ${detail}`, {
-      detail,
-    })
+    throw refused(options.what, response)
   }
 
   /** The URL and options of a request: the kubeconfig's credentials, impersonation, body headers. */
@@ -614,6 +604,13 @@ function toKubeError(what: string, error: unknown, signal: AbortSignal, timeoutM
     )
   }
   return error instanceof Error ? error : new Error(String(error))
+}
+
+/** A non-2xx answer as the error it is: the apiserver's reason and words, after what berth was doing. */
+function refused(what: string, response: Response): KubeApiError {
+  const parsed = parseStatus(response.text)
+  const detail = parsed.message ?? response.text
+  return new KubeApiError(response.status, parsed.reason ?? `Http${response.status}`, `${what}: ${detail}`, { detail })
 }
 
 // An apiserver error body is a Status object; anything else is kept as the message.
