@@ -6,7 +6,6 @@
 import type { Command } from 'commander'
 import { PROMOTED_BY, SUSPENDED } from '../reconciler/annotations.ts'
 import type { Environment } from '../reconciler/api.ts'
-import { chooseRollback } from '../reconciler/rollback.ts'
 import { readyOf, settled } from '../reconciler/status.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { BerthError, InvalidInputError, messageOf, RemoteError, UsageError } from '../shared/errors.ts'
@@ -396,6 +395,8 @@ export function registerEnvironmentCommands(program: Command): void {
       const { kube, namespace } = await connect(options)
       const env = await getEnvironment(kube, namespace, name)
       const current = spec(env).version
+      // Loaded here: semver is start-up time every other command (berth push above all) would pay.
+      const { chooseRollback } = await import('../reconciler/rollback.ts')
       const target = chooseRollback(env, options.to)
       if (!target) {
         throw new BerthError(

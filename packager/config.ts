@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseDocument } from 'yaml'
+import { CORE_SCHEMA, load, YAMLException } from 'js-yaml'
 import { z } from 'zod'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
 import { OCI_REPOSITORY } from '../shared/artifact.ts'
@@ -83,14 +83,16 @@ export async function loadConfig(dir: string): Promise<PackageConfig> {
       { cause: error },
     )
   }
-  const doc = parseDocument(text)
-  if (doc.errors.length > 0) {
-    throw new InvalidInputError(
-      'InvalidConfig',
-      `${file}: not valid YAML: ${doc.errors.map((e) => e.message).join('; ')}`,
-    )
+  let document: unknown
+  try {
+    // js-yaml, as for manifests: the `yaml` package would be one more library loaded by every push.
+    document = load(text, { schema: CORE_SCHEMA })
+  } catch (error: unknown) {
+    const where = error instanceof YAMLException ? `:${error.mark.line + 1}:${error.mark.column + 1}` : ''
+    const reason = error instanceof YAMLException ? error.reason : String(error)
+    throw new InvalidInputError('InvalidConfig', `${file}${where}: not valid YAML: ${reason}`, { cause: error })
   }
-  const parsed = configSchema.safeParse(doc.toJS())
+  const parsed = configSchema.safeParse(document)
   if (!parsed.success) throw new InvalidInputError('InvalidConfig', `${file}: ${formatIssues(parsed.error)}`)
   return parsed.data
 }

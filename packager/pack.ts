@@ -6,10 +6,9 @@
  * modes 0644/0755, regular files and folders only, gzip header without a timestamp. The same
  * rendered input gives the same bytes on the same Node/zlib.
  */
-import { createWriteStream } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { pipeline } from 'node:stream/promises'
-import { createGzip } from 'node:zlib'
+import { writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
+import { gzip } from 'node:zlib'
 import { pack as tarStream } from 'tar-stream'
 import { type ArtifactMetadata, METADATA_FILE, objectFileName, sha256Digest } from '../shared/artifact.ts'
 import { type Located, toYaml } from '../shared/manifests.ts'
@@ -19,13 +18,27 @@ export type ReleaseInfo = { version: string; revision?: string; source?: string 
 export type Packed = { file: string; digest: string; size: number; metadata: ArtifactMetadata }
 
 const FIXED_MTIME = new Date(0)
+const gzipped = promisify(gzip)
 
-/** Write the tar.gz for `environments` to `outFile`. Built in memory: no staging files. */
+/** The tar.gz, in memory: what `berth push` puts in the artifact's layer. */
+export type Archive = { bytes: Buffer; digest: string; size: number; metadata: ArtifactMetadata }
+
+/** Write the tar.gz for `environments` to `outFile`. */
 export async function pack(
   environments: readonly RenderedEnvironment[],
   release: ReleaseInfo,
   outFile: string,
 ): Promise<Packed> {
+  const { bytes, ...archive } = await packArchive(environments, release)
+  await writeFile(outFile, bytes)
+  return { file: outFile, ...archive }
+}
+
+/** Build the tar.gz for `environments` in memory: no staging files. */
+export async function packArchive(
+  environments: readonly RenderedEnvironment[],
+  release: ReleaseInfo,
+): Promise<Archive> {
   const files = new Map<string, Buffer>()
   const folders: string[] = []
   const metadata: ArtifactMetadata = {
@@ -52,7 +65,9 @@ export async function pack(
   files.set(METADATA_FILE, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`))
 
   const archive = tarStream()
-  const gzipped = pipeline(archive, createGzip(), createWriteStream(outFile))
+  const chunks: Buffer[] = []
+  archive.on('data', (chunk) => chunks.push(chunk as Buffer))
+  const ended = new Promise<void>((resolve, reject) => archive.on('end', () => resolve()).on('error', reject))
   for (const path of [...folders, ...files.keys()].sort(compare)) {
     const body = files.get(path)
     const header = { mtime: FIXED_MTIME, uid: 0, gid: 0, uname: '', gname: '' }
@@ -60,9 +75,10 @@ export async function pack(
     else archive.entry({ ...header, name: `${path}/`, type: 'directory', mode: 0o755 })
   }
   archive.finalize()
-  await gzipped
-  const bytes = await readFile(outFile)
-  return { file: outFile, digest: sha256Digest(bytes), size: bytes.length, metadata }
+  await ended
+  // One compression call on the whole tar (zlib's thread pool), rather than a stream of small writes.
+  const bytes = await gzipped(Buffer.concat(chunks))
+  return { bytes, digest: sha256Digest(bytes), size: bytes.length, metadata }
 }
 
 // Byte order, not locale order: the same on every machine.

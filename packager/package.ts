@@ -31,12 +31,7 @@ export async function packageRepository(request: PackageRequest): Promise<Packag
   const tag = versionTag(request.version)
   const dir = resolve(request.dir)
   const config = request.config ?? (await loadConfig(dir))
-  const environments: RenderedEnvironment[] = []
-  for (const [name, source] of Object.entries(config.environments)) {
-    const objects = await renderEnvironment(dir, name, source, request.tools)
-    checkObjects(objects, { allowSecrets: request.allowSecrets ?? false })
-    environments.push({ name, objects })
-  }
+  const environments = await renderRepository(dir, config, request)
   const out = resolve(request.out ?? defaultOutput(tag))
   // Written beside the target and renamed: a failure never leaves a half-written artifact.
   const partial = join(dirname(out), `.${tag}.${process.pid}.partial.tgz`)
@@ -51,6 +46,21 @@ export async function packageRepository(request: PackageRequest): Promise<Packag
   } finally {
     await rm(partial, { force: true })
   }
+}
+
+/** Render every environment and check its objects; throws before anything is packed. */
+export async function renderRepository(
+  dir: string,
+  config: PackageConfig,
+  options: { allowSecrets?: boolean; tools?: RenderTools } = {},
+): Promise<RenderedEnvironment[]> {
+  const environments: RenderedEnvironment[] = []
+  for (const [name, source] of Object.entries(config.environments)) {
+    const objects = await renderEnvironment(dir, name, source, options.tools)
+    checkObjects(objects, { allowSecrets: options.allowSecrets ?? false })
+    environments.push({ name, objects })
+  }
+  return environments
 }
 
 export function defaultOutput(tag: string): string {

@@ -26,13 +26,22 @@ export async function provenance(dir: string, given: Given, env: NodeJS.ProcessE
       `--revision "${given.revision}" must be <tag or branch>@sha1:<40-hex commit>, for example v1.2.3@sha1:${'0'.repeat(40)}`,
     )
   }
-  // Each asks git only when nothing more explicit answers; the questions run in parallel.
-  const [source, revision, created] = await Promise.all([
-    given.source ?? githubSource(env) ?? gitRemote(dir),
-    given.revision ?? githubRevision(env) ?? gitRevision(dir),
-    createdTime(dir, env),
+  const source = given.source ?? githubSource(env)
+  const revision = given.revision ?? githubRevision(env)
+  const epoch = sourceDateEpoch(env)
+  // Git is asked only what nothing more explicit answers: at most two processes, run together.
+  const [remote, head] = await Promise.all([
+    source === undefined ? gitRemote(dir) : undefined,
+    revision === undefined || epoch === undefined ? gitHead(dir) : undefined,
   ])
-  return { ...(source ? { source: withoutCredentials(source) } : {}), ...(revision ? { revision } : {}), ...created }
+  const found = source ?? remote
+  const created: Pick<Provenance, 'created' | 'createdFrom'> = epoch !== undefined
+    ? { created: rfc3339(epoch), createdFrom: 'SOURCE_DATE_EPOCH' }
+    : head
+      ? { created: rfc3339(head.committed), createdFrom: 'commit' }
+      : { created: rfc3339(Math.floor(Date.now() / 1000)), createdFrom: 'now' }
+  const from = revision ?? (head ? `${head.ref}@sha1:${head.sha}` : undefined)
+  return { ...(found ? { source: withoutCredentials(found) } : {}), ...(from ? { revision: from } : {}), ...created }
 }
 
 function githubSource(env: NodeJS.ProcessEnv): string | undefined {
@@ -47,6 +56,14 @@ function githubRevision(env: NodeJS.ProcessEnv): string | undefined {
     : undefined
 }
 
+function sourceDateEpoch(env: NodeJS.ProcessEnv): number | undefined {
+  const epoch = env.SOURCE_DATE_EPOCH
+  if (epoch === undefined || epoch === '') return undefined
+  if (!/^\d+$/.test(epoch))
+    throw new UsageError('InvalidSourceDateEpoch', `SOURCE_DATE_EPOCH="${epoch}" must be whole seconds since 1970`)
+  return Number(epoch)
+}
+
 async function git(dir: string, args: string[]): Promise<string | undefined> {
   try {
     const { stdout } = await execa('git', ['-C', dir, ...args], { stdin: 'ignore' })
@@ -57,7 +74,7 @@ async function git(dir: string, args: string[]): Promise<string | undefined> {
 }
 
 async function gitRemote(dir: string): Promise<string | undefined> {
-  const url = await git(dir, ['remote', 'get-url', 'origin'])
+  const url = await git(dir, ['config', '--get', 'remote.origin.url'])
   if (!url) return undefined
   // git@github.com:acme/app.git → https://github.com/acme/app
   const scp = /^[\w.-]+@([\w.-]+):(.+?)(\.git)?$/.exec(url)
@@ -65,27 +82,23 @@ async function gitRemote(dir: string): Promise<string | undefined> {
   return /^https?:\/\//.test(url) ? url.replace(/\.git$/, '') : undefined
 }
 
-async function gitRevision(dir: string): Promise<string | undefined> {
-  const [sha, tag, branch] = await Promise.all([
-    git(dir, ['rev-parse', 'HEAD']),
-    git(dir, ['describe', '--tags', '--exact-match', 'HEAD']),
-    git(dir, ['rev-parse', '--abbrev-ref', 'HEAD']),
-  ])
-  if (!sha) return undefined
-  const ref = tag ?? branch
-  return `${ref && ref !== 'HEAD' ? ref : 'HEAD'}@sha1:${sha}`
-}
+type Head = { sha: string; committed: number; ref: string }
 
-async function createdTime(dir: string, env: NodeJS.ProcessEnv): Promise<Pick<Provenance, 'created' | 'createdFrom'>> {
-  const epoch = env.SOURCE_DATE_EPOCH
-  if (epoch !== undefined && epoch !== '') {
-    if (!/^\d+$/.test(epoch))
-      throw new UsageError('InvalidSourceDateEpoch', `SOURCE_DATE_EPOCH="${epoch}" must be whole seconds since 1970`)
-    return { created: rfc3339(Number(epoch)), createdFrom: 'SOURCE_DATE_EPOCH' }
-  }
-  const commit = await git(dir, ['log', '-1', '--format=%ct'])
-  if (commit && /^\d+$/.test(commit)) return { created: rfc3339(Number(commit)), createdFrom: 'commit' }
-  return { created: rfc3339(Math.floor(Date.now() / 1000)), createdFrom: 'now' }
+/**
+ * The checked-out commit in one git call: its hash, commit time and the refs pointing at it
+ * (`HEAD -> main, tag: v1.2.3, origin/main`). The ref named in the revision is a tag on the
+ * commit (a version-like one first), else the branch, else `HEAD` (a detached checkout).
+ */
+async function gitHead(dir: string): Promise<Head | undefined> {
+  const out = await git(dir, ['show', '-s', '--format=%H %ct%n%D', 'HEAD'])
+  const [first = '', decorations = ''] = out?.split('\n') ?? []
+  const [sha = '', committed = ''] = first.split(' ')
+  if (!/^[0-9a-f]{40}$/.test(sha) || !/^\d+$/.test(committed)) return undefined
+  const refs = decorations.split(', ').filter((r) => r !== '')
+  const tags = refs.filter((r) => r.startsWith('tag: ')).map((r) => r.slice('tag: '.length))
+  const branch = refs.find((r) => r.startsWith('HEAD -> '))?.slice('HEAD -> '.length)
+  const tag = tags.find((t) => /^v?\d+\.\d+\.\d+/.test(t)) ?? tags[0]
+  return { sha, committed: Number(committed), ref: tag ?? branch ?? 'HEAD' }
 }
 
 function rfc3339(seconds: number): string {

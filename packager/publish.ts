@@ -1,28 +1,28 @@
 /**
  * `berth push`: publish a release as an immutable OCI artifact.
  *
- * The manifest is first built in a local OCI layout, so its digest is known before the
+ * The manifest is first written to a local OCI layout, so its digest is known before the
  * registry is touched. Then: the tag is free → copy the exact bytes up; the tag holds the
  * same digest → already published, success; the tag holds another digest → refuse, naming
  * both, and push nothing. A tag, once pushed, never points at other bytes.
  */
-import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { list as listTar } from 'tar'
 import {
   ANNOTATIONS,
   type ArtifactMetadata,
-  MEDIA_TYPES,
   METADATA_FILE,
   metadataSchema,
   repositoryPath,
 } from '../shared/artifact.ts'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
 import type { KeyObject } from 'node:crypto'
-import { copyFromLayout, fetchManifest, login, OrasError, type RegistryAccess, push } from '../shared/oras.ts'
+import { copyFromLayout, fetchManifest, login, OrasError, type RegistryAccess } from '../shared/oras.ts'
+import { writeLayout } from '../shared/oci-layout.ts'
 import { loadConfig } from './config.ts'
-import { packageRepository, versionTag } from './package.ts'
+import { packArchive } from './pack.ts'
+import { renderRepository, versionTag } from './package.ts'
 import type { RenderTools } from './render.ts'
 import { provenance } from './provenance.ts'
 
@@ -57,7 +57,6 @@ export type PublishResult = {
 
 /** Layer title inside the manifest: fixed, so the digest never depends on a local file name. */
 const LAYER_FILE = 'artifact.tgz'
-const CONFIG_FILE = 'config.json'
 
 export async function publish(request: PublishRequest): Promise<PublishResult> {
   const say = request.progress ?? ((): void => undefined)
@@ -75,54 +74,10 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     if (!repositoryUrl)
       throw new UsageError('NoRepository', 'pushing a .tgz needs --repository oci://<registry>/<path>')
     const repository = ociRepository(repositoryUrl)
-    const origin = await provenance(isDir ? input : process.cwd(), {
-      source: request.source ?? config?.artifact.source,
-      revision: request.revision,
-    })
-    if (origin.createdFrom === 'now')
-      say(
-        'no SOURCE_DATE_EPOCH and no Git commit: stamping "created" with the current time, so a re-run gives another digest',
-      )
-
-    const layer = join(work, LAYER_FILE)
-    if (isDir) {
-      say(`packaging ${input}`)
-      await packageRepository({
-        dir: input,
-        ...(config ? { config } : {}),
-        version: tag,
-        out: layer,
-        ...(request.allowSecrets ? { allowSecrets: true } : {}),
-        ...(origin.revision ? { revision: origin.revision } : {}),
-        ...(origin.source ? { source: origin.source } : {}),
-        ...(request.tools ? { tools: request.tools } : {}),
-      })
-    } else {
-      await checkPackedFile(input, tag)
-      await copyFile(input, layer)
-    }
-    // Flux's config media type with an empty JSON object, as `flux push artifact` writes it.
-    await writeFile(join(work, CONFIG_FILE), '{}')
-    const annotations: Record<string, string> = {
-      [ANNOTATIONS.version]: tag,
-      [ANNOTATIONS.created]: origin.created,
-      ...(origin.source ? { [ANNOTATIONS.source]: origin.source } : {}),
-      ...(origin.revision ? { [ANNOTATIONS.revision]: origin.revision } : {}),
-    }
-    const layout = join(work, 'layout')
     const access: RegistryAccess = { ...request.access }
     const reference = `${repository}:${tag}`
-    // The manifest is built locally while the registry is asked what the tag holds: neither waits for the other.
-    const [built, existing] = await Promise.all([
-      push(
-        `${layout}:${tag}`,
-        {
-          files: [{ path: LAYER_FILE, mediaType: MEDIA_TYPES.content }],
-          config: { path: CONFIG_FILE, mediaType: MEDIA_TYPES.config },
-          annotations,
-        },
-        { cwd: work, ociLayout: true },
-      ),
+    // Asked now, answered while the release is rendered and packed: neither waits for the other.
+    const existing = handledLater(
       (async (): Promise<string | undefined> => {
         if (request.credentials) {
           access.registryConfig = join(work, 'registry-auth.json')
@@ -130,7 +85,46 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
         }
         return await digestOf(reference, access)
       })(),
-    ])
+    )
+    const asked = handledLater(
+      provenance(isDir ? input : process.cwd(), {
+        source: request.source ?? config?.artifact.source,
+        revision: request.revision,
+      }),
+    )
+
+    let layer: Buffer
+    if (isDir && config) {
+      say(`packaging ${input}`)
+      const environments = await renderRepository(input, config, {
+        ...(request.allowSecrets ? { allowSecrets: true } : {}),
+        ...(request.tools ? { tools: request.tools } : {}),
+      })
+      const { revision, source } = await asked
+      layer = (
+        await packArchive(environments, {
+          version: tag,
+          ...(revision ? { revision } : {}),
+          ...(source ? { source } : {}),
+        })
+      ).bytes
+    } else {
+      await checkPackedFile(input, tag)
+      layer = await readFile(input)
+    }
+    const origin = await asked
+    if (origin.createdFrom === 'now')
+      say(
+        'no SOURCE_DATE_EPOCH and no Git commit: stamping "created" with the current time, so a re-run gives another digest',
+      )
+    const annotations: Record<string, string> = {
+      [ANNOTATIONS.version]: tag,
+      [ANNOTATIONS.created]: origin.created,
+      ...(origin.source ? { [ANNOTATIONS.source]: origin.source } : {}),
+      ...(origin.revision ? { [ANNOTATIONS.revision]: origin.revision } : {}),
+    }
+    const layout = join(work, 'layout')
+    const built = await writeLayout(layout, tag, { layer, title: LAYER_FILE, annotations })
     const signed = async (result: PublishResult): Promise<PublishResult> => {
       if (!request.signWith) return result
       const { signArtifact } = await import('../shared/signatures.ts')
@@ -138,25 +132,35 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       say(`${signature.added ? 'signed' : 'already signed with this key:'} ${signature.reference}`)
       return { ...result, signature: signature.reference }
     }
-    if (existing === built.digest) {
+    const held = await existing
+    if (held === built.digest) {
       say(`${reference} is already published with this content`)
       return await signed({ reference, repository, tag, digest: built.digest, alreadyPublished: true, annotations })
     }
-    if (existing !== undefined) {
+    if (held !== undefined) {
       throw new InvalidInputError(
         'TagExists',
-        `${reference} already exists with digest ${existing}; this release would be ${built.digest}. `
+        `${reference} already exists with digest ${held}; this release would be ${built.digest}. `
         + 'Published versions are immutable: release a new version instead of re-using this one.',
       )
     }
-    const size = (await stat(layer)).size
-    say(`pushing ${reference} (${formatBytes(size)})`)
+    say(`pushing ${reference} (${formatBytes(layer.length)})`)
     // The layout holds the manifest whose digest was checked above; oras copies those bytes as they are.
     await copyFromLayout(`${layout}:${tag}`, reference, access)
     return await signed({ reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations })
   } finally {
     await rm(work, { recursive: true, force: true })
   }
+}
+
+/**
+ * A promise started early and awaited later: marked handled now, so a failure while other work
+ * runs first is not an unhandled rejection (which would end the process before that work's own
+ * error is reported); awaiting it later still throws.
+ */
+function handledLater<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined)
+  return promise
 }
 
 /** `oci://host/path` → `host/path`. */
@@ -182,6 +186,7 @@ async function digestOf(reference: string, access: RegistryAccess): Promise<stri
 /** A .tgz given to push must be a berth package of this very version (or a plain Flux-style tar.gz). */
 async function checkPackedFile(file: string, tag: string): Promise<void> {
   let metadata: string | undefined
+  const { list: listTar } = await import('tar')
   try {
     await listTar({
       file,

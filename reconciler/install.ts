@@ -26,7 +26,7 @@
  * created and this one no longer renders. Cluster-scoped names carry the namespace too when it
  * is not the default, so installs in two namespaces never overwrite each other's rights.
  */
-import { dump } from 'js-yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { UsageError } from '../shared/errors.ts'
 import { nameProblem, SUBDOMAIN_RULE } from '../shared/names.ts'
 import { BERTH } from '../shared/package-info.ts'
@@ -344,7 +344,7 @@ function deployment(
 /** The objects as one YAML stream, as `berth install` prints them and deploy/berth.yaml holds them. */
 export function installYaml(objects: readonly object[]): string {
   const header = `# berth ${BERTH.version}: what runs the reconciler in a cluster. Made by \`berth install\` (see --help for its options).\n`
-  return header + objects.map((o) => dump(o, { lineWidth: -1, noRefs: true })).join('---\n')
+  return header + objects.map((o) => writeYaml(o)).join('---\n')
 }
 
 /** `berth-apply`'s rules: the default set, plus each `--allow` entry under its group. */

@@ -5,7 +5,8 @@
  * of the tar.gz that Flux ignores.
  */
 import { createHash } from 'node:crypto'
-import semver from 'semver'
+// Only semver's parser: the whole package is ~10 ms more start-up for every push.
+import parseSemver from 'semver/functions/parse.js'
 import { z } from 'zod'
 import { groupOf, type KubeObject } from './manifests.ts'
 
@@ -73,7 +74,7 @@ export function objectFileName(object: KubeObject): string {
  */
 export function releaseTag(input: string): { tag: string } | { problem: string } {
   const trimmed = input.trim()
-  const parsed = semver.parse(trimmed.replace(/^v/, ''))
+  const parsed = parseSemver(trimmed.replace(/^v/, ''))
   if (!parsed)
     return {
       problem: `"${input}" is not a semantic version (MAJOR.MINOR.PATCH, optionally -PRERELEASE, for example 1.4.0 or 2.0.0-rc.1)`,

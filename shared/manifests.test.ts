@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkObjects, objectKey, parseManifests } from './manifests.ts'
+import { checkObjects, objectKey, parseManifests, toYaml } from './manifests.ts'
 
 describe('parseManifests', () => {
   it('parses a stream, skips empty documents and unwraps Lists', () => {
@@ -14,6 +14,15 @@ describe('parseManifests', () => {
       ['/ConfigMap//a', 'f.yaml#1'],
       ['/Service/n/s', 'f.yaml#4'],
     ])
+  })
+
+  it('reads scalars as kubectl does: dates stay strings, merge keys merge', () => {
+    const text = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  <<: {since: 2024-01-01}\n  n: 3\n'
+    const [only] = parseManifests(text, 'f.yaml')
+    if (!only) throw new Error('no object parsed')
+    expect(only.object.data).toStrictEqual({ since: '2024-01-01', n: 3 })
+    // Written back, the date stays a string to every reader.
+    expect(toYaml(only.object)).toContain('since: "2024-01-01"')
   })
 
   it('reports a syntax error with its line and column', () => {

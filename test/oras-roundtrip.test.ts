@@ -2,7 +2,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { fetchManifest, login, type OrasOptions, pull, push } from '../shared/oras.ts'
+import { MEDIA_TYPES } from '../shared/artifact.ts'
+import { writeLayout } from '../shared/oci-layout.ts'
+import { copyFromLayout, fetchManifest, login, type OrasOptions, pull, push } from '../shared/oras.ts'
 import type { RegistryInfo } from './ground/ground.ts'
 import { useGround } from './support/ground.ts'
 import { failureOf } from './support/failure.ts'
@@ -64,6 +66,39 @@ describe.each([
     const pulled = await pull(`${registry.host}/${g.repository}@${pushed.digest}`, out, access)
     expect(pulled.files.map((f) => f.digest)).toEqual([file.digest])
     expect((await readFile(join(out, 'bundle.tar.gz'))).equals(file.bytes)).toBe(true)
+  })
+})
+
+describe('the OCI layout berth writes itself (berth push)', () => {
+  it('holds byte for byte the manifest `oras push` makes of the same layer, and oras copies it up unchanged', async () => {
+    const file = await randomFile('artifact.tgz')
+    await writeFile(join(file.dir, 'config.json'), '{}')
+    const annotations = {
+      'org.opencontainers.image.version': '1.2.3',
+      'org.opencontainers.image.created': '2023-11-14T22:13:20Z',
+      'org.opencontainers.image.revision': `v1.2.3@sha1:${'a'.repeat(40)}`,
+      'org.opencontainers.image.source': 'https://github.com/acme/shop-config',
+    }
+    const ours = await writeLayout(join(file.dir, 'ours'), '1.2.3', { layer: file.bytes, title: file.name, annotations })
+    const theirs = await push(
+      `${join(file.dir, 'theirs')}:1.2.3`,
+      {
+        files: [{ path: file.name, mediaType: MEDIA_TYPES.content }],
+        config: { path: 'config.json', mediaType: MEDIA_TYPES.config },
+        annotations,
+      },
+      { cwd: file.dir, ociLayout: true },
+    )
+    expect(ours).toStrictEqual({ mediaType: MEDIA_TYPES.manifest, digest: theirs.digest, size: theirs.size })
+
+    const registry = g.ground.registries.plain
+    const reference = `${registry.host}/${g.repository}:layout-1.2.3`
+    await copyFromLayout(`${join(file.dir, 'ours')}:1.2.3`, reference, g.orasAccess(registry))
+    const fetched = await fetchManifest(reference, g.orasAccess(registry))
+    expect(fetched.digest).toBe(ours.digest)
+    const out = join(g.scratch(), 'pulled-layout')
+    await pull(reference, out, g.orasAccess(registry))
+    expect((await readFile(join(out, file.name))).equals(file.bytes)).toBe(true)
   })
 })
 
