@@ -72,18 +72,24 @@ const say = (line: string): boolean => process.stderr.write(`bench: ${line}\n`)
 const ground = await startGround({ say })
 const flux = await ensureFlux(say)
 
-/** Wall and CPU milliseconds of one command, CPU as /usr/bin/time reports it (user + system). */
+type Measured = { wall: number; cpu: number; rssKiB: number }
+
+/**
+ * Wall and CPU milliseconds of one command, CPU as /usr/bin/time reports it (user + system, the
+ * command and its children), and the peak RSS of the largest process among them (berth's node).
+ */
 async function measured(
   command: string,
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ wall: number; cpu: number }> {
+): Promise<Measured> {
   const times = join(work, 'time.txt')
   const started = performance.now()
-  await execa('/usr/bin/time', ['-f', '%U %S', '-o', times, command, ...args], options)
+  await execa('/usr/bin/time', ['-f', '%U %S %M', '-o', times, command, ...args], options)
   const wall = performance.now() - started
-  const [user = 0, system = 0] = (await readFile(times, 'utf8')).trim().split(/\s+/).slice(-2).map(Number)
-  return { wall, cpu: (user + system) * 1000 }
+  const fields = (await readFile(times, 'utf8')).trim().split(/\s+/).slice(-3).map(Number)
+  const [user = 0, system = 0, rssKiB = 0] = fields
+  return { wall, cpu: (user + system) * 1000, rssKiB }
 }
 const work = await mkdtemp(join(tmpdir(), 'berth-bench-'))
 try {
@@ -125,47 +131,27 @@ try {
   ])
   await execa('tar', ['xzf', join(work, 'seed.tgz'), '-C', floorDir])
 
-  const rssFile = join(work, 'rss')
-  const env = {
-    ...process.env,
-    BERTH_ORAS: ground.parts.oras,
-    SOURCE_DATE_EPOCH: '1700000000',
-    BERTH_BENCH_RSS_FILE: rssFile,
-  }
-  const berthNode = [`--import=${join(root, 'bench/support/peak-rss.ts')}`, join(root, 'bin/berth.js')]
-  const berthTimes: number[] = []
-  const oneCommand: Array<{ wall: number; cpu: number }> = []
-  const fluxPush: Array<{ wall: number; cpu: number }> = []
+  const env = { ...process.env, BERTH_ORAS: ground.parts.oras, SOURCE_DATE_EPOCH: '1700000000' }
+  const berth = join(root, 'bin/berth.js')
+  const twoCommands: number[] = []
+  const oneCommand: Measured[] = []
+  const fluxPush: Measured[] = []
   const floorTimes: number[] = []
+  let peakRssKiB = 0
+  const run = async (args: readonly string[]): Promise<Measured> => {
+    const result = await measured(process.execPath, [berth, ...args], { env })
+    peakRssKiB = Math.max(peakRssKiB, result.rssKiB)
+    return result
+  }
   for (let round = 1; round <= ROUNDS; round++) {
     const version = `1.0.${round}`
-    berthTimes.push(
-      await timed(async () => {
-        const out = join(work, `berth-${version}.tgz`)
-        await execa(process.execPath, [...berthNode, 'package', repo, '--version', version, '-o', out], { env })
-        await execa(
-          process.execPath,
-          [
-            ...berthNode,
-            'push',
-            out,
-            '--version',
-            version,
-            '--repository',
-            `oci://${registry}/bench/berth`,
-            '--plain-http',
-          ],
-          { env },
-        )
-      }),
-    )
+    const out = join(work, `berth-${version}.tgz`)
+    const packaged = await run(['package', repo, '--version', version, '-o', out])
+    const pushed = await run(['push', out, '--version', version, '--repository', `oci://${registry}/bench/berth`, '--plain-http'])
+    twoCommands.push(packaged.wall + pushed.wall)
     // What the release workflow runs: one `berth push <dir>` that packages and pushes.
     oneCommand.push(
-      await measured(
-        process.execPath,
-        [...berthNode, 'push', repo, '--version', `2.0.${round}`, '--repository', `oci://${registry}/bench/berth-one`, '--plain-http'],
-        { env },
-      ),
+      await run(['push', repo, '--version', `2.0.${round}`, '--repository', `oci://${registry}/bench/berth-one`, '--plain-http']),
     )
     // The anchor: Flux's own push of the same rendered folder (no rendering, no validation).
     fluxPush.push(
@@ -196,8 +182,7 @@ try {
       }),
     )
   }
-  const peakRss = Math.max(...(await readFile(rssFile, 'utf8')).trim().split('\n').map(Number))
-  const b = median(berthTimes)
+  const b = median(twoCommands)
   const f = median(floorTimes)
   const push = { wall: median(oneCommand.map((m) => m.wall)), cpu: median(oneCommand.map((m) => m.cpu)) }
   const anchor = { wall: median(fluxPush.map((m) => m.wall)), cpu: median(fluxPush.map((m) => m.cpu)) }
@@ -207,7 +192,7 @@ try {
     + `flux push artifact p50 ${anchor.wall.toFixed(0)} ms wall, ${anchor.cpu.toFixed(0)} ms CPU; `
     + `flux ratio ${(push.wall / anchor.wall).toFixed(2)} (target <= 3; CPU ratio ${(push.cpu / anchor.cpu).toFixed(2)}); `
     + `tar czf+oras push p50 ${f.toFixed(0)} ms; berth package+push p50 ${b.toFixed(0)} ms, ratio ${(b / f).toFixed(2)}; `
-    + `berth peak RSS ${(peakRss / 1024).toFixed(0)} MiB\n`,
+    + `berth peak RSS ${(peakRssKiB / 1024).toFixed(0)} MiB\n`,
   )
 } finally {
   await rm(work, { recursive: true, force: true })
