@@ -44,6 +44,7 @@ export function registerReconciler(program: Command): void {
       'reconcile only Environments labelled berth.dev/shard=<key> (default: only those without the label); '
       + 'each shard elects its leader on a Lease of its own',
     )
+    .option('--cluster-name <name>', 'the cluster\'s name in notifications (spec.notify)')
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
     .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', '15s')
@@ -55,6 +56,7 @@ export function registerReconciler(program: Command): void {
           & Election & { cacheDir: string; concurrency: number; namespace?: string; metricsAddress: string } & {
             defaultServiceAccount?: string
             shard?: string
+            clusterName?: string
           },
       ) => {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }]
@@ -89,6 +91,7 @@ export function registerReconciler(program: Command): void {
           log,
           namespace: options.namespace,
           metrics,
+          clusterName: options.clusterName,
         })
         // The Lease has a client of its own, with a deadline inside the renew deadline: its requests
         // never wait behind a reconcile's, and one that hangs ends in time for the watchdog to decide.
@@ -168,6 +171,7 @@ export function registerReconciler(program: Command): void {
           .map((s) => s.trim())
           .filter(Boolean),
     )
+    .option('--cluster-name <name>', 'the cluster\'s name in notifications (berth reconciler --cluster-name)')
     .option('--crds-only', 'just the Environment CRD')
     .option(
       '--apply',

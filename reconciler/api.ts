@@ -9,6 +9,7 @@ import type { OrasOptions } from '../shared/oras.ts'
 import { SUBDOMAIN_RULE } from '../shared/names.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { INSTALL_LABELS } from './defaults.ts'
+import { NOTIFY_EVENTS } from './notify.ts'
 
 export const GROUP = 'berth.dev'
 export const VERSION = 'v1alpha1'
@@ -100,8 +101,26 @@ export const specSchema = z.strictObject({
     })
     .optional()
     .describe('gate: only versions that have been Ready on this upstream Environment are applied'),
+  notify: z
+    .array(
+      z.strictObject({
+        type: z.enum(['webhook', 'slack', 'github']),
+        secretRef: z
+          .strictObject({ name: z.string().min(1) })
+          .describe('a Secret in this namespace: the URL under "address", a token under "token", a CA under "ca.crt"'),
+        events: z
+          .array(z.enum(NOTIFY_EVENTS))
+          .min(1)
+          .optional()
+          .describe('what to tell this receiver; default every event'),
+      }),
+    )
+    .max(10)
+    .optional()
+    .describe('receivers told when a version is applied, becomes Ready, fails, is rolled back, and more'),
 })
 export type EnvironmentSpec = z.infer<typeof specSchema>
+export type Receiver = NonNullable<EnvironmentSpec['notify']>[number]
 
 export type Condition = {
   type: string
@@ -183,6 +202,8 @@ function structural(node: Record<string, unknown>): Record<string, unknown> {
       out.properties = Object.fromEntries(
         Object.entries(value as Record<string, Record<string, unknown>>).map(([k, v]) => [k, structural(v)]),
       )
+    } else if (key === 'items' && value && typeof value === 'object' && !Array.isArray(value)) {
+      out.items = structural(value as Record<string, unknown>)
     } else {
       out[key] = value
     }

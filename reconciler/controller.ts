@@ -16,6 +16,7 @@ import type { Located } from '../shared/manifests.ts'
 import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT, shardSelector } from './api.ts'
 import type { Metrics } from './observability.ts'
 import { Lru, SharedLookups } from './memo.ts'
+import { Notifier, type NotifierOptions } from './notifier.ts'
 import { OwnedObjects } from './owned.ts'
 import { KeyedQueue } from './queue.ts'
 import { type ReconcileContext, reconcileEnvironment } from './reconcile.ts'
@@ -31,6 +32,10 @@ export type ControllerOptions = {
   /** Only Environments labelled `berth.dev/shard=<shard>`; undefined: only those without the label. */
   shard?: string | undefined
   metrics?: Metrics
+  /** The cluster's name in notifications (`--cluster-name`). */
+  clusterName?: string | undefined
+  /** How notifications are delivered (tries, delays, deadline); defaults in Notifier. */
+  notify?: Omit<NotifierOptions, 'kube' | 'log' | 'count'>
 }
 
 export class Controller {
@@ -44,6 +49,8 @@ export class Controller {
   readonly owned: OwnedObjects
   /** Registry lookups shared between Environments. */
   readonly lookups = new SharedLookups()
+  /** Delivers spec.notify notifications in the background. */
+  readonly notifier: Notifier
   private watch: Watching | undefined
   private readonly cancel = new AbortController()
   private readonly log: (fields: Record<string, unknown>) => void
@@ -80,7 +87,15 @@ export class Controller {
       },
     }
     this.owned = new OwnedObjects((key) => this.changed(key), { log: this.log, namespace: options.namespace })
+    this.notifier = new Notifier({
+      ...options.notify,
+      kube,
+      log: this.log,
+      count: (result) => metrics?.notifications.inc({ result }),
+    })
     Object.assign(ctx, {
+      notifier: this.notifier,
+      clusterName: options.clusterName,
       owned: this.owned,
       lookups: this.lookups,
       // A few versions per repository at a time, a few folders each: small, and bounded whatever the cluster.
@@ -137,6 +152,9 @@ export class Controller {
     }, graceMs)
     await this.queue.stop()
     clearTimeout(cancel)
+    // What is still queued gets one more try at most, within what is left of the grace period.
+    this.notifier.close()
+    await Promise.race([this.notifier.idle(), new Promise((resolve) => setTimeout(resolve, 2000).unref())])
   }
 
   /** Someone else changed or deleted an object this Environment applied: check it now. */

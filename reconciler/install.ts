@@ -50,6 +50,8 @@ export type InstallOptions = {
   defaultServiceAccount?: string | undefined
   /** One more Deployment per shard (`--shard KEY`), beside the one for Environments without a shard. */
   shards?: readonly string[] | undefined
+  /** The cluster's name in notifications (`berth reconciler --cluster-name`). */
+  clusterName?: string | undefined
 }
 
 export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
@@ -290,6 +292,7 @@ function deployment(
                 `--cache-dir=${CACHE}`,
                 ...(watchNamespace ? [`--namespace=${watchNamespace}`] : []),
                 ...(shard ? [`--shard=${shard}`] : []),
+                ...(options.clusterName ? [`--cluster-name=${options.clusterName}`] : []),
                 ...(options.defaultServiceAccount
                   ? [`--default-service-account=${options.defaultServiceAccount}`]
                   : []),

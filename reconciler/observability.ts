@@ -36,6 +36,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly notifications = new Counter({
+    name: 'berth_notifications_total',
+    help: 'Notifications (spec.notify) by result: sent, failed (every try failed), dropped (too many waiting).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+
   readonly leader = new Gauge({
     name: 'berth_leader',
     help: '1 when this replica reconciles (it holds the Lease, or runs without leader election), 0 while it stands by.',

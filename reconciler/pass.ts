@@ -6,10 +6,11 @@
  */
 import type { Kube } from '../shared/kube.ts'
 import type { Located } from '../shared/manifests.ts'
-import type { Environment, EnvironmentSpec, EnvironmentStatus } from './api.ts'
+import type { Environment, EnvironmentSpec, EnvironmentStatus, Receiver } from './api.ts'
 import type { Applied, Owner } from './apply.ts'
 import type { EventType } from './events.ts'
 import type { Lru, SharedLookups } from './memo.ts'
+import type { Notification } from './notify.ts'
 import type { OwnedObjects } from './owned.ts'
 import type { PruneResult } from './prune.ts'
 import type { Resolved } from './resolve.ts'
@@ -40,6 +41,20 @@ export type ReconcileContext = {
   artifacts?: { files: Lru<Map<string, Buffer>>; objects: Lru<Located[]> }
   /** Owned objects watched for drift (the controller's): checks only what the watch cannot vouch for. */
   owned?: OwnedObjects
+  /** Delivers `spec.notify` notifications in the background; without it none are sent. */
+  notifier?: Notifier
+  /** The cluster's name in notifications (`--cluster-name`). */
+  clusterName?: string | undefined
+}
+
+/** Where a pass hands its notifications: queued per receiver, sent in order, never awaited by the pass. */
+export type Notifier = {
+  send(
+    env: Environment,
+    receivers: readonly Receiver[],
+    identity: () => Promise<Kube>,
+    notifications: readonly Notification[],
+  ): void
 }
 
 /** What the queue does next: come back after a fixed delay, stop until something changes, or back off. */

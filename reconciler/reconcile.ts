@@ -5,6 +5,8 @@
  * next (verdict.ts): a spec or artifact the user must fix stalls, a gate or a version not yet
  * published waits a fixed delay, anything else backs off; the version applied before keeps running.
  */
+import { z } from 'zod'
+import { ANNOTATIONS } from '../shared/artifact.ts'
 import { InvalidInputError, kindOf, messageOf, RemoteError } from '../shared/errors.ts'
 import { type Kube, KubeApiError } from '../shared/kube.ts'
 import { formatIssues } from '../shared/validation.ts'
@@ -24,7 +26,9 @@ import type { Owner } from './apply.ts'
 import { recordEvent } from './events.ts'
 import type { Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
+import { type Noted, notifications } from './notify.ts'
 import { describeFailures, prune } from './prune.ts'
+import type { Resolved } from './resolve.ts'
 import { openSource } from './source.ts'
 import { removeCondition, sameStatus, setCondition } from './status.ts'
 import { failureVerdict } from './verdict.ts'
@@ -49,12 +53,17 @@ export async function reconcileEnvironment(
   if (env.metadata.deletionTimestamp) return await finalize(ctx, env)
   const now = clock(ctx)
   const status: EnvironmentStatus = structuredClone(env.status ?? {})
-  const event: Pass['event'] = (type, reason, message) => recordEvent(ctx.kube, env, type, reason, message, ctx.log)
+  const noted: Noted[] = []
+  const event: Pass['event'] = (type, reason, message) => {
+    noted.push({ reason, message, ...aboutTarget(pass?.target) })
+    return recordEvent(ctx.kube, env, type, reason, message, ctx.log)
+  }
   const owner: Owner = { name: env.metadata.name, namespace: env.metadata.namespace }
   const started = now()
   let pass: Pass | undefined
   let spec: EnvironmentSpec | undefined
   let verdict: Verdict
+  let failedPass = false
   try {
     await ensureFinalizer(ctx, env)
     spec = parseSpec(env.spec)
@@ -72,11 +81,60 @@ export async function reconcileEnvironment(
       }
     }
   } catch (error: unknown) {
+    failedPass = kindOf(error) !== 'waiting'
     verdict = await failed(ctx, env, status, spec, pass, error, event)
   }
   summarize(env, status, verdict, now(), pass)
   await writeStatus(ctx, env, status)
+  notify(ctx, { env, spec, status, noted, failed: failedPass || verdict.history === 'HealthCheckFailed', pass })
   return verdict.outcome
+}
+
+/**
+ * Hand what the pass has to tell to the receivers of `spec.notify`: after the status is written,
+ * and never awaited, so a slow or broken receiver never holds a pass. Their Secrets are read as
+ * the Environment's own identity, as everything else it names.
+ */
+function notify(
+  ctx: ReconcileContext,
+  facts: {
+    env: Environment
+    spec: EnvironmentSpec | undefined
+    status: EnvironmentStatus
+    noted: readonly Noted[]
+    failed: boolean
+    pass: Pass | undefined
+  },
+): void {
+  const { env, status, pass } = facts
+  // A spec refused for another field still names its receivers: its failure is worth telling.
+  const spec = facts.spec ?? NOTIFY_PART.safeParse(env.spec).data
+  if (!spec?.notify || !ctx.notifier) return
+  const told = notifications({
+    env,
+    before: env.status,
+    after: status,
+    noted: facts.noted,
+    failed: facts.failed,
+    revision: revisionOf(pass?.target),
+    now: clock(ctx)(),
+    cluster: ctx.clusterName,
+  })
+  if (told.length === 0) return
+  const acting = pass?.kube
+  ctx.notifier.send(env, spec.notify, () => (acting ? Promise.resolve(acting) : actingAs(ctx, env, spec)), told)
+}
+
+/** The version an event is about: the pass's target when it has one. */
+function aboutTarget(target: Resolved | undefined): Omit<Noted, 'reason' | 'message'> {
+  if (!target) return {}
+  const revision = revisionOf(target)
+  return { version: target.version, digest: target.digest, ...(revision ? { revision } : {}) }
+}
+
+function revisionOf(target: Resolved | undefined): string | undefined {
+  const annotations = target?.manifest.annotations as Record<string, string> | undefined
+  return annotations?.[ANNOTATIONS.revision]
 }
 
 /** Turn a verdict into status: conditions, the history row, and what every pass records. */
@@ -141,7 +199,11 @@ function keptNote(status: EnvironmentStatus, pass: Pass | undefined): string {
  * The client that acts on this Environment's objects: as its ServiceAccount (spec, else the
  * lockdown default), which must exist, or the reconciler's own identity when it has neither.
  */
-async function actingAs(ctx: ReconcileContext, env: Environment, spec: EnvironmentSpec): Promise<Kube> {
+async function actingAs(
+  ctx: ReconcileContext,
+  env: Environment,
+  spec: Pick<EnvironmentSpec, 'serviceAccountName'>,
+): Promise<Kube> {
   const { namespace } = env.metadata
   const name = spec.serviceAccountName ?? ctx.defaultServiceAccount
   if (!name) return ctx.kube
@@ -232,6 +294,12 @@ async function finalize(ctx: ReconcileContext, env: Environment): Promise<Outcom
   await ctx.kube.mergePatch(ref, { metadata: { finalizers: kept, resourceVersion: env.metadata.resourceVersion } })
   return STOP
 }
+
+/** What notifying needs of a spec, read on its own when the whole spec is refused. */
+const NOTIFY_PART = z.object({
+  notify: specSchema.shape.notify,
+  serviceAccountName: specSchema.shape.serviceAccountName,
+})
 
 function clock(ctx: ReconcileContext): () => Date {
   return ctx.now ?? ((): Date => new Date())

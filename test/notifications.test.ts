@@ -1,0 +1,360 @@
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Environment, environmentRef } from '../reconciler/api.ts'
+import { Notifier, type NotifierOptions } from '../reconciler/notifier.ts'
+import { Metrics } from '../reconciler/observability.ts'
+import { reconcileEnvironment } from '../reconciler/reconcile.ts'
+import type { Log } from '../reconciler/pass.ts'
+import { configMap } from './support/config-repo.ts'
+import { applyEnvironment, installCrd, publishApp } from './support/environments.ts'
+import { useGround } from './support/ground.ts'
+import { type Receiver, startReceiver } from './support/receiver.ts'
+import { issueCert } from './ground/certs.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+
+const NOW = new Date('2026-11-24T12:00:00.000Z')
+const TOKEN = 'tok-3f9a8c7e-never-shown'
+const REVISION = (version: string): string => `v${version}@sha1:${'0'.repeat(40)}`
+
+describe('notifications (spec.notify)', () => {
+  let repository = ''
+  const digests: Record<string, string> = {}
+  const receivers: Receiver[] = []
+  const logs: Array<Record<string, unknown>> = []
+  const log: Log = (fields) => logs.push(fields)
+
+  /** A receiver on loopback, and the Secret that names it. */
+  async function receiverSecret(
+    name: string,
+    path: string,
+    tls?: { cert: string; key: string; ca?: string },
+  ): Promise<Receiver> {
+    const receiver = await startReceiver(tls)
+    receivers.push(receiver)
+    const data = { address: `${receiver.url}${path}`, token: TOKEN, ...(tls?.ca ? { 'ca.crt': tls.ca } : {}) }
+    await g.kube().apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: g.namespace }, stringData: data })
+    return receiver
+  }
+
+  /** One pass with a notifier of its own, then wait until that notifier has delivered or given up. */
+  async function pass(
+    name: string,
+    options: Partial<NotifierOptions> & { now?: () => Date } = {},
+  ): Promise<{ env: Environment; notifier: Notifier; ms: number }> {
+    const { now = (): Date => NOW, ...rest } = options
+    const notifier = new Notifier({ kube: g.kube(), log, attempts: 3, retryMs: 50, timeoutMs: 2000, ...rest })
+    const started = Date.now()
+    const ctx = { kube: g.kube(), cacheDir: join(g.scratch(), 'cache'), log, notifier, clusterName: 'ground', now }
+    await reconcileEnvironment(ctx, { namespace: g.namespace, name })
+    const ms = Date.now() - started
+    const env = await g.kube().get<Environment>(environmentRef(g.namespace, name))
+    if (!env) throw new Error(`${name} is gone`)
+    return { env, notifier, ms }
+  }
+
+  async function delivered(
+    name: string,
+    options: Partial<NotifierOptions> & { now?: () => Date } = {},
+  ): Promise<Environment> {
+    const { env, notifier } = await pass(name, options)
+    await notifier.idle()
+    return env
+  }
+
+  const readyOf = (env: Environment): { reason: string; message: string } => {
+    const ready = env.status?.conditions?.find((c) => c.type === 'Ready')
+    if (!ready) throw new Error('no Ready condition')
+    return { reason: ready.reason, message: ready.message }
+  }
+
+  const environment = (name: string, spec: Record<string, unknown>): Promise<void> =>
+    applyEnvironment(g, name, repository, { interval: '1h', ...spec })
+
+  beforeAll(async () => {
+    await installCrd(g.kube())
+    repository = `${g.ground.registries.plain.host}/${g.repository}/app`
+    digests['1.0.0'] = await publishApp(g.scratch(), repository, '1.0.0', { a: configMap('one', { v: '1' }) })
+    digests['1.1.0'] = await publishApp(g.scratch(), repository, '1.1.0', { a: configMap('one', { v: '2' }) })
+  })
+  afterAll(async () => {
+    await Promise.all(receivers.map((r) => r.close()))
+  })
+
+  it('webhook: the documented JSON for Applied and Ready, once per transition, with the token as a bearer', async () => {
+    const hook = await receiverSecret('hook', '/hooks/berth')
+    await environment('web', {
+      version: '1.0.0',
+      notify: [{ type: 'webhook', secretRef: { name: 'hook' } }],
+    })
+    await g.kube().mergePatch(environmentRef(g.namespace, 'web'), {
+      metadata: { annotations: { 'berth.dev/promoted-by': 'alice' } },
+    })
+    const env = await delivered('web')
+    const common = {
+      environment: 'web',
+      namespace: g.namespace,
+      cluster: 'ground',
+      version: '1.0.0',
+      digest: digests['1.0.0'],
+      revision: REVISION('1.0.0'),
+      result: 'success',
+      promotedBy: 'alice',
+      time: NOW.toISOString(),
+    }
+    expect(hook.received.map((r) => r.body)).toStrictEqual([
+      {
+        event: 'Applied',
+        ...common,
+        reason: 'Applied',
+        message: `applied 1.0.0 (${digests['1.0.0']}): 1 objects`,
+      },
+      { event: 'Ready', ...common, ...readyOf(env) },
+    ])
+    for (const r of hook.received) {
+      expect(r).toMatchObject({ method: 'POST', path: '/hooks/berth' })
+      expect(r.headers).toMatchObject({ 'authorization': `Bearer ${TOKEN}`, 'content-type': 'application/json' })
+    }
+    // Nothing changed: nothing to tell, however many passes.
+    await delivered('web')
+    await delivered('web')
+    expect(hook.received).toHaveLength(2)
+
+    // A promotion: Applied and Ready again, each naming the version before.
+    await environment('web', { version: '1.1.0', notify: [{ type: 'webhook', secretRef: { name: 'hook' } }] })
+    await delivered('web')
+    expect(hook.received.slice(2).map((r) => r.body)).toMatchObject([
+      { event: 'Applied', version: '1.1.0', previousVersion: '1.0.0' },
+      { event: 'Ready', version: '1.1.0', previousVersion: '1.0.0' },
+    ])
+  })
+
+  it('slack: an incoming-webhook message, only for the events asked for', async () => {
+    const chat = await receiverSecret('chat', '/services/T000/B000/XXXXXXXX')
+    await environment('chat', {
+      version: '1.0.0',
+      notify: [{ type: 'slack', secretRef: { name: 'chat' }, events: ['Ready', 'Failed'] }],
+    })
+    await delivered('chat')
+    const short = (digests['1.0.0'] ?? '').slice(0, 'sha256:'.length + 12)
+    const env = await g.kube().get<Environment>(environmentRef(g.namespace, 'chat'))
+    const message = env ? readyOf(env).message : ''
+    expect(chat.received.map((r) => r.body)).toStrictEqual([
+      {
+        text: `:white_check_mark: ${g.namespace}/chat (ground): 1.0.0 is Ready`,
+        blocks: [
+          {
+            type: 'section',
+            text: { type: 'mrkdwn', text: `*:white_check_mark: ${g.namespace}/chat (ground): 1.0.0 is Ready*` },
+          },
+          { type: 'section', text: { type: 'mrkdwn', text: message } },
+          {
+            type: 'context',
+            elements: [{ type: 'mrkdwn', text: `\`${short}\` · revision ${REVISION('1.0.0')}` }],
+          },
+        ],
+      },
+    ])
+
+    // Failed is asked for: a spec the reconciler refuses is told once, not on every pass.
+    await environment('chat', {
+      version: 'banana',
+      notify: [{ type: 'slack', secretRef: { name: 'chat' }, events: ['Ready', 'Failed'] }],
+    })
+    await delivered('chat')
+    await delivered('chat')
+    expect(chat.received).toHaveLength(2)
+    expect(chat.received[1]?.body).toMatchObject({ text: `:x: ${g.namespace}/chat (ground): 1.0.0 failed: InvalidSpec` })
+  })
+
+  it('github over HTTPS with the ground\'s CA: a deployment of the artifact\'s commit, then its statuses', async () => {
+    const pki = g.scratch()
+    const cert = await issueCert(g.ground.ca, pki, { name: 'github', commonName: 'github', usage: 'server' })
+    const { readFile } = await import('node:fs/promises')
+    const tls = {
+      cert: await readFile(cert.cert, 'utf8'),
+      key: await readFile(cert.key, 'utf8'),
+      ca: await readFile(g.ground.ca.cert, 'utf8'),
+    }
+    const github = await receiverSecret('github', '/acme/shop-config', tls)
+    github.respond('/api/v3/repos/acme/shop-config/deployments', { id: 42 })
+    await environment('gh', { version: '1.0.0', notify: [{ type: 'github', secretRef: { name: 'github' } }] })
+    await delivered('gh')
+    const deployment = {
+      ref: '0'.repeat(40),
+      environment: `ground/${g.namespace}/gh`,
+      description: `${g.namespace}/gh (ground): applied 1.0.0`,
+      auto_merge: false,
+      required_contexts: [],
+      payload: { version: '1.0.0', digest: digests['1.0.0'] },
+    }
+    expect(github.received.map((r) => [r.path, r.body])).toStrictEqual([
+      ['/api/v3/repos/acme/shop-config/deployments', deployment],
+      [
+        '/api/v3/repos/acme/shop-config/deployments/42/statuses',
+        { state: 'in_progress', environment: `ground/${g.namespace}/gh`, description: deployment.description },
+      ],
+      // The same version's deployment: no second one, a status on it.
+      [
+        '/api/v3/repos/acme/shop-config/deployments/42/statuses',
+        {
+          state: 'success',
+          environment: `ground/${g.namespace}/gh`,
+          description: `${g.namespace}/gh (ground): 1.0.0 is Ready`,
+        },
+      ],
+    ])
+    expect(github.received[0]?.headers).toMatchObject({
+      'authorization': `Bearer ${TOKEN}`,
+      'accept': 'application/vnd.github+json',
+      'x-github-api-version': '2022-11-28',
+    })
+  })
+
+  it('a receiver that answers 500 twice, then 200, gets the message once; the metric counts it sent', async () => {
+    const flaky = await receiverSecret('flaky', '/flaky')
+    flaky.answer(500, 500)
+    await environment('flaky', {
+      version: '1.0.0',
+      notify: [{ type: 'webhook', secretRef: { name: 'flaky' }, events: ['Ready'] }],
+    })
+    const metrics = new Metrics()
+    await delivered('flaky', { count: (result) => metrics.notifications.inc({ result }) })
+    expect(flaky.received.map((r) => (r.body as { event: string }).event)).toStrictEqual(['Ready', 'Ready', 'Ready'])
+    const text = await metrics.registry.metrics()
+    expect(text).toContain('berth_notifications_total{result="sent"} 1')
+    expect(text).not.toContain('result="failed"')
+  })
+
+  it('a receiver that never answers does not hold the pass; it is given up, counted and told as an Event', async () => {
+    const silent = await receiverSecret('silent', '/silent')
+    silent.hang()
+    await environment('silent', { version: '1.0.0', notify: [{ type: 'webhook', secretRef: { name: 'silent' } }] })
+    const metrics = new Metrics()
+    const count: NotifierOptions['count'] = (result) => metrics.notifications.inc({ result })
+    const { notifier, ms } = await pass('silent', { count, timeoutMs: 400, attempts: 2, retryMs: 50 })
+    // The pass ended without waiting for the receiver (2 × 2 tries × 400 ms would be 1.6 s at least).
+    expect(ms).toBeLessThan(1500)
+    const waited = Date.now()
+    await notifier.idle()
+    // Bounded: tries × deadline + delays, for the two notifications in order.
+    expect(Date.now() - waited).toBeLessThan(5000)
+    expect(await metrics.registry.metrics()).toContain('berth_notifications_total{result="failed"} 2')
+    const events = await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>(
+      'v1',
+      'Event',
+      { namespace: g.namespace },
+    )
+    const failed = events.filter((e) => e.reason === 'NotificationFailed' && e.involvedObject.name === 'silent')
+    expect(failed.map((e) => e.message).sort()).toStrictEqual([
+      `could not tell receiver 1 (webhook, Secret ${g.namespace}/silent) of Applied: no answer within 0.4 s (after 2 tries)`,
+      `could not tell receiver 1 (webhook, Secret ${g.namespace}/silent) of Ready: no answer within 0.4 s (after 2 tries)`,
+    ])
+  })
+
+  it('a refused request is not tried again, and neither the token nor the address shows in logs, Events or status', async () => {
+    const refusing = await receiverSecret('refusing', '/services/T111/B222/s3cretpath')
+    refusing.answer(401, 401, 401)
+    await environment('refused', {
+      version: '1.0.0',
+      notify: [{ type: 'slack', secretRef: { name: 'refusing' }, events: ['Applied'] }],
+    })
+    const env = await delivered('refused')
+    expect(refusing.received).toHaveLength(1)
+    const events = await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>(
+      'v1',
+      'Event',
+      { namespace: g.namespace },
+    )
+    const mine = events.filter((e) => e.involvedObject.name === 'refused')
+    expect(mine.find((e) => e.reason === 'NotificationFailed')?.message).toBe(
+      `could not tell receiver 1 (slack, Secret ${g.namespace}/refusing) of Applied: the receiver answered HTTP 401`,
+    )
+    const everything = JSON.stringify([logs, events, env.status])
+    expect(everything).toContain('NotificationFailed')
+    for (const secret of [TOKEN, 's3cretpath', 'T000/B000', refusing.url]) expect(everything).not.toContain(secret)
+  })
+
+  it('Suspended, Resumed and DriftCorrected are told as they happen', async () => {
+    const ops = await receiverSecret('ops', '/ops')
+    const notify = [{ type: 'webhook', secretRef: { name: 'ops' }, events: ['Suspended', 'Resumed', 'DriftCorrected'] }]
+    await environment('ops', { version: '1.0.0', notify })
+    await delivered('ops')
+    await environment('ops', { version: '1.0.0', notify, suspend: true })
+    await delivered('ops')
+    await delivered('ops')
+    await environment('ops', { version: '1.0.0', notify, suspend: false })
+    await delivered('ops')
+    await g.kube().mergePatch(
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'one', namespace: g.namespace } },
+      { data: { v: 'edited' } },
+    )
+    await delivered('ops')
+    expect(ops.received.map((r) => r.body)).toMatchObject([
+      { event: 'Suspended', result: 'info', version: '1.0.0' },
+      { event: 'Resumed', result: 'info', version: '1.0.0' },
+      { event: 'DriftCorrected', result: 'success', version: '1.0.0' },
+    ])
+  })
+
+  it('a version that fails health is told as Failed once; with rollback onFailure, as RolledBack', async () => {
+    const broken = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'never' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'never' } },
+        template: {
+          metadata: { labels: { app: 'never' } },
+          // More CPU than any node has: never scheduled, never available.
+          spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
+        },
+      },
+    }
+    const sickRepository = `${g.ground.registries.plain.host}/${g.repository}/sick`
+    await publishApp(g.scratch(), sickRepository, '1.0.0', { cm: configMap('sick', { v: '1' }) })
+    await publishApp(g.scratch(), sickRepository, '2.0.0', { cm: configMap('sick', { v: '2' }), web: broken })
+    const health = await receiverSecret('health', '/health')
+    const notify = [{ type: 'webhook', secretRef: { name: 'health' } }]
+    const realTime = { now: (): Date => new Date() }
+    const create = (name: string, spec: Record<string, unknown>): Promise<void> =>
+      applyEnvironment(g, name, sickRepository, { interval: '1h', timeout: '1s', notify, ...spec })
+    const told = (name: string): unknown[] =>
+      health.received.map((r) => r.body).filter((b) => (b as { environment: string }).environment === name)
+
+    await create('sick', { version: '2.0.0' })
+    await delivered('sick', realTime)
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    await delivered('sick', realTime)
+    await delivered('sick', realTime)
+    expect(told('sick')).toMatchObject([
+      { event: 'Applied', version: '2.0.0', result: 'success' },
+      { event: 'Failed', version: '2.0.0', result: 'failure', reason: 'HealthCheckFailed' },
+    ])
+    expect(told('sick')).toHaveLength(2)
+
+    await create('roll', { version: '1.0.0', rollback: 'onFailure' })
+    await delivered('roll', realTime)
+    await create('roll', { version: '2.0.0', rollback: 'onFailure' })
+    await delivered('roll', realTime)
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    await delivered('roll', realTime)
+    await delivered('roll', realTime)
+    expect(told('roll')).toMatchObject([
+      { event: 'Applied', version: '1.0.0' },
+      { event: 'Ready', version: '1.0.0' },
+      { event: 'Applied', version: '2.0.0', previousVersion: '1.0.0' },
+      {
+        event: 'RolledBack',
+        version: '1.0.0',
+        previousVersion: '2.0.0',
+        result: 'failure',
+        reason: 'RolledBack',
+        message: expect.stringContaining('2.0.0 is unhealthy'),
+      },
+    ])
+    expect(told('roll')).toHaveLength(4)
+  })
+})
