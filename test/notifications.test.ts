@@ -8,6 +8,9 @@ import type { Log } from '../reconciler/pass.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
+import { until } from './support/eventually.ts'
+import { startReconciler } from './support/reconciler-process.ts'
+import { freePort } from './ground/processes.ts'
 import { type Receiver, startReceiver } from './support/receiver.ts'
 import { issueCert } from './ground/certs.ts'
 
@@ -356,5 +359,39 @@ describe('notifications (spec.notify)', () => {
       },
     ])
     expect(told('roll')).toHaveLength(4)
+  })
+
+  it('the reconciler process: --cluster-name in every notification, the metric on /metrics', async () => {
+    const e2e = await receiverSecret('e2e', '/e2e')
+    const port = await freePort()
+    const reconciler = startReconciler(g.ground.kubeconfig, join(g.scratch(), 'cache-e2e'), [
+      '--namespace',
+      g.namespace,
+      '--cluster-name',
+      'eu-1',
+      '--metrics-address',
+      `127.0.0.1:${port}`,
+    ])
+    try {
+      await until(() => Promise.resolve(reconciler.logs().includes('watching Environments')), 15_000)
+      await environment('e2e', { version: '1.0.0', notify: [{ type: 'webhook', secretRef: { name: 'e2e' } }] })
+      await until(() => Promise.resolve(e2e.received.length >= 2), 15_000)
+      expect(e2e.received.map((r) => r.body)).toMatchObject([
+        { event: 'Applied', environment: 'e2e', cluster: 'eu-1', version: '1.0.0' },
+        { event: 'Ready', environment: 'e2e', cluster: 'eu-1', version: '1.0.0' },
+      ])
+      // Counted once the receiver's answer is in. Other Environments of this file share ConfigMap "one", so the
+      // process may correct (and tell) their drift too: the metric counts exactly what the process logs as sent.
+      const metrics = (): Promise<string> => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())
+      const sentOf = (text: string): number =>
+        Number(/berth_notifications_total\{result="sent"\} (\d+)/.exec(text)?.[1] ?? 0)
+      await until(async () => {
+        const logged = reconciler.logs().split('\n').filter((l) => l.includes('"notification sent"')).length
+        return logged >= 2 && sentOf(await metrics()) === logged
+      }, 5000)
+      expect(reconciler.logs()).not.toContain(TOKEN)
+    } finally {
+      reconciler.kill()
+    }
   })
 })
