@@ -394,4 +394,38 @@ describe('notifications (spec.notify)', () => {
       reconciler.kill()
     }
   })
+
+  it('the receiver\'s Secret is read as the Environment\'s ServiceAccount: without the right, nothing is sent', async () => {
+    const rbac = 'rbac.authorization.k8s.io'
+    const tenantHook = await receiverSecret('tenant-hook', '/tenant')
+    await g.kube().apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'teller', namespace: g.namespace } })
+    const role = (rules: object[]): Promise<unknown> =>
+      g.kube().apply({ apiVersion: `${rbac}/v1`, kind: 'Role', metadata: { name: 'teller', namespace: g.namespace }, rules })
+    const configMaps = { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }
+    await role([configMaps])
+    await g.kube().apply({
+      apiVersion: `${rbac}/v1`,
+      kind: 'RoleBinding',
+      metadata: { name: 'teller', namespace: g.namespace },
+      roleRef: { apiGroup: rbac, kind: 'Role', name: 'teller' },
+      subjects: [{ kind: 'ServiceAccount', name: 'teller', namespace: g.namespace }],
+    })
+    const notify = [{ type: 'webhook', secretRef: { name: 'tenant-hook' }, events: ['Applied'] }]
+    await environment('tenant', { version: '1.0.0', serviceAccountName: 'teller', notify })
+    await delivered('tenant')
+    expect(tenantHook.received).toHaveLength(0)
+    const events = await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>(
+      'v1',
+      'Event',
+      { namespace: g.namespace },
+    )
+    const failed = events.find((e) => e.reason === 'NotificationFailed' && e.involvedObject.name === 'tenant')
+    expect(failed?.message).toMatch(/forbidden.*system:serviceaccount:.*:teller/)
+
+    // Allowed to read that one Secret: the next transition is told.
+    await role([configMaps, { apiGroups: [''], resources: ['secrets'], resourceNames: ['tenant-hook'], verbs: ['get'] }])
+    await environment('tenant', { version: '1.1.0', serviceAccountName: 'teller', notify })
+    await delivered('tenant')
+    expect(tenantHook.received.map((r) => r.body)).toMatchObject([{ event: 'Applied', version: '1.1.0' }])
+  })
 })
