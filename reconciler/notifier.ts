@@ -12,6 +12,7 @@
  */
 import { InvalidInputError, kindOf, messageOf } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
+import { sleep } from '../shared/signals.ts'
 import type { Environment, Receiver } from './api.ts'
 import { recordEvent } from './events.ts'
 import { post } from './http-post.ts'
@@ -135,7 +136,7 @@ export class Notifier implements NotifierPort {
         const retryable = error instanceof DeliveryError ? error.retryable : kindOf(error) !== 'stalling'
         failure = `${messageOf(error)}${attempt > 1 ? ` (after ${attempt} tries)` : ''}`
         if (!retryable || attempt === attempts || this.closing.signal.aborted) break
-        await pause(Math.min(retryMs * 2 ** (attempt - 1), 300_000), this.closing.signal)
+        await sleep(Math.min(retryMs * 2 ** (attempt - 1), 300_000), this.closing.signal)
       }
     }
     this.options.count?.('failed')
@@ -224,18 +225,4 @@ function deploymentId(body: string): number {
     // Reported below.
   }
   throw new DeliveryError('GitHub created no deployment id', true)
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      { once: true },
-    )
-  })
 }

@@ -16,6 +16,7 @@ import { type RequestOptions as HttpsOptions, request as httpsRequest } from 'no
 import { InvalidInputError, messageOf, RemoteError } from './errors.ts'
 import { type KubeAccess, loadKubeConfig, type KubeTarget } from './kubeconfig.ts'
 import { describeObject } from './manifests.ts'
+import { sleep } from './signals.ts'
 
 export { type KubeAccess, loadKubeConfig, type KubeTarget } from './kubeconfig.ts'
 
@@ -631,20 +632,6 @@ function parseStatus(body: unknown): { reason?: string; message?: string } {
     }
   }
   return {}
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      { once: true },
-    )
-  })
 }
 
 /**

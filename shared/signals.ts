@@ -1,4 +1,7 @@
-/** Shutdown signals for long-running commands (the reconciler, `status --watch`, the test ground). */
+/**
+ * Shutdown signals for long-running commands (the reconciler, `status --watch`, the test ground),
+ * and a pause that a shutdown cuts short.
+ */
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const
 const CODES = { SIGINT: 130, SIGTERM: 143 } as const
@@ -19,5 +22,20 @@ export function firstSignal(): Promise<NodeJS.Signals> {
         resolve(signal)
       })
     }
+  })
+}
+
+/** Wait `ms`, or less when `signal` aborts (shutdown): never rejects. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      { once: true },
+    )
   })
 }

@@ -5,7 +5,7 @@ import { Notifier, type NotifierOptions } from '../reconciler/notifier.ts'
 import { Metrics } from '../reconciler/observability.ts'
 import { reconcileEnvironment } from '../reconciler/reconcile.ts'
 import type { Log } from '../reconciler/pass.ts'
-import { configMap } from './support/config-repo.ts'
+import { configMap, unschedulable } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 import { until } from './support/eventually.ts'
@@ -302,20 +302,7 @@ describe('notifications (spec.notify)', () => {
   })
 
   it('a version that fails health is told as Failed once; with rollback onFailure, as RolledBack', async () => {
-    const broken = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'never' },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'never' } },
-        template: {
-          metadata: { labels: { app: 'never' } },
-          // More CPU than any node has: never scheduled, never available.
-          spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
-        },
-      },
-    }
+    const broken = unschedulable('never')
     const sickRepository = `${g.ground.registries.plain.host}/${g.repository}/sick`
     await publishApp(g.scratch(), sickRepository, '1.0.0', { cm: configMap('sick', { v: '1' }) })
     await publishApp(g.scratch(), sickRepository, '2.0.0', { cm: configMap('sick', { v: '2' }), web: broken })

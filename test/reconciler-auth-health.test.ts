@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { publish } from '../packager/publish.ts'
-import { berthYaml, configMap, writeTree } from './support/config-repo.ts'
+import { berthYaml, configMap, unschedulable, writeTree } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 
@@ -90,20 +90,7 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
 
   it('rollback onFailure: a version that fails health is rolled back to the last healthy digest, the failed pin stays visible, no retry loop', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/autoroll`
-    const broken = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'never' },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'never' } },
-        template: {
-          metadata: { labels: { app: 'never' } },
-          // More CPU than any simulated node has: the scheduler never places it, so it never becomes available.
-          spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
-        },
-      },
-    }
+    const broken = unschedulable('never')
     const good = await publishApp(g.scratch(), repository, '1.0.0', { cm: configMap('auto', { v: '1' }) })
     await publishApp(g.scratch(), repository, '2.0.0', { cm: configMap('auto', { v: '2' }), web: broken })
     await publishApp(g.scratch(), repository, '3.0.0', { cm: configMap('auto', { v: '3' }) })
@@ -166,20 +153,7 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
   it('past spec.timeout an object that never becomes healthy makes Ready False, naming it', async () => {
     const repository = `${g.ground.registries.plain.host}/${g.repository}/slow`
     await publishApp(g.scratch(), repository, '1.0.0', {
-      web: {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: 'slow' },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'slow' } },
-          template: {
-            metadata: { labels: { app: 'slow' } },
-            // More CPU than any simulated node has: the scheduler never places it, so it never becomes available.
-            spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
-          },
-        },
-      },
+      web: unschedulable('slow'),
     })
     await g.kube().apply(
       environment(g.namespace, 'slow', {

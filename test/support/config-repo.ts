@@ -56,6 +56,16 @@ export async function exampleRepo(dir: string): Promise<string> {
 }
 
 /** A one-container Deployment named `name` (app label alike); `spec` adds or overrides fields. */
+/** A Deployment asking more CPU than any simulated node has: never scheduled, so never available (fails health). */
+export const unschedulable = (name: string): object =>
+  deployment(name, {
+    replicas: 1,
+    template: {
+      metadata: { labels: { app: name } },
+      spec: { containers: [{ name: 'a', image: 'example.com/a:1', resources: { requests: { cpu: '64' } } }] },
+    },
+  })
+
 export const deployment = (name: string, spec: Record<string, unknown> = {}): object => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
