@@ -1,9 +1,10 @@
 /**
  * One reconcile pass of one Environment, read top to bottom as Flux's reconcilers read:
  * get → deleted? (finalize) → finalizer → valid spec? → suspended? → the phases (phases.ts) →
- * summarize → one status write. Whatever stops the pass, its error's kind decides what comes
- * next (verdict.ts): a spec or artifact the user must fix stalls, a gate or a version not yet
- * published waits a fixed delay, anything else backs off; the version applied before keeps running.
+ * summarize → one status write → hand what changed to the notifier (notify.ts, never awaited).
+ * Whatever stops the pass, its error's kind decides what comes next (verdict.ts): a spec or
+ * artifact the user must fix stalls, a gate or a version not yet published waits a fixed delay,
+ * anything else backs off; the version applied before keeps running.
  */
 import { z } from 'zod'
 import { ANNOTATIONS } from '../shared/artifact.ts'
