@@ -19,6 +19,7 @@ import { Lru, SharedLookups } from './memo.ts'
 import { Notifier, type NotifierOptions } from './notifier.ts'
 import { OwnedObjects } from './owned.ts'
 import { KeyedQueue } from './queue.ts'
+import { readyCondition } from './status.ts'
 import { type ReconcileContext, reconcileEnvironment } from './reconcile.ts'
 
 export type ControllerOptions = {
@@ -77,7 +78,7 @@ export class Controller {
       log: this.log,
       signal: this.cancel.signal,
       onStatus: (key, status) => {
-        const ready = status.conditions?.find((c) => c.type === 'Ready')
+        const ready = readyCondition(status)
         const started = durations.get(`${key.namespace}/${key.name}`) ?? Date.now()
         metrics?.observe(key.namespace, key.name, (Date.now() - started) / 1000, {
           ready,

@@ -15,6 +15,7 @@ import type { Kube } from '../shared/kube.ts'
 import { sleep } from '../shared/signals.ts'
 import type { Environment, Receiver } from './api.ts'
 import { recordEvent } from './events.ts'
+import { Lru } from './memo.ts'
 import { post } from './http-post.ts'
 import type { Notification } from './notify.ts'
 import {
@@ -65,12 +66,10 @@ class DeliveryError extends Error {
   }
 }
 
-const GITHUB_DEPLOYMENTS_KEPT = 500
-
 export class Notifier implements NotifierPort {
   private readonly queues = new Map<string, { tail: Promise<void>; waiting: number }>()
   /** GitHub deployment ids by receiver, environment and digest: one deployment per version, statuses on it. */
-  private readonly deployments = new Map<string, number>()
+  private readonly deployments = new Lru<number>(500)
   private readonly closing = new AbortController()
   private readonly options: Required<Omit<NotifierOptions, 'log' | 'count'>> & Pick<NotifierOptions, 'log' | 'count'>
 
@@ -157,11 +156,9 @@ export class Notifier implements NotifierPort {
         return
       case 'github': {
         const key = `${job.key}|${n.digest ?? n.version ?? ''}|${secret.address}`
-        let id = this.deployments.get(key)
-        if (id === undefined) {
-          id = deploymentId(await this.post(githubDeploymentRequest(n, secret), secret))
-          this.remember(key, id)
-        }
+        const id = await this.deployments.get(key, async () =>
+          deploymentId(await this.post(githubDeploymentRequest(n, secret), secret)),
+        )
         await this.post(githubStatusRequest(n, secret, id), secret)
         return
       }
@@ -178,14 +175,6 @@ export class Notifier implements NotifierPort {
     if (answer.status >= 200 && answer.status < 300) return answer.body
     const retryable = answer.status === 408 || answer.status === 429 || answer.status >= 500
     throw new DeliveryError(`the receiver answered HTTP ${answer.status}`, retryable)
-  }
-
-  private remember(key: string, id: number): void {
-    this.deployments.set(key, id)
-    if (this.deployments.size > GITHUB_DEPLOYMENTS_KEPT) {
-      const oldest = this.deployments.keys().next().value
-      if (oldest !== undefined) this.deployments.delete(oldest)
-    }
   }
 
   private log(job: Job, msg: string, result?: DeliveryResult): void {

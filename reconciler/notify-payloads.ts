@@ -100,13 +100,17 @@ export function githubApi(address: string): string {
   try {
     url = new URL(address)
   } catch {
-    throw new InvalidInputError('InvalidReceiver', 'github: "address" must be the repository URL, https://github.com/<owner>/<repo>')
+    throw notARepository()
   }
   const [owner, repo] = url.pathname.replace(/^\/|\/$/g, '').replace(/\.git$/, '').split('/')
   if (!owner || !repo)
-    throw new InvalidInputError('InvalidReceiver', 'github: "address" must be the repository URL, https://github.com/<owner>/<repo>')
+    throw notARepository()
   const base = url.host === 'github.com' ? 'https://api.github.com' : `${url.protocol}//${url.host}/api/v3`
   return `${base}/repos/${owner}/${repo}`
+}
+
+function notARepository(): InvalidInputError {
+  return new InvalidInputError('InvalidReceiver', 'github: "address" must be the repository URL, https://github.com/<owner>/<repo>')
 }
 
 /** The commit of a revision `<ref>@sha1:<commit>`. */

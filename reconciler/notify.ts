@@ -9,6 +9,7 @@
  */
 import { PROMOTED_BY } from './annotations.ts'
 import type { Condition, Environment, EnvironmentStatus } from './api.ts'
+import { readyCondition } from './status.ts'
 
 export const NOTIFY_EVENTS = [
   'Applied',
@@ -94,8 +95,15 @@ export function notifications(facts: PassFacts): Notification[] {
           })
           rollingBack = undefined
         } else {
-          out.push({ ...base, ...about, ...optional('previousVersion', previousVersion), event: 'Applied',
-            result: 'success', reason: 'Applied', message: note.message })
+          out.push({
+            ...base,
+            ...about,
+            ...optional('previousVersion', previousVersion),
+            event: 'Applied',
+            result: 'success',
+            reason: 'Applied',
+            message: note.message,
+          })
         }
         previousVersion = note.version
         break
@@ -144,8 +152,8 @@ export function notifications(facts: PassFacts): Notification[] {
  */
 function readyTransition(facts: PassFacts): { event: 'Ready' | 'Failed'; condition: Condition } | undefined {
   const { before, after } = facts
-  const was = readyOf(before)
-  const now = readyOf(after)
+  const was = readyCondition(before)
+  const now = readyCondition(after)
   if (!now) return undefined
   if (now.status === 'True') {
     const same = was?.status === 'True' && before?.lastAppliedDigest === after.lastAppliedDigest
@@ -163,10 +171,6 @@ function previousVersionOf(before: EnvironmentStatus | undefined, after: Environ
     return before.lastAppliedVersion
   const history = after.history ?? []
   return history.findLast((h) => h.digest !== after.lastAppliedDigest && h.result === 'Succeeded')?.version
-}
-
-function readyOf(status: EnvironmentStatus | undefined): Condition | undefined {
-  return status?.conditions?.find((c) => c.type === 'Ready')
 }
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {

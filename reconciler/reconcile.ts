@@ -31,7 +31,7 @@ import { type Noted, notifications } from './notify.ts'
 import { describeFailures, prune } from './prune.ts'
 import type { Resolved } from './resolve.ts'
 import { openSource } from './source.ts'
-import { removeCondition, sameStatus, setCondition } from './status.ts'
+import { readyCondition, removeCondition, sameStatus, setCondition } from './status.ts'
 import { failureVerdict } from './verdict.ts'
 
 export type { Outcome, ReconcileContext } from './pass.ts'
@@ -176,7 +176,7 @@ async function failed(
 ): Promise<Verdict> {
   const verdict = failureVerdict(error, spec, keptNote(status, pass))
   const reason = verdict.ready?.reason ?? 'ReconcileFailed'
-  const before = status.conditions?.find((c) => c.type === 'Ready')?.reason
+  const before = readyCondition(status)?.reason
   // A wait repeats every few seconds: tell people when it starts, not each time.
   if (kindOf(error) !== 'waiting' || before !== reason) await event('Warning', reason, messageOf(error))
   if (verdict.outcome.next === 'backoff') {

@@ -60,9 +60,14 @@ export function firstAttemptOf(status: EnvironmentStatus, digest: string): strin
 
 export type ReadyText = { status: string; reason: string; message: string }
 
+/** The Ready condition of `status`, when a pass has set one. */
+export function readyCondition(status: EnvironmentStatus | undefined): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === 'Ready')
+}
+
 /** The Ready condition as `berth status` shows it; Unknown before the first pass. */
 export function readyOf(env: Environment): ReadyText {
-  const c = env.status?.conditions?.find((x) => x.type === 'Ready')
+  const c = readyCondition(env.status)
   return { status: c?.status ?? 'Unknown', reason: c?.reason ?? '', message: c?.message ?? '' }
 }
 
