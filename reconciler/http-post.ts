@@ -14,7 +14,7 @@ const MAX_ANSWER = 64 * 1024
 /** POST `req`; resolves with any HTTP answer, rejects on a network failure or when `timeoutMs` passes. */
 export function post(
   req: HttpRequest,
-  options: { ca?: string | undefined; timeoutMs: number; signal?: AbortSignal },
+  options: { ca?: string | undefined; timeoutMs: number },
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const url = new URL(req.url)
@@ -28,7 +28,6 @@ export function post(
       method: 'POST',
       headers: { ...req.headers, 'content-length': String(body.length) },
       ...(options.ca ? { ca: options.ca } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
     })
     const timer = setTimeout(() => {
       outgoing.destroy(new Error(`no answer within ${options.timeoutMs / 1000} s`))

@@ -168,7 +168,8 @@ export class Notifier implements NotifierPort {
   private async post(req: HttpRequest, secret: ReceiverSecret): Promise<string> {
     let answer
     try {
-      answer = await post(req, { ca: secret.ca, timeoutMs: this.options.timeoutMs, signal: this.closing.signal })
+      // No shutdown signal here: closing cuts the pause between tries short, and the last try runs to its deadline.
+      answer = await post(req, { ca: secret.ca, timeoutMs: this.options.timeoutMs })
     } catch (error: unknown) {
       throw new DeliveryError(messageOf(error), true)
     }

@@ -415,4 +415,21 @@ describe('notifications (spec.notify)', () => {
     await delivered('tenant')
     expect(tenantHook.received.map((r) => r.body)).toMatchObject([{ event: 'Applied', version: '1.1.0' }])
   })
+
+  it('closing the notifier (shutdown) cuts the wait between tries short: what is queued gets one more try', async () => {
+    const closing = await receiverSecret('closing', '/closing')
+    closing.answer(500)
+    await environment('closing', {
+      version: '1.0.0',
+      notify: [{ type: 'webhook', secretRef: { name: 'closing' }, events: ['Ready'] }],
+    })
+    // A minute between tries: only close() can make the second one come soon.
+    const { notifier } = await pass('closing', { retryMs: 60_000 })
+    await until(() => Promise.resolve(closing.received.length === 1), 5000)
+    notifier.close()
+    const closed = Date.now()
+    await notifier.idle()
+    expect(Date.now() - closed).toBeLessThan(3000)
+    expect(closing.received.map((r) => (r.body as { event: string }).event)).toStrictEqual(['Ready', 'Ready'])
+  })
 })
