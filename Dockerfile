@@ -27,7 +27,9 @@ COPY --from=oras /out/oras /usr/local/bin/oras
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
+COPY api ./api
 COPY cli ./cli
+COPY install ./install
 COPY shared ./shared
 COPY packager ./packager
 COPY reconciler ./reconciler

@@ -4,6 +4,7 @@ import js from '@eslint/js'
 import stylistic from '@stylistic/eslint-plugin'
 import { defineConfig } from 'eslint/config'
 import tseslint from 'typescript-eslint'
+import berth from './eslint/layering.js'
 
 export default defineConfig(
   { ignores: ['node_modules/', '.cache/', 'test/ground/go/', 'dist/'] },
@@ -38,6 +39,19 @@ export default defineConfig(
         { multiline: { delimiter: 'none' }, singleline: { delimiter: 'semi', requireLast: false } },
       ],
     },
+  },
+  {
+    // The architecture: which folder may import which, and no import cycles (eslint/layering.js).
+    // Tests beside the code may cross layers: pack.test.ts reads back with the reconciler's reader.
+    plugins: { berth },
+    rules: { 'berth/layering': 'error', 'berth/no-cycle': 'error' },
+  },
+  { files: ['**/*.test.ts'], rules: { 'berth/layering': 'off' } },
+  {
+    // The lint plugin is plain JavaScript for ESLint itself, outside the TypeScript project.
+    files: ['eslint/**'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { parserOptions: { projectService: false } },
   },
   {
     // Asymmetric matchers (expect.stringContaining …) are typed `any` by design.

@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{cli,shared,packager,reconciler}/**/*.test.ts'],
+          include: ['{api,cli,install,shared,packager,reconciler}/**/*.test.ts'],
         },
       },
       {

@@ -29,8 +29,8 @@ export function cliCacheDir(): string {
 
 /** Resolve `version` in `repository` (host/path) and read its artifact, verified by digest. */
 export async function loadRelease(repository: string, version: string, access: OrasOptions): Promise<Release> {
-  const { resolve } = await import('../reconciler/resolve.ts')
-  const { fetchArtifact } = await import('../reconciler/fetch.ts')
+  const { resolve } = await import('../reconciler/source/resolve.ts')
+  const { fetchArtifact } = await import('../reconciler/source/fetch.ts')
   const resolved = await resolve(repository, version, undefined, access)
   const files = await fetchArtifact(repository, resolved, access, cliCacheDir())
   return { version: resolved.version, digest: resolved.digest, files }

@@ -4,9 +4,9 @@
  * -n/-A, and has `-o json` where it prints something scripts read.
  */
 import type { Command } from 'commander'
-import { PROMOTED_BY, SUSPENDED } from '../reconciler/annotations.ts'
-import type { Environment } from '../reconciler/api.ts'
-import { readyOf, settled } from '../reconciler/status.ts'
+import { PROMOTED_BY, SUSPENDED } from '../api/well-known.ts'
+import type { Environment } from '../api/environment.ts'
+import { readyOf, settled } from '../reconciler/pass/status.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { BerthError, InvalidInputError, messageOf, RemoteError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
@@ -30,8 +30,8 @@ async function connect(options: Common): Promise<{ kube: Kube; namespace: string
   return { kube, namespace }
 }
 
-async function api(): Promise<typeof import('../reconciler/api.ts')> {
-  return await import('../reconciler/api.ts')
+async function api(): Promise<typeof import('../api/environment.ts')> {
+  return await import('../api/environment.ts')
 }
 
 async function getEnvironment(kube: Kube, namespace: string, name: string): Promise<Environment> {
@@ -121,9 +121,9 @@ async function checkPublished(
 ): Promise<void> {
   const [{ specSchema }, { resolve }, { openSource }, { trustedKeys }, { verifyArtifact }] = await Promise.all([
     api(),
-    import('../reconciler/resolve.ts'),
-    import('../reconciler/source.ts'),
-    import('../reconciler/verify.ts'),
+    import('../reconciler/source/resolve.ts'),
+    import('../reconciler/source/source.ts'),
+    import('../reconciler/source/verify.ts'),
     import('../shared/signatures.ts'),
   ])
   const parsed = specSchema.safeParse(env.spec)
@@ -331,7 +331,7 @@ export function registerEnvironmentCommands(program: Command): void {
         )
         const before = spec(env).version ?? ''
         if (options.dryRun) {
-          const { planPromotion } = await import('../reconciler/plan.ts')
+          const { planPromotion } = await import('../reconciler/apply/plan.ts')
           const { cliCacheDir } = await import('./diff.ts')
           const cache = cliCacheDir()
           const access = options.registryConfig ? { registryConfig: options.registryConfig } : {}
@@ -396,7 +396,7 @@ export function registerEnvironmentCommands(program: Command): void {
       const env = await getEnvironment(kube, namespace, name)
       const current = spec(env).version
       // Loaded here: semver is start-up time every other command (berth push above all) would pay.
-      const { chooseRollback } = await import('../reconciler/rollback.ts')
+      const { chooseRollback } = await import('../reconciler/pass/rollback.ts')
       const target = chooseRollback(env, options.to)
       if (!target) {
         throw new BerthError(

@@ -3,8 +3,9 @@ import type { Command } from 'commander'
 import { cliCacheDir } from './diff.ts'
 import { redact } from '../shared/redact.ts'
 import { firstSignal } from '../shared/signals.ts'
-import { INSTALL_DEFAULTS as DEFAULT_INSTALL, leaseName } from '../reconciler/defaults.ts'
-import type { InstallOptions } from '../reconciler/install.ts'
+import { leaseName } from '../api/well-known.ts'
+import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../install/defaults.ts'
+import type { InstallOptions } from '../install/manifests.ts'
 
 type Target = { kubeconfig?: string; context?: string }
 type Election = {
@@ -62,10 +63,10 @@ export function registerReconciler(program: Command): void {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }]
           = await Promise.all([
             import('../shared/kube.ts'),
-            import('../reconciler/controller.ts'),
-            import('../reconciler/observability.ts'),
-            import('../reconciler/leader.ts'),
-            import('../reconciler/api.ts'),
+            import('../reconciler/controller/controller.ts'),
+            import('../reconciler/controller/observability.ts'),
+            import('../reconciler/controller/leader.ts'),
+            import('../shared/duration.ts'),
           ])
         const { pino } = await import('pino')
         // Structured JSON on stderr; synchronous, so the last lines survive a deliberate exit.
@@ -183,8 +184,8 @@ export function registerReconciler(program: Command): void {
     .option('--context <name>', 'kubeconfig context')
     .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean; dryRun?: boolean }) => {
       const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([
-        import('../reconciler/install.ts'),
-        import('../reconciler/api.ts'),
+        import('../install/manifests.ts'),
+        import('../api/crd.ts'),
       ])
       const crd = environmentCrd()
       const objects = options.crdsOnly ? [crd] : installObjects(options)
@@ -194,8 +195,8 @@ export function registerReconciler(program: Command): void {
       }
       const [{ Kube }, { waitEstablished }, { applyInstall }] = await Promise.all([
         import('../shared/kube.ts'),
-        import('../reconciler/crds.ts'),
-        import('../reconciler/install-apply.ts'),
+        import('../shared/crds.ts'),
+        import('../install/apply.ts'),
       ])
       const kube = Kube.connect(target(options))
       const dryRun = options.dryRun === true

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { x as extract } from 'tar'
 import { describe, expect, it } from 'vitest'
-import { readArchive } from '../reconciler/extract.ts'
+import { readArchive } from '../reconciler/source/extract.ts'
 import type { KubeObject } from '../shared/manifests.ts'
 import { packArchive } from './pack.ts'
 

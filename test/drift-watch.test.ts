@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Environment, environmentRef } from '../reconciler/api.ts'
-import { Controller } from '../reconciler/controller.ts'
+import { type Environment, environmentRef } from '../api/environment.ts'
+import { Controller } from '../reconciler/controller/controller.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, publishApp } from './support/environments.ts'

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Environment } from '../reconciler/api.ts'
+import type { Environment } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import { type Environment, FINALIZER, OWNER_LABELS } from '../reconciler/api.ts'
+import { type Environment, FINALIZER, OWNER_LABELS } from '../api/environment.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { configMap } from './support/config-repo.ts'
 import { useGround } from './support/ground.ts'

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { Environment } from '../reconciler/api.ts'
+import type { Environment } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'

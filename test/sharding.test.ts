@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Environment } from '../reconciler/api.ts'
+import type { Environment } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'

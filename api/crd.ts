@@ -1,0 +1,82 @@
+/** The Environment CustomResourceDefinition, generated from the zod schema and the status schema. */
+import { z } from 'zod'
+import { GROUP, KIND, PLURAL, specSchema, VERSION } from './environment.ts'
+import { INSTALL_LABELS } from './well-known.ts'
+
+/** The OpenAPI v3 schema of `spec`, structural as CRDs require, from the zod schema. */
+export function specOpenApi(): Record<string, unknown> {
+  return structural(z.toJSONSchema(specSchema, { io: 'input' }))
+}
+
+// JSON Schema → a CRD structural schema: drop what CRDs refuse ($schema, additionalProperties: false).
+function structural(node: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) {
+    if (key === '$schema' || key === 'additionalProperties') continue
+    if (key === 'properties' && value && typeof value === 'object') {
+      out.properties = Object.fromEntries(
+        Object.entries(value as Record<string, Record<string, unknown>>).map(([k, v]) => [k, structural(v)]),
+      )
+    } else if (key === 'items' && value && typeof value === 'object' && !Array.isArray(value)) {
+      out.items = structural(value as Record<string, unknown>)
+    } else {
+      out[key] = value
+    }
+  }
+  return out
+}
+
+const statusOpenApi = { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true }
+
+/** The CustomResourceDefinition for `Environment`. */
+export function environmentCrd(): {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; labels: Record<string, string> }
+} & Record<string, unknown> {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${PLURAL}.${GROUP}`, labels: INSTALL_LABELS },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: {
+        plural: PLURAL,
+        singular: 'environment',
+        kind: KIND,
+        listKind: `${KIND}List`,
+        shortNames: ['env', 'envs'],
+        categories: ['berth'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Version', type: 'string', jsonPath: '.status.lastAppliedVersion' },
+            { name: 'Digest', type: 'string', jsonPath: '.status.shortDigest' },
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].status' },
+            { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: specOpenApi(),
+                status: statusOpenApi,
+              },
+            },
+          },
+        },
+      ],
+    },
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The `Environment` API (berth.dev/v1alpha1): one zod schema is the source of truth for the
+ * reconciler's validation and for the CRD's OpenAPI schema (crd.ts), so the two never disagree.
+ */
+import semver from 'semver'
+import { z } from 'zod'
+import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
+import type { OrasOptions } from '../shared/oras.ts'
+import { SUBDOMAIN_RULE } from '../shared/names.ts'
+import { DURATION } from '../shared/duration.ts'
+import { DNS_LABEL } from '../shared/validation.ts'
+import { NOTIFY_EVENTS } from './notify-events.ts'
+
+export const GROUP = 'berth.dev'
+export const VERSION = 'v1alpha1'
+export const API_VERSION = `${GROUP}/${VERSION}`
+export const KIND = 'Environment'
+export const PLURAL = 'environments'
+
+/** The reference to Environment `name` in `namespace`, for get, patch and watch calls. */
+export function environmentRef(
+  namespace: string,
+  name: string,
+): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace } }
+}
+
+export {
+  FINALIZER,
+  inShard,
+  OWNER_LABELS,
+  PROMOTED_BY,
+  RECONCILE_REQUESTED_AT,
+  SHARD_LABEL,
+  shardSelector,
+  SUSPENDED,
+} from './well-known.ts'
+
+const duration = z.string().regex(DURATION, 'must be a duration such as 30s, 5m or 1h')
+
+export const specSchema = z.strictObject({
+  source: z.strictObject({
+    repository: z
+      .string()
+      .regex(OCI_REPOSITORY, 'must be oci://<registry>/<path> without a tag')
+      .describe('OCI repository of the artifacts, oci://<registry>/<path>'),
+    secretRef: z
+      .strictObject({ name: z.string().min(1) })
+      .optional()
+      .describe('a kubernetes.io/dockerconfigjson Secret in the same namespace'),
+    plainHTTP: z.boolean().optional().describe('the registry speaks plain HTTP'),
+    insecure: z.boolean().optional().describe('skip TLS verification of the registry'),
+  }),
+  version: z
+    .string()
+    .min(1)
+    .refine((v) => semver.validRange(v) !== null, 'must be a version (1.2.3) or a semver range (~1.2, >=1.0.0 <2)')
+    .describe('exact version or semver range; prereleases only when the range names one'),
+  digest: z
+    .string()
+    .regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>')
+    .optional()
+    .describe('when set, the version must resolve to this digest'),
+  path: z
+    .string()
+    .regex(/^[^/.][^\\]*$/, 'must be a relative folder inside the artifact')
+    .optional()
+    .describe('folder inside the artifact; default the Environment name'),
+  interval: duration.default('5m').describe('how often to re-check the artifact and correct drift'),
+  timeout: duration.default('5m').describe('how long applied objects may take to become healthy'),
+  prune: z.boolean().default(true).describe('delete objects that left the artifact'),
+  suspend: z.boolean().default(false).describe('stop every change until resumed'),
+  driftPolicy: z.enum(['correct', 'warn']).default('correct'),
+  deletionPolicy: z
+    .enum(['delete', 'orphan'])
+    .default('delete')
+    .describe('what deleting the Environment does to what it applied'),
+  targetNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a DNS label').optional(),
+  verify: z
+    .strictObject({
+      provider: z.enum(['cosign']),
+      secretRef: z.strictObject({ name: z.string().min(1) }).describe('a Secret whose *.pub keys are trusted'),
+    })
+    .optional()
+    .describe('apply only versions signed (cosign, key-based) over their exact digest by one of the trusted keys'),
+  serviceAccountName: z
+    .string()
+    .max(253)
+    .regex(SUBDOMAIN_RULE.pattern, 'must be the name of a ServiceAccount in this namespace')
+    .optional()
+    .describe('apply, prune and read everything as this ServiceAccount of the Environment\'s namespace (impersonation)'),
+  rollback: z
+    .enum(['onFailure'])
+    .optional()
+    .describe('onFailure: when a new version fails health within timeout, re-apply the last healthy digest'),
+  promotion: z
+    .strictObject({
+      from: z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace'),
+    })
+    .optional()
+    .describe('gate: only versions that have been Ready on this upstream Environment are applied'),
+  notify: z
+    .array(
+      z.strictObject({
+        type: z.enum(['webhook', 'slack', 'github']),
+        secretRef: z
+          .strictObject({ name: z.string().min(1) })
+          .describe('a Secret in this namespace: the URL under "address", a token under "token", a CA under "ca.crt"'),
+        events: z
+          .array(z.enum(NOTIFY_EVENTS))
+          .min(1)
+          .optional()
+          .describe('what to tell this receiver; default every event'),
+      }),
+    )
+    .max(10)
+    .optional()
+    .describe('receivers told when a version is applied, becomes Ready, fails, is rolled back, and more'),
+})
+export type EnvironmentSpec = z.infer<typeof specSchema>
+export type Receiver = NonNullable<EnvironmentSpec['notify']>[number]
+
+export type Condition = {
+  type: string
+  status: 'True' | 'False' | 'Unknown'
+  reason: string
+  message: string
+  lastTransitionTime: string
+  observedGeneration?: number
+}
+export type InventoryEntry = { apiVersion: string; kind: string; namespace?: string; name: string }
+export type HistoryEntry = {
+  version: string
+  digest: string
+  started: string
+  finished: string
+  result: string
+  by?: string
+}
+
+export type EnvironmentStatus = {
+  observedGeneration?: number
+  conditions?: Condition[]
+  lastAppliedVersion?: string
+  lastAppliedDigest?: string
+  lastAttemptedVersion?: string
+  lastAttemptedDigest?: string
+  lastHandledReconcileAt?: string
+  /** The last digest whose signature was verified, the key that matched, and the keys it was checked against. */
+  verified?: { digest: string; key: string; keyId: string; signature: string; keys: string }
+  /** The pinned digest that failed health and was rolled back from (spec.rollback: onFailure). */
+  rolledBackFrom?: string
+  inventory?: InventoryEntry[]
+  history?: HistoryEntry[]
+}
+
+export type Environment = {
+  apiVersion: typeof API_VERSION
+  kind: typeof KIND
+  metadata: {
+    name: string
+    namespace: string
+    generation?: number
+    resourceVersion?: string
+    uid?: string
+    deletionTimestamp?: string
+    finalizers?: string[]
+    annotations?: Record<string, string>
+    labels?: Record<string, string>
+  }
+  spec: unknown
+  status?: EnvironmentStatus
+}
+
+/** Where an Environment's artifacts are, as oras takes it (`host/path`), and how to reach it. */
+export function sourceOf(spec: EnvironmentSpec, extra: OrasOptions = {}): { repository: string; access: OrasOptions } {
+  const { source } = spec
+  return {
+    // The schema has checked the URL; repositoryPath only strips oci://.
+    repository: repositoryPath(source.repository) ?? source.repository,
+    access: {
+      ...extra,
+      ...(source.plainHTTP ? { plainHttp: true } : {}),
+      ...(source.insecure ? { insecure: true } : {}),
+    },
+  }
+}
+
+/** The user a ServiceAccount authenticates as. */
+export function serviceAccountUser(namespace: string, name: string): string {
+  return `system:serviceaccount:${namespace}:${name}`
+}

@@ -1,0 +1,195 @@
+/**
+ * The controller: watches Environments and feeds a keyed queue whose work is one reconcile
+ * pass. A spec change (new generation), a deletion, or a new
+ * `berth.dev/reconcile-requested-at` annotation queues the Environment at once; status-only
+ * updates (berth's own) do not. So does a change by someone else to an object berth applied
+ * (owned.ts watches them). Each pass decides when it comes back: its interval (jittered) when
+ * healthy, sooner while rolling out, backoff after a failure.
+ *
+ * What makes the steady state cheap lives here, shared by every pass: the Environments as the
+ * watch delivered them (a pass the queue's timer started reads that, not the apiserver), registry
+ * lookups shared for a short window, artifacts parsed once per digest, and the watched objects.
+ */
+import { messageOf } from '../../shared/errors.ts'
+import type { Kube, Watching } from '../../shared/kube.ts'
+import type { Located } from '../../shared/manifests.ts'
+import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT, shardSelector } from '../../api/environment.ts'
+import type { Metrics } from './observability.ts'
+import { Lru, SharedLookups } from '../../shared/memo.ts'
+import { Notifier, type NotifierOptions } from '../notify/notifier.ts'
+import { OwnedObjects } from '../apply/owned.ts'
+import { KeyedQueue } from './queue.ts'
+import { readyCondition } from '../pass/status.ts'
+import { type ReconcileContext, reconcileEnvironment } from '../pass/reconcile.ts'
+
+export type ControllerOptions = {
+  concurrency?: number
+  log?: (fields: Record<string, unknown>) => void
+  cacheDir: string
+  /** Watch only this namespace (default: all). */
+  namespace?: string | undefined
+  /** Lockdown: the ServiceAccount Environments without one act as. */
+  defaultServiceAccount?: string | undefined
+  /** Only Environments labelled `berth.dev/shard=<shard>`; undefined: only those without the label. */
+  shard?: string | undefined
+  metrics?: Metrics
+  /** The cluster's name in notifications (`--cluster-name`). */
+  clusterName?: string | undefined
+  /** How notifications are delivered (tries, delays, deadline); defaults in Notifier. */
+  notify?: Omit<NotifierOptions, 'kube' | 'log' | 'count'>
+}
+
+export class Controller {
+  private readonly kube: Kube
+  private readonly queue: KeyedQueue
+  /** Each Environment as the watch last delivered it (managedFields dropped). */
+  private readonly environments = new Map<string, Environment>()
+  /** Environments whose next pass must read them from the apiserver: something happened since the timer was set. */
+  private readonly stale = new Set<string>()
+  /** The objects berth applied, watched for changes by others. */
+  readonly owned: OwnedObjects
+  /** Registry lookups shared between Environments. */
+  readonly lookups = new SharedLookups()
+  /** Delivers spec.notify notifications in the background. */
+  readonly notifier: Notifier
+  private watch: Watching | undefined
+  private readonly cancel = new AbortController()
+  private readonly log: (fields: Record<string, unknown>) => void
+  private readonly namespace: string | undefined
+  private readonly shard: string | undefined
+  private metrics: Metrics | undefined
+  /** True while the watch runs: what /readyz reports. */
+  watching = false
+  /** Whether start() was ever called (a standby replica under leader election has not). */
+  started = false
+
+  constructor(kube: Kube, options: ControllerOptions) {
+    this.kube = kube
+    this.log = options.log ?? ((): void => undefined)
+    this.namespace = options.namespace
+    this.shard = options.shard
+    const metrics = options.metrics
+    const durations = new Map<string, number>()
+    const ctx: ReconcileContext = {
+      kube,
+      cacheDir: options.cacheDir,
+      defaultServiceAccount: options.defaultServiceAccount,
+      shard: options.shard,
+      log: this.log,
+      signal: this.cancel.signal,
+      onStatus: (key, status) => {
+        const ready = readyCondition(status)
+        const started = durations.get(`${key.namespace}/${key.name}`) ?? Date.now()
+        metrics?.observe(key.namespace, key.name, (Date.now() - started) / 1000, {
+          ready,
+          version: status.lastAppliedVersion,
+          digest: status.lastAppliedDigest,
+        })
+      },
+    }
+    this.owned = new OwnedObjects((key) => this.changed(key), { log: this.log, namespace: options.namespace })
+    this.notifier = new Notifier({
+      ...options.notify,
+      kube,
+      log: this.log,
+      count: (result) => metrics?.notifications.inc({ result }),
+    })
+    Object.assign(ctx, {
+      notifier: this.notifier,
+      clusterName: options.clusterName,
+      owned: this.owned,
+      lookups: this.lookups,
+      // A few versions per repository at a time, a few folders each: small, and bounded whatever the cluster.
+      artifacts: { files: new Lru<Map<string, Buffer>>(16), objects: new Lru<Located[]>(64) },
+    })
+    this.metrics = metrics
+    this.queue = new KeyedQueue(
+      async (key) => {
+        const [namespace = '', name = ''] = key.split('/')
+        const started = Date.now()
+        durations.set(key, started)
+        // A pass the timer started reads the Environment as watched; one an event asked for reads it afresh.
+        const known = this.stale.delete(key) ? undefined : this.environments.get(key)
+        try {
+          const outcome = await reconcileEnvironment(ctx, { namespace, name }, known)
+          // The queue backs off on a failure, by its own count; requeues are fixed delays.
+          if (outcome.next === 'backoff') throw outcome.error
+          return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
+        } finally {
+          this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })
+        }
+      },
+      { concurrency: options.concurrency ?? 4 },
+    )
+  }
+
+  async start(): Promise<void> {
+    this.started = true
+    this.watch = await this.kube.watch<Environment>(
+      API_VERSION,
+      KIND,
+      {
+        event: (type, env) => this.onEvent(type, env),
+        error: (error) => this.log({ msg: 'watch failed; restarting', error: messageOf(error) }),
+      },
+      // Each shard watches only its own Environments; relabelling one hands it over (a deletion here, an add there).
+      { namespace: this.namespace, labelSelector: shardSelector(this.shard) },
+    )
+    await this.watch.listed
+    this.watching = true
+  }
+
+  /**
+   * Stop watching; nothing new starts. The passes in flight may finish within `graceMs`; after
+   * that their registry and apiserver calls are cancelled, so shutdown never hangs on a call.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.watching = false
+    await this.watch?.stop()
+    this.owned.stop()
+    const cancel = setTimeout(() => {
+      this.cancel.abort()
+      this.kube.close()
+    }, graceMs)
+    await this.queue.stop()
+    clearTimeout(cancel)
+    // What is still queued gets one more try at most, within what is left of the grace period.
+    this.notifier.close()
+    await Promise.race([this.notifier.idle(), new Promise((resolve) => setTimeout(resolve, 2000).unref())])
+  }
+
+  /** Someone else changed or deleted an object this Environment applied: check it now. */
+  private changed(key: string): void {
+    if (!this.environments.has(key)) return
+    this.stale.add(key)
+    this.queue.add(key)
+  }
+
+  private onEvent(type: 'add' | 'update' | 'delete', env: Environment): void {
+    const key = `${env.metadata.namespace}/${env.metadata.name}`
+    if (type === 'delete') {
+      this.environments.delete(key)
+      this.stale.delete(key)
+      this.owned.forget(key)
+      this.queue.forget(key)
+      this.metrics?.forget(env.metadata.namespace, env.metadata.name)
+      return
+    }
+    const before = this.environments.get(key)?.metadata
+    // Kept for the passes the timer starts; managedFields is most of an object's size and no pass reads it.
+    const metadata: Environment['metadata'] & { managedFields?: unknown } = { ...env.metadata }
+    delete metadata.managedFields
+    this.environments.set(key, { ...env, metadata })
+    const requested = (m: Environment['metadata']): string | undefined => m.annotations?.[RECONCILE_REQUESTED_AT]
+    if (
+      type === 'add'
+      || !before
+      || before.generation !== metadata.generation
+      || requested(before) !== requested(metadata)
+      || (metadata.deletionTimestamp && !before.deletionTimestamp)
+    ) {
+      this.stale.add(key)
+      this.queue.add(key)
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * One HTTP(S) POST with a deadline, for notifications: node:http(s) rather than fetch, because a
+ * receiver's own CA (`ca.crt` in its Secret) must be trusted for that request alone.
+ */
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { HttpRequest } from './payloads.ts'
+
+export type HttpAnswer = { status: number; body: string }
+
+/** The most of an answer kept: a receiver's reply is only read for an id (GitHub) or a status. */
+const MAX_ANSWER = 64 * 1024
+
+/** POST `req`; resolves with any HTTP answer, rejects on a network failure or when `timeoutMs` passes. */
+export function post(
+  req: HttpRequest,
+  options: { ca?: string | undefined; timeoutMs: number },
+): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(req.url)
+    const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined
+    if (!send) {
+      reject(new Error(`the address must be http:// or https://, not ${url.protocol}`))
+      return
+    }
+    const body = Buffer.from(req.body)
+    const outgoing = send(url, {
+      method: 'POST',
+      headers: { ...req.headers, 'content-length': String(body.length) },
+      ...(options.ca ? { ca: options.ca } : {}),
+    })
+    const timer = setTimeout(() => {
+      outgoing.destroy(new Error(`no answer within ${options.timeoutMs / 1000} s`))
+    }, options.timeoutMs)
+    outgoing.on('response', (answer) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      answer.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (size <= MAX_ANSWER) chunks.push(chunk)
+      })
+      answer.on('end', () => {
+        clearTimeout(timer)
+        resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })
+      })
+      answer.on('error', (error) => {
+        clearTimeout(timer)
+        reject(error)
+      })
+    })
+    outgoing.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    outgoing.end(body)
+  })
+}

@@ -1,0 +1,310 @@
+/**
+ * The phases of a reconcile pass, in order, one function each: resolve the pin, hold it at the
+ * promotion gate, choose the target (the pin, or the last healthy version after an automatic
+ * rollback), fetch, select, apply, prune, and judge health. Each reads what earlier phases left
+ * on the {@link Pass}, owns its own condition and events, and may end the pass with a verdict.
+ * Adding a phase (verifying a signature, say) is one function and one line in {@link PHASES}.
+ */
+import { WaitingError } from '../../shared/errors.ts'
+import { verifyArtifact } from '../../shared/signatures.ts'
+import { type KubeObject, type Located, objectKey } from '../../shared/manifests.ts'
+import { durationMs } from '../../shared/duration.ts'
+import {
+  type Environment,
+  environmentRef,
+  type HistoryEntry,
+  PROMOTED_BY,
+  RECONCILE_REQUESTED_AT,
+} from '../../api/environment.ts'
+import { applyObjects, entryOf, type Owner, placeObjects } from '../apply/apply.ts'
+import { type Drift, findDrift } from '../apply/drift.ts'
+import { fetchArtifact } from '../source/fetch.ts'
+import { need, type Pass, type Phase, type Verdict } from './pass.ts'
+import { describeEntry, describeFailures, entryKey, prune } from '../apply/prune.ts'
+import { resolve, type Resolved, resolveDigest } from '../source/resolve.ts'
+import { lastHealthy, rollbackTarget } from './rollback.ts'
+import { selectObjects } from '../source/source.ts'
+import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
+import { healthOf, healthVerdict, requeue } from './verdict.ts'
+import { trustedKeys } from '../source/verify.ts'
+
+/** How soon a version held at the promotion gate is looked at again. */
+export const PROMOTION_RETRY_MS = 10_000
+
+/** Resolve the pin to a version and digest; what was attempted shows in status even when a later phase fails. */
+async function resolvePhase(pass: Pass): Promise<undefined> {
+  const { spec, source, status, env, ctx } = pass
+  const lookup = (): Promise<Resolved> => resolve(source.repository, spec.version, spec.digest, source.access)
+  // Environments pinned alike share one lookup for a short window; `berth reconcile` always looks afresh.
+  const requested = env.metadata.annotations?.[RECONCILE_REQUESTED_AT]
+  const shared = requested === status.lastHandledReconcileAt ? ctx.lookups : undefined
+  const key = `${source.reach}|${source.repository}|${spec.version}|${spec.digest ?? ''}`
+  const pinned = shared ? await shared.get(key, lookup) : await lookup()
+  pass.pinned = pinned
+  status.lastAttemptedVersion = pinned.version
+  status.lastAttemptedDigest = pinned.digest
+  return undefined
+}
+
+/** The gate holds in the cluster: a version is applied only once its digest has been Ready upstream. */
+async function promotionGatePhase(pass: Pass): Promise<undefined> {
+  const upstream = pass.spec.promotion?.from
+  if (!upstream) return undefined
+  const { version, digest } = need(pass.pinned, 'pinned')
+  const source = await pass.ctx.kube.get<Environment>(environmentRef(pass.env.metadata.namespace, upstream))
+  const proven = (source?.status?.history ?? []).some((h) => h.digest === digest && h.result === 'Succeeded')
+  if (!proven) {
+    const message = `promotion gate: ${version} (${digest}) has not been Ready on ${upstream}; promote it there first`
+    throw new WaitingError('PromotionBlocked', message, PROMOTION_RETRY_MS)
+  }
+  return undefined
+}
+
+/** The pin, unless an automatic rollback away from it is in force: then the last healthy version. */
+async function targetPhase(pass: Pass): Promise<undefined> {
+  const { status, spec, source } = pass
+  const pinned = need(pass.pinned, 'pinned')
+  const good = rollbackTarget(status, pinned.digest, spec.rollback)
+  if (!good) delete status.rolledBackFrom
+  pass.target = good ? await resolveDigest(source.repository, good.version, good.digest, source.access) : pinned
+  return undefined
+}
+
+/**
+ * `spec.verify`: the target must be signed by a trusted key over exactly its digest before
+ * anything of it is fetched or applied. A digest verified against the same keys is not checked again.
+ */
+async function verifyPhase(pass: Pass): Promise<undefined> {
+  const { spec, status, source } = pass
+  if (!spec.verify) {
+    delete status.verified
+    return undefined
+  }
+  const target = need(pass.target, 'target')
+  const { keys, fingerprint } = await trustedKeys(pass.kube, pass.env.metadata.namespace, spec.verify.secretRef.name)
+  if (status.verified?.digest === target.digest && status.verified.keys === fingerprint) return undefined
+  const verified = await verifyArtifact(source.repository, target.digest, keys, source.access)
+  status.verified = { ...verified, keys: fingerprint }
+  await pass.event(
+    'Normal',
+    'Verified',
+    `${target.version} (${target.digest}) is signed by ${verified.key} (${verified.keyId})`,
+  )
+  return undefined
+}
+
+/** Download (or take from the cache) the target's layer, verified by digest, and read it defensively. */
+async function fetchPhase(pass: Pass): Promise<undefined> {
+  const { source, ctx } = pass
+  const target = need(pass.target, 'target')
+  const fetch = (): Promise<Map<string, Buffer>> =>
+    fetchArtifact(source.repository, target, source.access, ctx.cacheDir)
+  // A digest names the same bytes forever: read once, kept for every Environment pinned to it.
+  pass.files = ctx.artifacts ? await ctx.artifacts.files.get(target.digest, fetch) : await fetch()
+  return undefined
+}
+
+/** This Environment's folder of the artifact, parsed and checked (once per digest and folder). */
+async function selectPhase(pass: Pass): Promise<undefined> {
+  const path = pass.spec.path ?? pass.env.metadata.name
+  const files = need(pass.files, 'files')
+  const select = (): Located[] => selectObjects(files, path)
+  const digest = need(pass.target, 'target').digest
+  pass.objects = pass.ctx.artifacts ? await pass.ctx.artifacts.objects.get(`${digest}|${path}`, select) : select()
+  return undefined
+}
+
+/**
+ * Apply the target. On a periodic pass (same digest, same spec) look for drift first, only in
+ * the objects the watch cannot vouch for: without drift nothing is written and what the check
+ * read serves prune and health; with drift, `warn` ends the pass with the Drifted condition and
+ * `correct` re-applies just what drifted. Owns `Drifted`.
+ */
+async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
+  const { env, spec, status } = pass
+  const target = need(pass.target, 'target')
+  const objects = need(pass.objects, 'objects')
+  const owner = { ...pass.owner, targetNamespace: spec.targetNamespace }
+  const periodic = status.lastAppliedDigest === target.digest && status.observedGeneration === env.metadata.generation
+  if (periodic) return await checkDrift(pass, target, objects, owner)
+  pass.applying = true
+  const applied = await applyObjects(pass.kube, objects, owner, target.version)
+  pass.applied = applied
+  confirm(pass, applied.live, applied.live)
+  status.lastAppliedVersion = target.version
+  status.lastAppliedDigest = target.digest
+  // Applying made the cluster match the artifact: whatever drifted is corrected.
+  removeCondition(status, 'Drifted')
+  log(pass, 'applied', target)
+  const message = `applied ${target.version} (${target.digest}): ${applied.inventory.length} objects`
+  await pass.event('Normal', 'Applied', message)
+  await warnings(pass, applied.warnings)
+  return undefined
+}
+
+/** The periodic half of {@link applyPhase}: check what may have drifted, then warn or re-apply only that. */
+async function checkDrift(
+  pass: Pass,
+  target: Resolved,
+  objects: readonly Located[],
+  owner: Owner,
+): Promise<Verdict | undefined> {
+  const placed = await placeObjects(pass.kube, objects, owner)
+  const key = `${pass.owner.namespace}/${pass.owner.name}`
+  const { check, live: watched } = pass.ctx.owned?.suspects(key, pass.kube, placed) ?? { check: placed, live: [] }
+  const { drift, live: read } = await findDrift(pass.kube, check)
+  const drifted = new Set(drift.map((d) => objectKey(d.of)))
+  const unchanged = [...watched, ...read.filter((o) => !drifted.has(objectKey(o)))]
+  if (drift.length === 0) {
+    pass.inSync = true
+    pass.applied = { inventory: placed.map(entryOf), live: unchanged, warnings: [] }
+    confirm(pass, read, placed)
+    if (check.length > 0) log(pass, 'in sync', target)
+    return undefined
+  }
+  if (pass.spec.driftPolicy === 'warn') {
+    confirm(pass, read, placed)
+    pass.ctx.owned?.unconfirm(key, drift.map((d) => d.of))
+    return await driftWarned(pass, target, describeDrift(drift))
+  }
+  await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
+  pass.applying = true
+  const again = objects.filter((_, i) => drifted.has(objectKey(placed[i] as KubeObject)))
+  const applied = await applyObjects(pass.kube, again, owner, target.version)
+  pass.applied = { inventory: placed.map(entryOf), live: [...unchanged, ...applied.live], warnings: applied.warnings }
+  confirm(pass, [...read, ...applied.live], placed)
+  removeCondition(pass.status, 'Drifted')
+  log(pass, 'drift corrected', target)
+  await warnings(pass, applied.warnings)
+  return undefined
+}
+
+/** Tell the watch of owned objects what this pass left: `live` as read or applied, of all `wanted`. */
+function confirm(pass: Pass, live: readonly KubeObject[], wanted: readonly KubeObject[]): void {
+  pass.ctx.owned?.confirm(`${pass.owner.namespace}/${pass.owner.name}`, pass.kube, live, wanted)
+}
+
+async function warnings(pass: Pass, found: readonly string[]): Promise<void> {
+  if (found.length > 0) await pass.event('Warning', 'APIWarnings', found.join('; '))
+}
+
+async function driftWarned(pass: Pass, target: Resolved, described: string): Promise<Verdict> {
+  const message = `differs from ${target.version}: ${described}`
+  setCondition(pass.status, { type: 'Drifted', status: 'True', reason: 'DriftDetected', message }, pass.now())
+  await pass.event('Warning', 'DriftDetected', message)
+  return {
+    reconciling: { status: 'False', reason: 'DriftDetected', message: 'driftPolicy warn: nothing changed' },
+    outcome: requeue(durationMs(pass.spec.interval)),
+  }
+}
+
+const describeDrift = (drift: readonly Drift[]): string =>
+  drift.map((d) => `${d.object} (${d.fields.slice(0, 5).join(', ')})`).join('; ')
+
+/**
+ * Delete what the previous application had and this one does not (when `spec.prune`). A delete
+ * that fails keeps its object in the inventory, so the next pass tries again.
+ */
+async function prunePhase(pass: Pass): Promise<undefined> {
+  const { spec, status } = pass
+  const applied = need(pass.applied, 'applied')
+  const pruned = spec.prune
+    ? await prune(pass.kube, status.inventory ?? [], applied.inventory, pass.owner)
+    : { deleted: [], failed: [] }
+  pass.pruned = pruned
+  const keys = new Set(applied.inventory.map(entryKey))
+  const unpruned = pruned.failed.map((f) => f.entry).filter((e) => !keys.has(entryKey(e)))
+  status.inventory = [...applied.inventory, ...unpruned]
+  if (pruned.deleted.length > 0) {
+    await pass.event('Normal', 'Pruned', `deleted ${pruned.deleted.map(describeEntry).join(', ')}`)
+  }
+  if (pruned.failed.length > 0) await pass.event('Warning', 'PruneFailed', describeFailures(pruned.failed))
+  return undefined
+}
+
+/**
+ * Judge the health of what runs now (the apply responses carry status: no second read), from
+ * the first attempt of this digest on. A version that fails health rolls back, here and only
+ * here, when `spec.rollback: onFailure` and a healthy version came before.
+ */
+async function healthPhase(pass: Pass): Promise<Verdict> {
+  const { status } = pass
+  const target = need(pass.target, 'target')
+  const pinned = need(pass.pinned, 'pinned')
+  const since = firstAttemptOf(status, target.digest) ?? pass.started.toISOString()
+  const verdict = healthVerdict({
+    report: healthOf(need(pass.applied, 'applied').live),
+    spec: pass.spec,
+    version: target.version,
+    since: new Date(since),
+    now: pass.now(),
+    pruneFailed: (pass.pruned?.failed ?? []).map((f) => describeEntry(f.entry)),
+    rolledBackFrom: target.digest === pinned.digest ? undefined : pinned.version,
+  })
+  if (verdict.history !== 'HealthCheckFailed') return verdict
+  return (await rollBack(pass, verdict)) ?? verdict
+}
+
+/** Re-apply the last healthy version in this same pass; undefined when rollback is off or has nothing to go to. */
+async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefined> {
+  const { status, source } = pass
+  const target = need(pass.target, 'target')
+  if (pass.spec.rollback !== 'onFailure' || status.rolledBackFrom) return undefined
+  const good = lastHealthy(status.history, { digest: target.digest })
+  if (!good) return undefined
+  recordAttempt(pass, target, 'HealthCheckFailed')
+  const why = failed.reconciling.message
+  const message
+    = `${target.version} is unhealthy (${why}); berth rolls back on its own (spec.rollback: onFailure) to `
+      + `${good.version} (${good.digest})`
+  await pass.event('Warning', 'RollingBack', message)
+  status.rolledBackFrom = target.digest
+  pass.target = await resolveDigest(source.repository, good.version, good.digest, source.access)
+  Object.assign(pass, {
+    files: undefined,
+    objects: undefined,
+    applied: undefined,
+    pruned: undefined,
+    inSync: undefined,
+  })
+  return await runPhases(pass, APPLICATION)
+}
+
+/** Who the history names for what berth applied on its own: the rollback target is not the last promoter's choice. */
+export const AUTOMATIC_ROLLBACK = 'berth (automatic rollback)'
+
+/** Record the outcome of applying `target` in the history, with who chose it. */
+export function recordAttempt(pass: Pass, target: Resolved, result: string): void {
+  const row: HistoryEntry = {
+    version: target.version,
+    digest: target.digest,
+    started: firstAttemptOf(pass.status, target.digest) ?? pass.started.toISOString(),
+    finished: pass.now().toISOString(),
+    result,
+  }
+  const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest
+  const by = rolledBack ? AUTOMATIC_ROLLBACK : pass.env.metadata.annotations?.[PROMOTED_BY]
+  recordHistory(pass.status, by === undefined ? row : { ...row, by })
+}
+
+function log(pass: Pass, msg: string, target: Resolved): void {
+  const { owner } = pass
+  const environment = `${owner.namespace}/${owner.name}`
+  const objects = pass.applied?.inventory.length
+  pass.ctx.log?.({ msg, environment, version: target.version, digest: target.digest, objects })
+}
+
+/** Applying one version: what runs again for the rollback target. */
+const APPLICATION: readonly Phase[] = [verifyPhase, fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
+
+/** Every phase of a pass, in order. */
+export const PHASES: readonly Phase[] = [resolvePhase, promotionGatePhase, targetPhase, ...APPLICATION]
+
+/** Run `phases` until one ends the pass. */
+export async function runPhases(pass: Pass, phases: readonly Phase[]): Promise<Verdict> {
+  for (const phase of phases) {
+    const verdict = await phase(pass)
+    if (verdict) return verdict
+  }
+  throw new Error('reconcile phase order: no phase ended the pass')
+}

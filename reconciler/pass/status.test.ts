@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest'
+import type { EnvironmentStatus } from '../../api/environment.ts'
+import { firstAttemptOf, recordHistory, sameStatus } from './status.ts'
+
+const A = `sha256:${'a'.repeat(64)}`
+const B = `sha256:${'b'.repeat(64)}`
+const row = (
+  digest: string,
+  result: string,
+  started: string,
+  finished: string,
+): Parameters<typeof recordHistory>[1] => ({
+  version: digest === A ? '1.0.0' : '1.1.0',
+  digest,
+  started,
+  finished,
+  result,
+})
+
+describe('history', () => {
+  it('keeps one row per application: its outcome replaces "Progressing", a repeated outcome changes nothing', () => {
+    const status: EnvironmentStatus = {}
+    recordHistory(status, row(A, 'Progressing', 't1', 't2'))
+    recordHistory(status, row(A, 'Progressing', 't1', 't3'))
+    recordHistory(status, row(A, 'Succeeded', 't1', 't4'))
+    recordHistory(status, row(A, 'Succeeded', 't1', 't9'))
+    expect(status.history).toEqual([
+      { version: '1.0.0', digest: A, started: 't1', finished: 't4', result: 'Succeeded' },
+    ])
+  })
+
+  it('never overwrites an outcome: a later failure of the same digest is a row of its own', () => {
+    const status: EnvironmentStatus = {}
+    recordHistory(status, row(A, 'Succeeded', 't1', 't2'))
+    recordHistory(status, row(A, 'HealthCheckFailed', 't1', 't5'))
+    recordHistory(status, { ...row(B, 'Progressing', 't6', 't6'), by: 'sre' })
+    recordHistory(status, row(B, 'Succeeded', 't6', 't7'))
+    expect(status.history?.map((h) => `${h.version} ${h.result} ${h.by ?? '-'}`)).toEqual([
+      '1.0.0 Succeeded -',
+      '1.0.0 HealthCheckFailed -',
+      '1.1.0 Succeeded sre',
+    ])
+    expect(firstAttemptOf(status, B)).toBe('t6')
+    expect(firstAttemptOf(status, A)).toBeUndefined()
+  })
+
+  it('keeps the last ten rows', () => {
+    const status: EnvironmentStatus = {}
+    for (let i = 0; i < 12; i++)
+      recordHistory(status, row(i % 2 ? A : B, 'Succeeded', `t${String(i)}`, `t${String(i)}`))
+    expect(status.history).toHaveLength(10)
+    expect(status.history?.[0]?.started).toBe('t2')
+  })
+})
+
+describe('sameStatus', () => {
+  const ready = { type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: 'm', lastTransitionTime: 't' }
+  const reconciling = { ...ready, type: 'Reconciling', status: 'False' as const }
+  it('ignores the order of conditions and keys, and sees any real change', () => {
+    const a: EnvironmentStatus = {
+      observedGeneration: 2,
+      conditions: [ready, reconciling],
+      lastAppliedVersion: '1.0.0',
+    }
+    const b: EnvironmentStatus = {
+      lastAppliedVersion: '1.0.0',
+      conditions: [reconciling, ready],
+      observedGeneration: 2,
+    }
+    expect(sameStatus(a, b)).toBe(true)
+    expect(sameStatus(a, { ...b, observedGeneration: 3 })).toBe(false)
+    expect(sameStatus(a, { ...b, conditions: [ready, { ...reconciling, message: 'other' }] })).toBe(false)
+    expect(sameStatus(undefined, a)).toBe(false)
+  })
+})

@@ -1,0 +1,99 @@
+/** Status bookkeeping for Environments: kstatus-style conditions and the bounded history. */
+import type { Condition, Environment, EnvironmentStatus, HistoryEntry } from '../../api/environment.ts'
+
+const HISTORY = 10
+
+/** Set a condition, keeping its lastTransitionTime while its status does not change. */
+export function setCondition(
+  status: EnvironmentStatus,
+  condition: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): void {
+  const conditions = status.conditions ?? []
+  const previous = conditions.find((c) => c.type === condition.type)
+  const lastTransitionTime
+    = previous && previous.status === condition.status
+      ? previous.lastTransitionTime
+      : now.toISOString().replace(/\.\d{3}Z$/, 'Z')
+  status.conditions = [...conditions.filter((c) => c.type !== condition.type), { ...condition, lastTransitionTime }]
+}
+
+export function removeCondition(status: EnvironmentStatus, type: string): void {
+  if (status.conditions) status.conditions = status.conditions.filter((c) => c.type !== type)
+}
+
+/**
+ * Record an application: one row per attempt and outcome; a pass that repeats the last row's digest and result only
+ * updates its finish time.
+ */
+export function recordHistory(
+  status: EnvironmentStatus,
+  given: Omit<HistoryEntry, 'by'> & { by?: string | undefined },
+): void {
+  const { by, ...rest } = given
+  const entry: HistoryEntry = by === undefined ? rest : { ...rest, by }
+  const history = status.history ?? []
+  const last = history.at(-1)
+  // "Progressing" is not a result yet: the attempt's outcome (or its next check) replaces it.
+  if (last && last.digest === entry.digest && last.result === 'Progressing') {
+    Object.assign(
+      last,
+      { finished: entry.finished, result: entry.result },
+      entry.by === undefined ? {} : { by: entry.by },
+    )
+    status.history = history
+    return
+  }
+  // The same outcome again (a periodic pass) is the same application: its row stays as it is, so a pass
+  // that changes nothing writes nothing.
+  if (last && last.digest === entry.digest && last.result === entry.result) return
+  status.history = [...history, entry].slice(-HISTORY)
+}
+
+/** When the current digest was first attempted: the start of the health timeout. */
+export function firstAttemptOf(status: EnvironmentStatus, digest: string): string | undefined {
+  const history = status.history ?? []
+  let since: string | undefined
+  for (let i = history.length - 1; i >= 0 && history[i]?.digest === digest; i--) since = history[i]?.started
+  return since
+}
+
+export type ReadyText = { status: string; reason: string; message: string }
+
+/** The Ready condition of `status`, when a pass has set one. */
+export function readyCondition(status: EnvironmentStatus | undefined): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === 'Ready')
+}
+
+/** The Ready condition as `berth status` shows it; Unknown before the first pass. */
+export function readyOf(env: Environment): ReadyText {
+  const c = readyCondition(env.status)
+  return { status: c?.status ?? 'Unknown', reason: c?.reason ?? '', message: c?.message ?? '' }
+}
+
+/**
+ * Where a change made at `generation` stands: not yet handled, Ready, still rolling out, or
+ * failed with the Ready reason (what `promote --wait` exits on).
+ */
+export function settled(env: Environment, generation: number): 'pending' | 'ready' | { failed: ReadyText } {
+  if ((env.status?.observedGeneration ?? 0) < generation) return 'pending'
+  const ready = readyOf(env)
+  if (ready.status === 'True') return 'ready'
+  if (ready.reason === 'Progressing' || ready.reason === '') return 'pending'
+  return { failed: ready }
+}
+
+/** Whether two statuses say the same (conditions compared by type, whatever their order). */
+export function sameStatus(a: EnvironmentStatus | undefined, b: EnvironmentStatus | undefined): boolean {
+  return canonical(a) === canonical(b)
+}
+
+function canonical(status: EnvironmentStatus | undefined): string {
+  if (!status) return ''
+  const conditions = [...(status.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1))
+  return JSON.stringify({ ...status, conditions }, (_key, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : value,
+  )
+}

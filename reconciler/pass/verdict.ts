@@ -1,0 +1,123 @@
+/**
+ * How a pass ends, decided without I/O so every branch has a unit test: the health of what was
+ * applied, or the kind of the error that stopped the pass, becomes a {@link Verdict} (the
+ * conditions to write and what the queue does next).
+ */
+import { BerthError, kindOf, messageOf, WaitingError } from '../../shared/errors.ts'
+import { describeObject, type KubeObject } from '../../shared/manifests.ts'
+import type { EnvironmentSpec } from '../../api/environment.ts'
+import { durationMs } from '../../shared/duration.ts'
+import { health } from './health.ts'
+import type { Outcome, Verdict } from './pass.ts'
+import { isRange } from '../source/resolve.ts'
+
+/** How soon to look again while objects are still rolling out, or a failed prune waits for a retry. */
+export const HEALTH_POLL_MS = 2_000
+
+export type HealthReport = { failed: string[]; waiting: string[] }
+
+/** Every object that is not Current, named with its kstatus message. */
+export function healthOf(objects: readonly KubeObject[]): HealthReport {
+  const report: HealthReport = { failed: [], waiting: [] }
+  for (const object of objects) {
+    const h = health(object)
+    if (h.status === 'Failed') report.failed.push(`${describeObject(object)}: ${h.message}`)
+    else if (h.status === 'InProgress') report.waiting.push(`${describeObject(object)}: ${h.message}`)
+  }
+  return report
+}
+
+export type HealthInput = {
+  report: HealthReport
+  spec: Pick<EnvironmentSpec, 'interval' | 'timeout'>
+  version: string
+  /** When this digest was first attempted; the health timeout runs from there. */
+  since: Date
+  now: Date
+  /** Objects that could not be pruned, named: Ready still, but said, and retried soon. */
+  pruneFailed?: string[]
+  /** The pinned version that failed health and was rolled back from, when `version` is the rollback target. */
+  rolledBackFrom?: string | undefined
+}
+
+/** Ready, still progressing, or failed health: what the objects' health says of the version applied. */
+export function healthVerdict(input: HealthInput): Verdict {
+  const { report, spec, version, now } = input
+  const interval = durationMs(spec.interval)
+  const healthy = report.failed.length === 0 && report.waiting.length === 0
+  const timedOut = now.getTime() - input.since.getTime() > durationMs(spec.timeout)
+  if (healthy && input.rolledBackFrom) {
+    const message
+      = `${input.rolledBackFrom} failed its health check and was rolled back; running ${version}. `
+        + 'Pin another version to move on'
+    return ended('False', 'RolledBack', message, message, 'Succeeded', requeue(interval))
+  }
+  if (healthy) {
+    const unpruned = input.pruneFailed?.length ? `; could not prune ${input.pruneFailed.join(', ')}` : ''
+    const next = requeue(unpruned ? HEALTH_POLL_MS : interval)
+    return ended('True', 'Succeeded', `applied ${version}${unpruned}`, `applied ${version}`, 'Succeeded', next)
+  }
+  if (report.failed.length > 0 || timedOut) {
+    const names = [...report.failed, ...report.waiting].join('; ')
+    return ended(
+      'False',
+      'HealthCheckFailed',
+      `${version} is unhealthy: ${names}`,
+      names,
+      'HealthCheckFailed',
+      requeue(interval),
+    )
+  }
+  return {
+    ready: { status: 'False', reason: 'Progressing', message: `waiting for ${report.waiting.join('; ')}` },
+    reconciling: { status: 'True', reason: 'Progressing', message: `rolling out ${version}` },
+    history: 'Progressing',
+    outcome: requeue(HEALTH_POLL_MS),
+  }
+}
+
+/**
+ * A pass stopped by `error`. Its kind decides: stalling stops until the spec changes (or, for a
+ * range pin, until the next interval, when a newer release may fix it); waiting comes back after
+ * its fixed delay; anything else backs off. `kept` says what still runs (`; still running 1.0.0`).
+ */
+export function failureVerdict(error: unknown, spec: EnvironmentSpec | undefined, kept: string): Verdict {
+  const reason = error instanceof BerthError ? error.reason : 'ReconcileFailed'
+  const message = messageOf(error)
+  const ready = { status: 'False' as const, reason, message: `${message}${kept}` }
+  switch (kindOf(error)) {
+    case 'stalling': {
+      const next = spec && isRange(spec.version) ? requeue(durationMs(spec.interval)) : ({ next: 'stop' } as const)
+      return { ready, reconciling: { status: 'False', reason, message }, stalled: true, outcome: next }
+    }
+    case 'waiting': {
+      const afterMs = error instanceof WaitingError ? error.retryAfterMs : HEALTH_POLL_MS
+      return { ready, reconciling: { status: 'True', reason: 'Waiting', message }, outcome: requeue(afterMs) }
+    }
+    default:
+      return {
+        ready,
+        reconciling: { status: 'True', reason: 'RetryingAfterFailure', message },
+        outcome: backoff(error),
+      }
+  }
+}
+
+function ended(
+  status: 'True' | 'False',
+  reason: string,
+  readyMessage: string,
+  reconcilingMessage: string,
+  history: string,
+  outcome: Outcome,
+): Verdict {
+  return {
+    ready: { status, reason, message: readyMessage },
+    reconciling: { status: 'False', reason, message: reconcilingMessage },
+    history,
+    outcome,
+  }
+}
+
+export const requeue = (afterMs: number): Outcome => ({ next: 'requeue', afterMs })
+const backoff = (error: unknown): Outcome => ({ next: 'backoff', error })
