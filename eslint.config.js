@@ -4,7 +4,7 @@ import js from '@eslint/js'
 import stylistic from '@stylistic/eslint-plugin'
 import { defineConfig } from 'eslint/config'
 import tseslint from 'typescript-eslint'
-import berth from './eslint/layering.js'
+import berth from './eslint/layering.ts'
 
 export default defineConfig(
   { ignores: ['node_modules/', '.cache/', 'test/ground/go/', 'dist/'] },
@@ -47,12 +47,7 @@ export default defineConfig(
     rules: { 'berth/layering': 'error', 'berth/no-cycle': 'error' },
   },
   { files: ['**/*.test.ts'], rules: { 'berth/layering': 'off' } },
-  {
-    // The lint plugin is plain JavaScript for ESLint itself, outside the TypeScript project.
-    files: ['eslint/**'],
-    extends: [tseslint.configs.disableTypeChecked],
-    languageOptions: { parserOptions: { projectService: false } },
-  },
+
   {
     // Asymmetric matchers (expect.stringContaining …) are typed `any` by design.
     files: ['**/*.test.ts'],

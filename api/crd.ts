@@ -1,6 +1,6 @@
 /** The Environment CustomResourceDefinition, generated from the zod schema and the status schema. */
 import { z } from 'zod'
-import { GROUP, KIND, PLURAL, specSchema, VERSION } from './environment.ts'
+import { GROUP, KIND, PLURAL, specSchema, statusSchema, VERSION } from './environment.ts'
 import { INSTALL_LABELS } from './well-known.ts'
 
 /** The OpenAPI v3 schema of `spec`, structural as CRDs require, from the zod schema. */
@@ -26,7 +26,10 @@ function structural(node: Record<string, unknown>): Record<string, unknown> {
   return out
 }
 
-const statusOpenApi = { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true }
+/** The OpenAPI v3 schema of `status`: structural, so the apiserver keeps only what berth defines. */
+export function statusOpenApi(): Record<string, unknown> {
+  return structural(z.toJSONSchema(statusSchema, { io: 'output' }))
+}
 
 /** The CustomResourceDefinition for `Environment`. */
 export function environmentCrd(): {
@@ -71,7 +74,7 @@ export function environmentCrd(): {
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
                 spec: specOpenApi(),
-                status: statusOpenApi,
+                status: statusOpenApi(),
               },
             },
           },

@@ -122,39 +122,63 @@ export const specSchema = z.strictObject({
 export type EnvironmentSpec = z.infer<typeof specSchema>
 export type Receiver = NonNullable<EnvironmentSpec['notify']>[number]
 
-export type Condition = {
-  type: string
-  status: 'True' | 'False' | 'Unknown'
-  reason: string
-  message: string
-  lastTransitionTime: string
-  observedGeneration?: number
-}
-export type InventoryEntry = { apiVersion: string; kind: string; namespace?: string; name: string }
-export type HistoryEntry = {
-  version: string
-  digest: string
-  started: string
-  finished: string
-  result: string
-  by?: string
-}
+const conditionSchema = z.object({
+  type: z.string().describe('Ready, Reconciling, Stalled or Suspended'),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().describe('one word, CamelCase: docs/troubleshooting.md lists every one'),
+  message: z.string(),
+  lastTransitionTime: z.string().describe('when status last changed (RFC 3339)'),
+  observedGeneration: z.number().int().optional().describe('the generation this condition was decided for'),
+})
+const inventoryEntrySchema = z.object({
+  apiVersion: z.string(),
+  kind: z.string(),
+  namespace: z.string().optional(),
+  name: z.string(),
+})
+const historyEntrySchema = z.object({
+  version: z.string(),
+  digest: z.string(),
+  started: z.string().describe('when this application began (RFC 3339)'),
+  finished: z.string().describe('when it reached its result'),
+  result: z.string().describe('Succeeded, Progressing, or the reason it failed (HealthCheckFailed, …)'),
+  by: z.string().optional().describe('who pinned it (berth.dev/promoted-by), or "berth (automatic rollback)"'),
+})
 
-export type EnvironmentStatus = {
-  observedGeneration?: number
-  conditions?: Condition[]
-  lastAppliedVersion?: string
-  lastAppliedDigest?: string
-  lastAttemptedVersion?: string
-  lastAttemptedDigest?: string
-  lastHandledReconcileAt?: string
-  /** The last digest whose signature was verified, the key that matched, and the keys it was checked against. */
-  verified?: { digest: string; key: string; keyId: string; signature: string; keys: string }
-  /** The pinned digest that failed health and was rolled back from (spec.rollback: onFailure). */
-  rolledBackFrom?: string
-  inventory?: InventoryEntry[]
-  history?: HistoryEntry[]
-}
+/**
+ * The status berth writes. Also the CRD's structural status schema (crd.ts), so the apiserver
+ * prunes anything else and `kubectl explain environment.status` documents every field.
+ */
+export const statusSchema = z.object({
+  observedGeneration: z.number().int().optional().describe('the generation of the spec the last pass handled'),
+  conditions: z.array(conditionSchema).optional(),
+  lastAppliedVersion: z.string().optional().describe('the version whose objects run now'),
+  lastAppliedDigest: z.string().optional().describe('its digest (sha256:…)'),
+  shortDigest: z.string().optional().describe('the first 12 hex digits of lastAppliedDigest, for kubectl get'),
+  lastAttemptedVersion: z.string().optional().describe('the version the pin resolved to at the last pass'),
+  lastAttemptedDigest: z.string().optional().describe('its digest'),
+  lastHandledReconcileAt: z
+    .string()
+    .optional()
+    .describe('the berth.dev/reconcile-requested-at value the last pass handled (berth reconcile --wait)'),
+  verified: z
+    .object({ digest: z.string(), key: z.string(), keyId: z.string(), signature: z.string(), keys: z.string() })
+    .optional()
+    .describe('the last digest whose signature was verified, the key that matched, the keys it was checked against'),
+  rolledBackFrom: z
+    .string()
+    .optional()
+    .describe('the pinned digest that failed health and was rolled back from (rollback: onFailure)'),
+  inventory: z.array(inventoryEntrySchema).optional().describe('every object the applied version owns'),
+  history: z.array(historyEntrySchema).optional().describe('the last 10 applications, oldest first'),
+})
+
+export type Condition = z.infer<typeof conditionSchema>
+export type InventoryEntry = z.infer<typeof inventoryEntrySchema>
+export type HistoryEntry = z.infer<typeof historyEntrySchema>
+export type EnvironmentStatus = z.infer<typeof statusSchema>
+/** Every field of the status: a pass that drops one sends it as null, so the apiserver drops it too. */
+export const STATUS_FIELDS = Object.keys(statusSchema.shape) as ReadonlyArray<keyof EnvironmentStatus>
 
 export type Environment = {
   apiVersion: typeof API_VERSION

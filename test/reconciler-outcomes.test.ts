@@ -87,7 +87,7 @@ describe('the outcome of a pass decides what comes next', () => {
   it('suspended: nothing happens until resumed', async () => {
     await create('paused', { version: '1.0.0', suspend: true })
     const { env, outcome } = await run('paused')
-    expect(env.status?.conditions?.find((c) => c.type === 'Reconciling')?.reason).toBe('Suspended')
+    expect(env.status?.conditions?.find((c) => c.type === 'Suspended')?.reason).toBe('Suspended')
     expect(outcome).toEqual({ next: 'stop' })
   })
 })

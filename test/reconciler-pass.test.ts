@@ -159,8 +159,8 @@ describe('one reconcile pass against the real apiserver and registry', () => {
   it('suspend changes nothing until resumed', async () => {
     await setSpec('first', { version: '1.0.0', suspend: true })
     const env = await pass('first')
-    expect(env.status?.conditions?.find((c) => c.type === 'Reconciling')).toMatchObject({
-      status: 'False',
+    expect(env.status?.conditions?.find((c) => c.type === 'Suspended')).toMatchObject({
+      status: 'True',
       reason: 'Suspended',
     })
     expect((await cm('alpha'))?.data).toEqual({ v: '2' })

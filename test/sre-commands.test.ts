@@ -218,7 +218,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     await berth(['promote', 'prod', '--to', '1.2.0'])
     await berth(['reconcile', 'prod', '--wait', '--timeout', '30']).catch(() => undefined)
     const suspended = await get('prod')
-    expect(suspended.status?.conditions?.find((c) => c.type === 'Reconciling')?.message).toMatch(
+    expect(suspended.status?.conditions?.find((c) => c.type === 'Suspended')?.message).toMatch(
       /suspended by berth-admin at .*: incident 42/,
     )
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')

@@ -60,7 +60,7 @@ export type Notifier = {
 /** What the queue does next: come back after a fixed delay, stop until something changes, or back off. */
 export type Outcome = { next: 'requeue'; afterMs: number } | { next: 'stop' } | { next: 'backoff'; error: unknown }
 
-type ConditionText = { status: 'True' | 'False'; reason: string; message: string }
+export type ConditionText = { status: 'True' | 'False'; reason: string; message: string }
 
 /** How a pass ended, before it is written: the conditions, the history row, and what comes next. */
 export type Verdict = {
@@ -71,6 +71,8 @@ export type Verdict = {
   history?: string
   /** The spec cannot work as written: the Stalled condition says so. */
   stalled?: boolean
+  /** Suspended (spec.suspend): the Suspended condition carries this message. */
+  suspended?: string
   outcome: Outcome
 }
 

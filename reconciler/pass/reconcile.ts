@@ -25,13 +25,13 @@ import {
 } from '../../api/environment.ts'
 import type { Owner } from '../apply/apply.ts'
 import { recordEvent } from './events.ts'
-import type { Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
+import type { ConditionText, Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
 import { type Noted, notifications } from '../notify/notify.ts'
 import { describeFailures, prune } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
 import { openSource } from '../source/source.ts'
-import { readyCondition, removeCondition, sameStatus, setCondition } from './status.ts'
+import { readyCondition, removeCondition, sameStatus, setCondition, statusPatch } from './status.ts'
 import { failureVerdict } from './verdict.ts'
 
 export type { Outcome, ReconcileContext } from './pass.ts'
@@ -140,17 +140,22 @@ function revisionOf(target: Resolved | undefined): string | undefined {
 
 /** Turn a verdict into status: conditions, the history row, and what every pass records. */
 function summarize(env: Environment, status: EnvironmentStatus, verdict: Verdict, now: Date, pass?: Pass): void {
-  if (verdict.ready) setCondition(status, { type: 'Ready', ...verdict.ready }, now)
-  setCondition(status, { type: 'Reconciling', ...verdict.reconciling }, now)
-  if (verdict.stalled) setCondition(status, { type: 'Stalled', ...verdict.reconciling, status: 'True' }, now)
+  const observedGeneration = env.metadata.generation ?? 0
+  const set = (type: string, text: ConditionText): void => setCondition(status, { type, ...text, observedGeneration }, now)
+  if (verdict.ready) set('Ready', verdict.ready)
+  // kstatus: Reconciling while work is under way, Stalled when it cannot go on; never both, and
+  // neither once the pass is done.
+  if (verdict.stalled) set('Stalled', { ...verdict.reconciling, status: 'True' })
   else removeCondition(status, 'Stalled')
+  if (!verdict.stalled && verdict.reconciling.status === 'True') set('Reconciling', verdict.reconciling)
+  else removeCondition(status, 'Reconciling')
+  if (verdict.suspended) set('Suspended', { status: 'True', reason: 'Suspended', message: verdict.suspended })
+  else removeCondition(status, 'Suspended')
   if (verdict.history && pass?.target) recordAttempt(pass, pass.target, verdict.history)
-  status.observedGeneration = env.metadata.generation ?? 0
+  status.observedGeneration = observedGeneration
   const requested = env.metadata.annotations?.[RECONCILE_REQUESTED_AT]
   if (requested) status.lastHandledReconcileAt = requested
-  if (status.lastAppliedDigest) {
-    Object.assign(status, { shortDigest: status.lastAppliedDigest.slice('sha256:'.length, 'sha256:'.length + 12) })
-  }
+  if (status.lastAppliedDigest) status.shortDigest = status.lastAppliedDigest.slice('sha256:'.length, 'sha256:'.length + 12)
 }
 
 async function writeStatus(ctx: ReconcileContext, env: Environment, status: EnvironmentStatus): Promise<void> {
@@ -158,7 +163,7 @@ async function writeStatus(ctx: ReconcileContext, env: Environment, status: Envi
   ctx.onStatus?.({ namespace, name }, status)
   // A pass that changed nothing writes nothing: the steady state costs no status write per interval.
   if (sameStatus(env.status, status)) return
-  await ctx.kube.patchStatus(environmentRef(namespace, name), status).catch((error: unknown) => {
+  await ctx.kube.patchStatus(environmentRef(namespace, name), statusPatch(env.status, status)).catch((error: unknown) => {
     // The object may be gone after its finalizer was removed; nothing left to report on.
     if (!(error instanceof KubeApiError && error.code === 404)) throw error
   })
@@ -245,7 +250,7 @@ async function suspendGate(
   status: EnvironmentStatus,
   event: Pass['event'],
 ): Promise<Verdict | undefined> {
-  const wasSuspended = status.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'Suspended') ?? false
+  const wasSuspended = status.conditions?.some((c) => c.type === 'Suspended' && c.status === 'True') ?? false
   if (!spec.suspend) {
     if (wasSuspended) await event('Normal', 'Resumed', 'resumed: changes are made again')
     return undefined
@@ -257,6 +262,7 @@ async function suspendGate(
   if (!wasSuspended) await event('Normal', 'Suspended', `suspended${why}`)
   return {
     reconciling: { status: 'False', reason: 'Suspended', message: `suspended${why}; no change is made until resumed` },
+    suspended: `suspended${why}; no change is made until resumed`,
     outcome: STOP,
   }
 }

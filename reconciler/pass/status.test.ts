@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { EnvironmentStatus } from '../../api/environment.ts'
-import { firstAttemptOf, recordHistory, sameStatus } from './status.ts'
+import { firstAttemptOf, recordHistory, sameStatus, statusPatch } from './status.ts'
 
 const A = `sha256:${'a'.repeat(64)}`
 const B = `sha256:${'b'.repeat(64)}`
@@ -71,5 +71,27 @@ describe('sameStatus', () => {
     expect(sameStatus(a, { ...b, observedGeneration: 3 })).toBe(false)
     expect(sameStatus(a, { ...b, conditions: [ready, { ...reconciling, message: 'other' }] })).toBe(false)
     expect(sameStatus(undefined, a)).toBe(false)
+  })
+})
+
+describe('statusPatch: a merge patch that removes what the pass dropped', () => {
+  it('sends null for every field the new status no longer has, nested ones included', () => {
+    const before: EnvironmentStatus = {
+      rolledBackFrom: A,
+      verified: { digest: A, key: 'k', keyId: 'id', signature: 's', keys: 'f' },
+      lastAppliedVersion: '1.0.0',
+    }
+    const after: EnvironmentStatus = { lastAppliedVersion: '1.1.0' }
+    expect(statusPatch(before, after)).toMatchObject({ rolledBackFrom: null, verified: null, lastAppliedVersion: '1.1.0' })
+  })
+
+  it('nulls a schema field even when the copy in hand lacked it (a stale read)', () => {
+    expect(statusPatch({}, { lastAppliedVersion: '1.0.0' })).toMatchObject({ rolledBackFrom: null, verified: null })
+  })
+
+  it('keeps what stays, and replaces lists whole (a merge patch cannot edit a list)', () => {
+    const before: EnvironmentStatus = { inventory: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'a' }] }
+    const after: EnvironmentStatus = { inventory: [] }
+    expect(statusPatch(before, after).inventory).toEqual([])
   })
 })

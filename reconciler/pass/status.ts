@@ -1,9 +1,18 @@
 /** Status bookkeeping for Environments: kstatus-style conditions and the bounded history. */
-import type { Condition, Environment, EnvironmentStatus, HistoryEntry } from '../../api/environment.ts'
+import {
+  type Condition,
+  type Environment,
+  type EnvironmentStatus,
+  type HistoryEntry,
+  STATUS_FIELDS,
+} from '../../api/environment.ts'
 
 const HISTORY = 10
 
-/** Set a condition, keeping its lastTransitionTime while its status does not change. */
+/**
+ * Set a condition, keeping its lastTransitionTime while its status does not change. Give it the
+ * generation it was decided for (`observedGeneration`), as kstatus and Flux expect of every condition.
+ */
 export function setCondition(
   status: EnvironmentStatus,
   condition: Omit<Condition, 'lastTransitionTime'>,
@@ -96,4 +105,29 @@ function canonical(status: EnvironmentStatus | undefined): string {
       ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : 1)))
       : value,
   )
+}
+
+/**
+ * The JSON merge patch that turns `before` into `after`: what `after` says, and `null` for every
+ * field it no longer has (a merge patch that leaves a key out keeps it). Every status field the
+ * schema knows is nulled when absent, so a field the copy in hand lacked is removed all the same.
+ */
+export function statusPatch(before: EnvironmentStatus | undefined, after: EnvironmentStatus): Record<string, unknown> {
+  const patch = mergePatch(before ?? {}, after) as Record<string, unknown>
+  for (const field of STATUS_FIELDS) if (after[field] === undefined) patch[field] = null
+  return patch
+}
+
+function mergePatch(before: unknown, after: unknown): unknown {
+  if (!isPlainObject(before) || !isPlainObject(after)) return after
+  const patch: Record<string, unknown> = {}
+  for (const key of Object.keys(before)) if (after[key] === undefined) patch[key] = null
+  for (const [key, value] of Object.entries(after)) {
+    if (value !== undefined) patch[key] = mergePatch(before[key], value)
+  }
+  return patch
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
