@@ -8,6 +8,7 @@ import { basename } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../shared/errors.ts'
 import { BERTH as pkg } from '../shared/package-info.ts'
+import { registerCompletion } from './completion.ts'
 import { registerDiff } from './diff.ts'
 import { registerEnvironmentCommands } from './environments.ts'
 import { registerPackage } from './package.ts'
@@ -38,6 +39,7 @@ export function buildProgram(name: string): Command {
   registerSigning(program)
   registerDiff(program)
   registerEnvironmentCommands(program)
+  registerCompletion(program)
   program.addHelpText(
     'after',
     `

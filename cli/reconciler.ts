@@ -1,6 +1,7 @@
 /** `berth reconciler` runs the controller; `berth install` prints or applies what runs it in a cluster. */
 import type { Command } from 'commander'
 import { cliCacheDir } from './diff.ts'
+import { count, duration } from './flags.ts'
 import { redact } from '../shared/redact.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { leaseName } from '../api/well-known.ts'
@@ -11,9 +12,9 @@ type Target = { kubeconfig?: string; context?: string }
 type Election = {
   leaderElect?: boolean
   leaderElectionNamespace?: string
-  leaseDuration: string
-  renewDeadline: string
-  retryPeriod: string
+  leaseDuration: number
+  renewDeadline: number
+  retryPeriod: number
 }
 
 const target = (o: Target): Target => ({
@@ -28,7 +29,7 @@ export function registerReconciler(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--context <name>', 'kubeconfig context')
     .option('--cache-dir <dir>', 'where artifact layers are cached by digest', cliCacheDir())
-    .option('--concurrency <n>', 'Environments reconciled at once', (v) => Number.parseInt(v, 10), 4)
+    .option('--concurrency <n>', 'Environments reconciled at once', count(1), 4)
     .option('-n, --namespace <ns>', 'reconcile only the Environments of this namespace (default: all)')
     .option(
       '--metrics-address <host:port>',
@@ -48,9 +49,9 @@ export function registerReconciler(program: Command): void {
     .option('--cluster-name <name>', 'the cluster\'s name in notifications (spec.notify)')
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
-    .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', '15s')
-    .option('--renew-deadline <duration>', 'a leader that cannot renew for this long stops', '10s')
-    .option('--retry-period <duration>', 'how often to renew or try to acquire', '2s')
+    .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', duration, 15_000)
+    .option('--renew-deadline <duration>', 'a leader that cannot renew for this long stops', duration, 10_000)
+    .option('--retry-period <duration>', 'how often to renew or try to acquire', duration, 2_000)
     .action(
       async (
         options: Target
@@ -60,13 +61,12 @@ export function registerReconciler(program: Command): void {
             clusterName?: string
           },
       ) => {
-        const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }, { durationMs }]
+        const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }]
           = await Promise.all([
             import('../shared/kube.ts'),
             import('../reconciler/controller/controller.ts'),
             import('../reconciler/controller/observability.ts'),
             import('../reconciler/controller/leader.ts'),
-            import('../shared/duration.ts'),
           ])
         const { pino } = await import('pino')
         // Structured JSON on stderr; synchronous, so the last lines survive a deliberate exit.
@@ -96,15 +96,15 @@ export function registerReconciler(program: Command): void {
         })
         // The Lease has a client of its own, with a deadline inside the renew deadline: its requests
         // never wait behind a reconcile's, and one that hangs ends in time for the watchdog to decide.
-        const renewDeadlineMs = durationMs(options.renewDeadline)
+        const renewDeadlineMs = options.renewDeadline
         const leaseKube = Kube.connect(target(options), { timeoutMs: Math.max(500, renewDeadlineMs / 2) })
         const elector = options.leaderElect
           ? new LeaderElector(leaseKube, {
               namespace: options.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'berth-system',
               name: leaseName(options.shard),
-              leaseDurationMs: durationMs(options.leaseDuration),
+              leaseDurationMs: options.leaseDuration,
               renewDeadlineMs,
-              retryPeriodMs: durationMs(options.retryPeriod),
+              retryPeriodMs: options.retryPeriod,
               log,
             })
           : undefined
@@ -149,7 +149,7 @@ export function registerReconciler(program: Command): void {
     )
     .option('--namespace <ns>', 'namespace the reconciler runs in', DEFAULT_INSTALL.namespace)
     .option('--image <ref>', 'reconciler image (build it with the Dockerfile)', DEFAULT_INSTALL.image)
-    .option('--replicas <n>', 'replicas; one leads, the others stand by', (v) => Number(v), DEFAULT_INSTALL.replicas)
+    .option('--replicas <n>', 'replicas; one leads, the others stand by', count(1), DEFAULT_INSTALL.replicas)
     .option('--watch-namespace <ns>', 'reconcile only this namespace\'s Environments, with rights only there')
     .option(
       '--allow <resource.group>',

@@ -218,7 +218,7 @@ async function main(): Promise<void> {
       `v1.2.0@sha1:${commit}`,
     ])
     note('staging has rollback: onFailure and a 20 s timeout; promote --wait exits non-zero:')
-    await show('berth', ['promote', 'staging', '--to', '1.2.0', '-n', NAMESPACE, '--wait', '--timeout', '120'], {
+    await show('berth', ['promote', 'staging', '--to', '1.2.0', '-n', NAMESPACE, '--wait', '--timeout', '120s'], {
       fails: true,
     })
     note('prod is gated on staging: berth refuses to carry what failed there')

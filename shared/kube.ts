@@ -1,10 +1,11 @@
 /**
- * The one module that talks to the Kubernetes API client (@kubernetes/client-node).
+ * The one module that talks to the Kubernetes API.
  *
  * Everything else in berth goes through {@link Kube}: it loads the kubeconfig the way kubectl
- * does (KUBECONFIG, --context, in-cluster) and sends requests with its credentials. Objects
- * travel as plain JSON, exactly as berth has them — client-node's typed models are not in
- * the path, since they can drop fields they do not know. Failures become a
+ * does (KUBECONFIG, --context, in-cluster, `as`/`as-groups`; kubeconfig.ts) and sends plain
+ * JSON over node:https with its credentials — no generated client in the path, so nothing drops
+ * fields it does not know. Requests say `User-Agent: berth/<version>`, honour HTTPS_PROXY and
+ * NO_PROXY as kubectl does (proxy.ts), and lists are read in pages. Failures become a
  * {@link KubeApiError} whose `reason` is the apiserver's own (Forbidden, NotFound, Conflict…).
  *
  * Every request has a deadline (`timeoutMs`, 30 s by default) and is cancelled by {@link Kube.close}:
@@ -16,6 +17,8 @@ import { type RequestOptions as HttpsOptions, request as httpsRequest } from 'no
 import { InvalidInputError, messageOf, RemoteError } from './errors.ts'
 import { type KubeAccess, loadKubeConfig, type KubeTarget } from './kubeconfig.ts'
 import { describeObject } from './manifests.ts'
+import { BERTH } from './package-info.ts'
+import { throughProxy } from './proxy.ts'
 import { sleep } from './signals.ts'
 
 export { type KubeAccess, loadKubeConfig, type KubeTarget } from './kubeconfig.ts'
@@ -101,7 +104,11 @@ type Meta = { metadata?: { name?: string; namespace?: string; resourceVersion?: 
 
 /** The apiserver ends each watch request after about this long (jittered); the watch continues from there. */
 const WATCH_SECONDS = 300
+/** Who is asking, in the apiserver's audit log and managedFields (`kubectl/<version> …` for kubectl). */
+const USER_AGENT = `berth/${BERTH.version} (${process.platform}/${process.arch}) node/${process.versions.node}`
 const FORBIDDEN_RETRY_MS = 300_000
+/** Objects per page of a list (kubectl's --chunk-size default). */
+const LIST_PAGE = 500
 
 export class Kube {
   readonly access: KubeAccess
@@ -217,7 +224,7 @@ export class Kube {
   async list<T extends object>(
     apiVersion: string,
     kind: string,
-    options: { namespace?: string; labelSelector?: string } = {},
+    options: { namespace?: string; labelSelector?: string; pageSize?: number } = {},
   ): Promise<T[]> {
     return (await this.listAt<T>(apiVersion, kind, options)).items
   }
@@ -405,17 +412,30 @@ export class Kube {
   async listAt<T extends object>(
     apiVersion: string,
     kind: string,
-    options: { namespace?: string | undefined; labelSelector?: string | undefined } = {},
+    options: {
+      namespace?: string | undefined
+      labelSelector?: string | undefined
+      fieldSelector?: string | undefined
+      pageSize?: number
+    } = {},
   ): Promise<{ items: T[]; resourceVersion: string }> {
     const path = await this.collectionPath(apiVersion, kind, options.namespace)
-    const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : ''
-    const list = await this.request<{ items: T[]; metadata?: { resourceVersion?: string } }>('GET', `${path}${query}`, {
-      what: `list ${kind}`,
-    })
-    return {
-      items: list.items.map((item) => ({ ...item, apiVersion, kind })),
-      resourceVersion: list.metadata?.resourceVersion ?? '',
+    type Page = { items: T[]; metadata?: { resourceVersion?: string; continue?: string } }
+    const items: T[] = []
+    let resourceVersion = ''
+    // In pages, as kubectl reads large lists: the apiserver serves every page from one snapshot,
+    // and no single answer holds thousands of objects in memory at once.
+    for (let next: string | undefined = ''; next !== undefined;) {
+      const query = new URLSearchParams({ limit: String(options.pageSize ?? LIST_PAGE) })
+      if (options.labelSelector) query.set('labelSelector', options.labelSelector)
+      if (options.fieldSelector) query.set('fieldSelector', options.fieldSelector)
+      if (next) query.set('continue', next)
+      const page = await this.request<Page>('GET', `${path}?${query.toString()}`, { what: `list ${kind}` })
+      for (const item of page.items) items.push({ ...item, apiVersion, kind })
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion
+      next = page.metadata?.continue || undefined
     }
+    return { items, resourceVersion }
   }
 
   /**
@@ -432,6 +452,7 @@ export class Kube {
     options: {
       namespace?: string | undefined
       labelSelector?: string | undefined
+      fieldSelector?: string | undefined
       resourceVersion: string
       timeoutSeconds: number
       signal?: AbortSignal | undefined
@@ -446,6 +467,7 @@ export class Kube {
       timeoutSeconds: String(options.timeoutSeconds),
     })
     if (options.labelSelector) query.set('labelSelector', options.labelSelector)
+    if (options.fieldSelector) query.set('fieldSelector', options.fieldSelector)
     const what = `watch ${kind}`
     // Inactivity, not a deadline on the whole stream: the apiserver ends it itself after timeoutSeconds.
     const idleMs = (options.timeoutSeconds + 30) * 1000
@@ -507,8 +529,12 @@ export class Kube {
     signal: AbortSignal,
   ): Promise<{ url: URL; https: HttpsOptions }> {
     const url = new URL(path, this.access.server)
-    const headers: OutgoingHttpHeaders = { Accept: 'application/json' }
-    if (this.impersonating) headers['Impersonate-User'] = this.impersonating
+    const headers: OutgoingHttpHeaders = { 'Accept': 'application/json', 'User-Agent': USER_AGENT }
+    // A client made by as() acts as that user alone; otherwise the kubeconfig's (or --as/--as-group's) identity.
+    const user = this.impersonating ?? this.access.impersonate?.user
+    if (user) headers['Impersonate-User'] = user
+    const groups = this.impersonating ? [] : (this.access.impersonate?.groups ?? [])
+    if (groups.length > 0) headers['Impersonate-Group'] = [...groups]
     if (payload !== undefined) {
       headers['Content-Type'] = contentType ?? 'application/json'
       headers['Content-Length'] = Buffer.byteLength(payload)
@@ -517,7 +543,9 @@ export class Kube {
     // Adds client certificates, CA and bearer tokens (it may replace the headers object).
     await this.access.authorize(https)
     https.headers = { ...(https.headers as OutgoingHttpHeaders), ...headers }
-    return { url, https }
+    // HTTPS_PROXY / NO_PROXY as kubectl reads them; a direct connection when none applies.
+    const routed = throughProxy(url, https)
+    return { url: routed.url, https: routed.options }
   }
 }
 
@@ -593,7 +621,7 @@ function toKubeError(what: string, error: unknown, signal: AbortSignal, timeoutM
       cause: error,
     })
   }
-  if (error instanceof Error && /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|socket hang up/.test(error.message)) {
+  if (error instanceof Error && /ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|socket hang up/.test(error.message)) {
     const hint = 'check KUBECONFIG and the context'
     return new KubeApiError(
       0,

@@ -16,13 +16,17 @@ import type { RequestOptions as HttpsOptions } from 'node:https'
 import { homedir } from 'node:os'
 import { delimiter, dirname, isAbsolute, join } from 'node:path'
 import { load } from 'js-yaml'
-import { UsageError } from './errors.ts'
+import { messageOf, RemoteError, UsageError } from './errors.ts'
 
 export type KubeTarget = {
   /** Path of a kubeconfig; default `$KUBECONFIG`, `~/.kube/config`, or in-cluster. */
   kubeconfig?: string
   /** Context to use instead of the kubeconfig's current one. */
   context?: string
+  /** Act as this user (kubectl's --as); overrides the kubeconfig user's `as`. */
+  as?: string
+  /** Act with these groups (kubectl's --as-group, repeatable); overrides the kubeconfig user's `as-groups`. */
+  asGroups?: readonly string[]
 }
 
 /** The API server of the chosen context and the credentials requests to it carry. */
@@ -32,6 +36,8 @@ export type KubeAccess = {
   readonly namespace: string | undefined
   /** Add the CA, client certificate and Authorization header to a request's options. */
   authorize: (options: HttpsOptions) => Promise<void>
+  /** Whom requests act as (Impersonate-User / Impersonate-Group), when the user or the kubeconfig says. */
+  readonly impersonate?: { user?: string; groups?: readonly string[] }
 }
 
 type Named<T> = { name: string } & T
@@ -54,6 +60,8 @@ type User = {
   'password'?: string
   'exec'?: unknown
   'auth-provider'?: unknown
+  'as'?: string
+  'as-groups'?: string[]
 }
 type Context = { cluster?: string; user?: string; namespace?: string }
 /** One kubeconfig file's entries, with the folder its relative paths start from. */
@@ -67,7 +75,7 @@ const TOKEN_REREAD_MS = 60_000
 export function loadKubeConfig(target: KubeTarget = {}): KubeAccess {
   const files = target.kubeconfig ? [target.kubeconfig] : defaultFiles()
   if (files.length === 0) {
-    if (process.env.KUBERNETES_SERVICE_HOST && !target.context) return inCluster()
+    if (process.env.KUBERNETES_SERVICE_HOST && !target.context) return { ...inCluster(), ...impersonation(target, {}) }
     throw noCluster()
   }
   const merged = merge(files)
@@ -87,7 +95,19 @@ export function loadKubeConfig(target: KubeTarget = {}): KubeAccess {
     server: cluster.value.server,
     namespace: context.namespace,
     authorize: delegated ? clientNode(target, files, name ?? '') : fromFiles(cluster, user ?? { value: {}, dir: '' }),
+    ...impersonation(target, user?.value),
   }
+}
+
+/** kubectl's rule: --as/--as-group win over the kubeconfig user's `as`/`as-groups`; groups need a user. */
+function impersonation(target: KubeTarget, user: User | undefined): Pick<KubeAccess, 'impersonate'> {
+  const as = target.as ?? user?.as
+  const groups = target.asGroups ?? user?.['as-groups'] ?? []
+  if (!as && groups.length === 0) return {}
+  if (!as) {
+    throw new UsageError('Usage', 'impersonating groups needs a user too: add --as <user> (kubectl asks the same)')
+  }
+  return { impersonate: { user: as, groups } }
 }
 
 function noCluster(): UsageError {
@@ -188,9 +208,17 @@ function clientNode(target: KubeTarget, files: readonly string[], context: strin
   }
   return async (options) => {
     loaded ??= load()
-    await (
-      await loaded
-    )(options)
+    try {
+      await (await loaded)(options)
+    } catch (error: unknown) {
+      // The plugin's own words (its stderr) are the useful part; say where they came from.
+      const said = messageOf(error).trim() || 'no message'
+      throw new RemoteError(
+        'CredentialsFailed',
+        `the kubeconfig's credential plugin (exec or auth-provider of context "${context}") failed: ${said}`,
+        { cause: error },
+      )
+    }
   }
 }
 

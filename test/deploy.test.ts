@@ -312,7 +312,7 @@ describe('the image, run as the Deployment runs it', () => {
     expect(await g.kube().get(configMap('beside-the-role', {}, g.namespace) as never)).toBeUndefined()
 
     await berth(['install', '--allow', 'roles.rbac.authorization.k8s.io', '--apply'])
-    await berth(['reconcile', 'rbac', '-n', g.namespace, '--wait', '--timeout', '60'])
+    await berth(['reconcile', 'rbac', '-n', g.namespace, '--wait', '--timeout', '60s'])
     expect((await get('rbac'))?.status?.lastAppliedVersion).toBe('1.0.0')
     expect(await g.kube().get({ ...role, metadata: { name: 'reader', namespace: g.namespace } })).toBeDefined()
 

@@ -7,7 +7,6 @@
  * converges to the same objects.
  */
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { installEnvironmentCrd } from '../install/crd.ts'
@@ -107,16 +106,30 @@ describe('faults, each ending with nothing lost', () => {
 
   it('the apiserver SIGKILLed in the middle of an apply, restarted on the same etcd: converges; a pin edit after is applied within seconds', async () => {
     await pin('2.0.0')
-    // In the middle: some of 2.0.0 has landed, not all of it.
+    // In the middle: berth applies in name order and c-10 comes first, so 2.0.0's c-10 landing means about 150
+    // applies are still to come (about a second's work) when the apiserver dies.
     await eventually(
-      () => k().get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'n-9', namespace: NS } }),
-      (c) => c !== undefined,
+      () => k().get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c-10', namespace: NS } }),
+      (c) => c?.data?.v === '2',
       20_000,
-      10,
+      5,
     )
+    const before = reconciler?.logs().length ?? 0
     const apiserver = await stopPart(ground(), 'kube-apiserver', 'SIGKILL')
-    await sleep(2_000)
-    await apiserver.start()
+    try {
+      // The apply was still under way when the apiserver died: the pass failed applying one of 2.0.0's
+      // ConfigMaps (a pass that had finished would have nothing left to fail on).
+      const applyFailed = (line: string): boolean =>
+        line.includes('"msg":"reconcile failed"') && line.includes('"environment":"faults/app"')
+        && /"error":"ConfigMap faults\/[cn]-\d+: cannot reach the Kubernetes API/.test(line)
+      await eventually(
+        () => Promise.resolve((reconciler?.logs().slice(before) ?? '').split('\n')),
+        (lines) => lines.some(applyFailed),
+        20_000,
+      )
+    } finally {
+      await apiserver.start()
+    }
     await converged(2)
     // The watch came back: a pin edit now is seen at once, not at the next interval.
     const edited = Date.now()
@@ -127,7 +140,6 @@ describe('faults, each ending with nothing lost', () => {
 
   it('etcd restarted under a running reconciler: converges', async () => {
     const etcd = await stopPart(ground(), 'etcd', 'SIGTERM')
-    await sleep(1_000)
     await etcd.start()
     await pin('4.0.0')
     await converged(4)
@@ -160,7 +172,8 @@ describe('faults, each ending with nothing lost', () => {
       10,
     )
     reconciler?.kill()
-    await sleep(500)
+    const child = reconciler?.child
+    if (child && child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve))
     restartReconciler()
     await converged(6)
   }, 120_000)

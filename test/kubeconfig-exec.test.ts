@@ -61,6 +61,6 @@ describe('a kubeconfig whose user is an exec credential plugin', () => {
     const failing = new Kube(loadKubeConfig({ kubeconfig: await write('failing', [{ name: 'FAIL', value: '1' }]) }))
     await expect(
       failing.get({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: g.namespace } }),
-    ).rejects.toThrow()
+    ).rejects.toThrow(/credential plugin \(exec or auth-provider of context ".*"\) failed: no credentials/)
   })
 })

@@ -6,7 +6,7 @@ import { Metrics } from '../reconciler/controller/observability.ts'
 import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
 import type { Log } from '../reconciler/pass/pass.ts'
 import { configMap, unschedulable } from './support/config-repo.ts'
-import { applyEnvironment, installCrd, publishApp } from './support/environments.ts'
+import { applyEnvironment, installCrd, publishApp, testClock } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 import { until } from './support/eventually.ts'
 import { startReconciler } from './support/reconciler-process.ts'
@@ -308,7 +308,9 @@ describe('notifications (spec.notify)', () => {
     await publishApp(g.scratch(), sickRepository, '2.0.0', { cm: configMap('sick', { v: '2' }), web: broken })
     const health = await receiverSecret('health', '/health')
     const notify = [{ type: 'webhook', secretRef: { name: 'health' } }]
-    const realTime = { now: (): Date => new Date() }
+    // The 1 s health timeout passes on this clock: moved forward, not slept through.
+    const clock = testClock()
+    const realTime = { now: clock.now }
     const create = (name: string, spec: Record<string, unknown>): Promise<void> =>
       applyEnvironment(g, name, sickRepository, { interval: '1h', timeout: '1s', notify, ...spec })
     const told = (name: string): unknown[] =>
@@ -316,7 +318,7 @@ describe('notifications (spec.notify)', () => {
 
     await create('sick', { version: '2.0.0' })
     await delivered('sick', realTime)
-    await new Promise((resolve) => setTimeout(resolve, 1200))
+    clock.later(1_200)
     await delivered('sick', realTime)
     await delivered('sick', realTime)
     expect(told('sick')).toMatchObject([
@@ -329,7 +331,7 @@ describe('notifications (spec.notify)', () => {
     await delivered('roll', realTime)
     await create('roll', { version: '2.0.0', rollback: 'onFailure' })
     await delivered('roll', realTime)
-    await new Promise((resolve) => setTimeout(resolve, 1200))
+    clock.later(1_200)
     await delivered('roll', realTime)
     await delivered('roll', realTime)
     expect(told('roll')).toMatchObject([

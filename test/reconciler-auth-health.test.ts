@@ -2,14 +2,16 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { publish } from '../packager/publish.ts'
 import { berthYaml, configMap, unschedulable, writeTree } from './support/config-repo.ts'
-import { environment, installCrd, passes, publishApp } from './support/environments.ts'
+import { environment, installCrd, passes, publishApp, testClock } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
 
 describe('registry credentials from a Secret, deletion policy, and the health timeout', () => {
-  const { envRef, pass, run, ready } = passes(g)
+  // Health timeouts pass on this clock: the test moves it forward instead of sleeping past them.
+  const clock = testClock()
+  const { envRef, pass, run, ready } = passes(g, g.kube, clock.now)
 
   beforeAll(async () => {
     await installCrd(g.kube())
@@ -115,7 +117,7 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
     await g.kube().mergePatch(envRef('auto'), { spec: { version: '2.0.0' } })
     expect(ready(await pass('auto'))).toMatchObject({ reason: 'Progressing' })
     expect(await cm()).toBe('2')
-    await new Promise((resolve) => setTimeout(resolve, 1200))
+    clock.later(1_200)
     // One pass sees the failure and rolls back: no second pass, no 1 ms requeue in between.
     const { env: rolled, outcome } = await run('auto')
     expect(outcome).toEqual({ next: 'requeue', afterMs: 300_000 })
@@ -163,7 +165,7 @@ describe('registry credentials from a Secret, deletion policy, and the health ti
       }),
     )
     expect(ready(await pass('slow'))).toMatchObject({ status: 'False', reason: 'Progressing' })
-    await new Promise((resolve) => setTimeout(resolve, 1200))
+    clock.later(1_200)
     const env = await pass('slow')
     expect(ready(env)).toMatchObject({
       status: 'False',

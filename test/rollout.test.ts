@@ -101,7 +101,7 @@ describe('real rollouts on simulated nodes', () => {
 
   it('a rollout that cannot complete fails (ProgressDeadlineExceeded), berth rolls back on its own, promote --wait exits non-zero', async () => {
     const failed = await failureOf<{ exitCode: number; stderr: string }>(
-      berth(['promote', 'staging', '--to', '2.0.0', '--wait', '--timeout', '60']),
+      berth(['promote', 'staging', '--to', '2.0.0', '--wait', '--timeout', '60s']),
     )
     expect(failed.exitCode).not.toBe(0)
     expect(failed.stderr).toContain('2.0.0 failed its health check and was rolled back; running 1.0.0')

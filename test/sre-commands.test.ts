@@ -112,7 +112,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   })
 
   it('promote --to --wait moves staging and exits 0 once Ready', async () => {
-    const out = await berth(['promote', 'staging', '--to', '1.1.0', '--wait', '--timeout', '30'])
+    const out = await berth(['promote', 'staging', '--to', '1.1.0', '--wait', '--timeout', '30s'])
     expect(out).toContain('staging: 1.0.0 → 1.1.0')
     expect(out).toContain('Ready on 1.1.0')
     expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
@@ -145,7 +145,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   })
 
   it('promote --from copies the version and digest staging runs', async () => {
-    await berth(['promote', 'prod', '--from', 'staging', '--wait', '--timeout', '30'])
+    await berth(['promote', 'prod', '--from', 'staging', '--wait', '--timeout', '30s'])
     const prod = await get('prod')
     expect(prod.spec).toMatchObject({ version: '1.1.0', digest: digests['1.1.0'] })
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.1.0')
@@ -153,7 +153,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
 
   it('promote to a version that does not exist is refused before anything changes', async () => {
     const failed = await failureOf<ProcessFailure>(
-      berth(['promote', 'staging', '--to', '9.9.9', '--wait', '--timeout', '30']),
+      berth(['promote', 'staging', '--to', '9.9.9', '--wait', '--timeout', '30s']),
     )
     expect(failed.code).toBe(1)
     expect(failed.stderr).toContain('version 9.9.9 is not published')
@@ -184,14 +184,29 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(await cmValue(`${g.namespace}-staging`)).toBe('1.1.0')
   })
 
-  it('promote --from an Environment that is not Ready is refused and changes nothing', async () => {
-    const failed = await failureOf<ProcessFailure>(berth(['promote', 'prod', '--from', 'staging']))
-    expect(failed.stderr).toContain('staging is not Ready')
+  it('promote --from pins what Succeeded upstream (the gate\'s rule), even while the upstream is not Ready now', async () => {
+    // staging is pinned to ~7 and not Ready, but 1.1.0 Succeeded there: the in-cluster gate would let 1.1.0 through.
+    const out = JSON.parse(await berth(['promote', 'prod', '--from', 'staging', '-o', 'json'])) as unknown
+    expect(out).toMatchObject({ namespace: g.namespace, name: 'prod', to: '1.1.0', digest: digests['1.1.0'] })
+    expect((await get('prod')).spec).toMatchObject({ version: '1.1.0', digest: digests['1.1.0'] })
+  })
+
+  it('promote --from an Environment on which nothing ever Succeeded is refused and changes nothing', async () => {
+    await g.kube().apply(
+      environment(g.namespace, 'fresh', {
+        source: { repository: `oci://${repository}`, plainHTTP: true },
+        version: '~7',
+        targetNamespace: `${g.namespace}-staging`,
+        suspend: true,
+      }),
+    )
+    const failed = await failureOf<ProcessFailure>(berth(['promote', 'prod', '--from', 'fresh']))
+    expect(failed.stderr).toContain(`no version has Succeeded on ${g.namespace}/fresh yet`)
     expect((await get('prod')).spec).toMatchObject({ version: '1.1.0' })
   })
 
   it('rollback re-pins the last version that was Ready before the current one', async () => {
-    const out = await berth(['rollback', 'staging', '--wait', '--timeout', '30'])
+    const out = await berth(['rollback', 'staging', '--wait', '--timeout', '30s'])
     expect(out).toContain('rolled back ~7 → 1.1.0')
     expect(readyVersion(await get('staging'))).toBe('1.1.0')
     const history = await berth(['history', 'staging'])
@@ -216,7 +231,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   it('suspend blocks a promotion until resume, and status says who and why', async () => {
     await berth(['suspend', 'prod', '--reason', 'incident 42'])
     await berth(['promote', 'prod', '--to', '1.2.0'])
-    await berth(['reconcile', 'prod', '--wait', '--timeout', '30']).catch(() => undefined)
+    await berth(['reconcile', 'prod', '--wait', '--timeout', '30s']).catch(() => undefined)
     const suspended = await get('prod')
     expect(suspended.status?.conditions?.find((c) => c.type === 'Suspended')?.message).toMatch(
       /suspended by berth-admin at .*: incident 42/,
@@ -261,13 +276,13 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     await g.kube().mergePatch(envRef('prod'), { spec: { promotion: { from: 'staging' } } })
     digests['1.3.0'] = await publishApp(g.scratch(), repository, '1.3.0', { cm: configMap('settings', { v: '1.3.0' }) })
     const blocked = await failureOf<ProcessFailure>(
-      berth(['promote', 'prod', '--to', '1.3.0', '--wait', '--timeout', '30']),
+      berth(['promote', 'prod', '--to', '1.3.0', '--wait', '--timeout', '30s']),
     )
     expect(blocked.stderr).toContain('promotion gate: 1.3.0')
     expect(blocked.stderr).toContain('has not been Ready on staging')
     expect(await cmValue(`${g.namespace}-prod`)).toBe('1.2.0')
 
-    await berth(['promote', 'staging', '--to', '1.3.0', '--wait', '--timeout', '30'])
+    await berth(['promote', 'staging', '--to', '1.3.0', '--wait', '--timeout', '30s'])
     // The blocked pass is retried with backoff and now finds 1.3.0 Ready upstream.
     await run('kubectl', [
       '--kubeconfig',
@@ -283,8 +298,37 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   })
 
   it('reconcile --wait returns once the reconciler handled the request', async () => {
-    const out = await berth(['reconcile', 'prod', '--wait', '--timeout', '30'])
+    const out = await berth(['reconcile', 'prod', '--wait', '--timeout', '30s'])
     expect(out).toContain('handled; Ready on 1.3.0')
+  })
+
+  it('-o json and -o yaml print the result for scripts; --wait\'s progress goes to stderr', async () => {
+    const child = await run(
+      process.execPath,
+      [join(ROOT, 'bin/kubectl-berth.js'), 'reconcile', 'prod', '--wait', '--timeout', '30s', '-o', 'json', '-n', g.namespace],
+      { env: { ...process.env, KUBECONFIG: g.ground.kubeconfig } },
+    )
+    expect(JSON.parse(child.stdout)).toMatchObject({ name: 'prod', ready: { version: '1.3.0', digest: digests['1.3.0'] } })
+    expect(child.stderr).toMatch(new RegExp(`${g.namespace}/prod: `))
+    const yaml = await berth(['history', 'prod', '-o', 'yaml'])
+    expect(yaml).toMatch(/^- digest: sha256:[a-f0-9]{64}\n/)
+    expect(yaml).toContain('  version: 1.0.0\n')
+  })
+
+  it('--as and --as-group act as another user, as kubectl does; requests carry User-Agent berth/<version>', async () => {
+    // As a user with no rights: the apiserver refuses, naming the impersonated user.
+    const refused = await failureOf<ProcessFailure>(berth(['promote', 'prod', '--to', '1.2.0', '--as', 'mallory']))
+    expect(refused.stderr).toContain('User "mallory" cannot get resource "environments"')
+    // The same user with an admin group may, and history records the impersonated name.
+    await berth(['promote', 'prod', '--to', '1.3.0', '--as', 'alice', '--as-group', 'system:masters'])
+    const prod = await get('prod')
+    expect(prod.metadata.annotations?.['berth.dev/promoted-by']).toBe('alice')
+    // The apiserver names a field manager after the User-Agent's product: the CLI's update shows as "berth".
+    const managers = (prod.metadata as { managedFields?: Array<{ manager: string; operation: string }> }).managedFields
+    expect(managers).toContainEqual(expect.objectContaining({ manager: 'berth', operation: 'Update' }))
+    // --as-group without --as is refused as kubectl refuses it.
+    const lone = await failureOf<ProcessFailure>(berth(['status', '--as-group', 'system:masters']))
+    expect(lone.stderr).toContain('impersonating groups needs a user too')
   })
 })
 

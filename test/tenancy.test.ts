@@ -233,7 +233,7 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
   it('a kind the team may not watch is checked at each pass instead, and the reconciler says so', async () => {
     expect(reconciler?.logs()).toMatch(/deployer\|v1\|Service\|[^\n]*cannot list[^\n]*may not watch owned objects/)
     await kubectl(['label', 'service', 'web', '-n', teamA, 'berth.dev/environment=someone-else', '--overwrite'])
-    await berth(['reconcile', 'app', '-n', teamA, '--wait', '--timeout', '20'])
+    await berth(['reconcile', 'app', '-n', teamA, '--wait', '--timeout', '20s'])
     const web = await g.kube().get<{ metadata: { labels: Record<string, string> } }>({
       apiVersion: 'v1',
       kind: 'Service',

@@ -4,6 +4,7 @@
  */
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { throughProxy } from '../../shared/proxy.ts'
 import type { HttpRequest } from './payloads.ts'
 
 export type HttpAnswer = { status: number; body: string }
@@ -24,11 +25,13 @@ export function post(
       return
     }
     const body = Buffer.from(req.body)
-    const outgoing = send(url, {
+    // HTTPS_PROXY / NO_PROXY as the apiserver's requests and oras honour them.
+    const routed = throughProxy(url, {
       method: 'POST',
       headers: { ...req.headers, 'content-length': String(body.length) },
       ...(options.ca ? { ca: options.ca } : {}),
     })
+    const outgoing = (routed.url.protocol === 'https:' ? httpsRequest : httpRequest)(routed.url, routed.options)
     const timer = setTimeout(() => {
       outgoing.destroy(new Error(`no answer within ${options.timeoutMs / 1000} s`))
     }, options.timeoutMs)
@@ -50,7 +53,7 @@ export function post(
     })
     outgoing.on('error', (error) => {
       clearTimeout(timer)
-      reject(error)
+      reject(routed.proxy ? new Error(`through the proxy ${routed.proxy.host}: ${error.message}`, { cause: error }) : error)
     })
     outgoing.end(body)
   })

@@ -22,6 +22,7 @@ import { fetchArtifact } from '../source/fetch.ts'
 import { need, type Pass, type Phase, type Verdict } from './pass.ts'
 import { describeEntry, describeFailures, entryKey, prune } from '../apply/prune.ts'
 import { resolve, type Resolved, resolveDigest } from '../source/resolve.ts'
+import { provenOn } from './gate.ts'
 import { lastHealthy, rollbackTarget } from './rollback.ts'
 import { selectObjects } from '../source/source.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
@@ -52,8 +53,7 @@ async function promotionGatePhase(pass: Pass): Promise<undefined> {
   if (!upstream) return undefined
   const { version, digest } = need(pass.pinned, 'pinned')
   const source = await pass.ctx.kube.get<Environment>(environmentRef(pass.env.metadata.namespace, upstream))
-  const proven = (source?.status?.history ?? []).some((h) => h.digest === digest && h.result === 'Succeeded')
-  if (!proven) {
+  if (!provenOn(source?.status, digest)) {
     const message = `promotion gate: ${version} (${digest}) has not been Ready on ${upstream}; promote it there first`
     throw new WaitingError('PromotionBlocked', message, PROMOTION_RETRY_MS)
   }

@@ -141,7 +141,9 @@ function revisionOf(target: Resolved | undefined): string | undefined {
 /** Turn a verdict into status: conditions, the history row, and what every pass records. */
 function summarize(env: Environment, status: EnvironmentStatus, verdict: Verdict, now: Date, pass?: Pass): void {
   const observedGeneration = env.metadata.generation ?? 0
-  const set = (type: string, text: ConditionText): void => setCondition(status, { type, ...text, observedGeneration }, now)
+  const set = (type: string, text: ConditionText): void => {
+    setCondition(status, { type, ...text, observedGeneration }, now)
+  }
   if (verdict.ready) set('Ready', verdict.ready)
   // kstatus: Reconciling while work is under way, Stalled when it cannot go on; never both, and
   // neither once the pass is done.
@@ -163,7 +165,8 @@ async function writeStatus(ctx: ReconcileContext, env: Environment, status: Envi
   ctx.onStatus?.({ namespace, name }, status)
   // A pass that changed nothing writes nothing: the steady state costs no status write per interval.
   if (sameStatus(env.status, status)) return
-  await ctx.kube.patchStatus(environmentRef(namespace, name), statusPatch(env.status, status)).catch((error: unknown) => {
+  const patch = statusPatch(env.status, status)
+  await ctx.kube.patchStatus(environmentRef(namespace, name), patch).catch((error: unknown) => {
     // The object may be gone after its finalizer was removed; nothing left to report on.
     if (!(error instanceof KubeApiError && error.code === 404)) throw error
   })

@@ -19,6 +19,7 @@ type EnvRef = { apiVersion: string; kind: string; metadata: { name: string; name
 export function passes(
   g: FileGround,
   kube: () => Kube = g.kube,
+  now?: () => Date,
 ): {
   envRef: (name: string) => EnvRef
   pass: (name: string) => Promise<Environment>
@@ -28,7 +29,7 @@ export function passes(
   const envRef = (name: string): EnvRef => environmentRef(g.namespace, name)
   const run = async (name: string): Promise<{ env: Environment; outcome: Outcome }> => {
     const outcome = await reconcileEnvironment(
-      { kube: kube(), cacheDir: join(g.scratch(), 'cache') },
+      { kube: kube(), cacheDir: join(g.scratch(), 'cache'), ...(now ? { now } : {}) },
       { namespace: g.namespace, name },
     )
     const env = await g.kube().get<Environment>(envRef(name))
@@ -84,4 +85,10 @@ export async function applyEnvironment(
   await g
     .kube()
     .apply(environment(g.namespace, name, { source: { repository: `oci://${repository}`, plainHTTP: true }, ...spec }))
+}
+
+/** A clock for passes that a test moves forward instead of waiting: `later(ms)` is time passing. */
+export function testClock(): { now: () => Date; later: (ms: number) => void } {
+  let offset = 0
+  return { now: () => new Date(Date.now() + offset), later: (ms) => (offset += ms) }
 }
