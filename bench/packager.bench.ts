@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { stringify } from 'yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { ensureFlux } from '../test/ground/build.ts'
 import { startGround, stopGround } from '../test/ground/ground.ts'
 import { median, timed } from './support/stats.ts'
@@ -101,7 +101,7 @@ try {
     await writeFile(
       join(repo, env, 'all.yaml'),
       objectsFor(env, perEnv)
-        .map((o) => stringify(o))
+        .map((o) => writeYaml(o))
         .join('---\n'),
     )
     environments[env] = { manifests: env }
@@ -109,7 +109,7 @@ try {
   const registry = ground.registries.plain.host
   await writeFile(
     join(repo, 'berth.yaml'),
-    stringify({
+    writeYaml({
       apiVersion: 'berth.dev/v1alpha1',
       kind: 'Package',
       artifact: { repository: `oci://${registry}/bench/berth` },

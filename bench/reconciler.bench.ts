@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { stringify } from 'yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { publish } from '../packager/publish.ts'
 import { API_VERSION, type Environment, KIND } from '../api/environment.ts'
 import { applyObjects } from '../reconciler/apply/apply.ts'
@@ -82,7 +82,7 @@ try {
     await mkdir(join(dir, 'app'), { recursive: true })
     await writeFile(
       join(dir, 'berth.yaml'),
-      stringify({
+      writeYaml({
         apiVersion: 'berth.dev/v1alpha1',
         kind: 'Package',
         artifact: { repository: `oci://${repository}` },
@@ -92,7 +92,7 @@ try {
     await writeFile(
       join(dir, 'app', 'all.yaml'),
       objects(namespace, v)
-        .map((o) => stringify(o))
+        .map((o) => writeYaml(o))
         .join('---\n'),
     )
     await publish({
@@ -157,7 +157,7 @@ try {
     await writeFile(
       join(kubectlDir, 'all.yaml'),
       objects('bench-kubectl', 100 + round)
-        .map((o) => stringify(o))
+        .map((o) => writeYaml(o))
         .join('---\n'),
     )
     kubectlTimes.push(

@@ -40,7 +40,7 @@ export function outputOption(): Option {
 /** Print `value` as JSON or YAML, or `text` for a person. */
 export async function print(output: Output, value: unknown, text: () => string): Promise<void> {
   if (output === 'json') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
-  else if (output === 'yaml') process.stdout.write((await import('js-yaml')).dump(value, { lineWidth: -1 }))
+  else if (output === 'yaml') process.stdout.write((await import('../shared/yaml-writer.ts')).writeYaml(value))
   else process.stdout.write(text())
 }
 

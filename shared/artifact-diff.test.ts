@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { stringify } from 'yaml'
+import { writeYaml } from './yaml-writer.ts'
 import { diffArtifacts, formatDiff, unchanged, unifiedDiff } from './artifact-diff.ts'
 
 const files = (entries: Record<string, object[]>): Map<string, Buffer> =>
   new Map(
-    Object.entries(entries).map(([path, docs]) => [path, Buffer.from(docs.map((d) => stringify(d)).join('---\n'))]),
+    Object.entries(entries).map(([path, docs]) => [path, Buffer.from(docs.map((d) => writeYaml(d)).join('---\n'))]),
   )
 const cm = (name: string, data: Record<string, string>, namespace?: string): object => ({
   apiVersion: 'v1',
@@ -56,10 +56,10 @@ describe('diffArtifacts', () => {
     }
     const [dev] = diffArtifacts(from, to)
     const diff = dev?.changed[0]?.diff ?? ''
-    expect(diff).toContain('-  a: (value in 1)')
-    expect(diff).toContain('+  a: (value in 2)')
-    expect(diff).toContain('+  added: (value in 2)')
-    expect(diff).toContain('   same: (unchanged)')
+    expect(diff).toContain('-  a: "(value in 1)"')
+    expect(diff).toContain('+  a: "(value in 2)"')
+    expect(diff).toContain('+  added: "(value in 2)"')
+    expect(diff).toContain('   same: "(unchanged)"')
     for (const value of ['b2xk', 'bmV3', 'c2FtZQ==', 'eA==']) expect(diff).not.toContain(value)
   })
 

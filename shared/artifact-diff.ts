@@ -6,7 +6,7 @@
  * the two artifacts' files.
  */
 import { structuredPatch } from 'diff'
-import { stringify } from 'yaml'
+import { writeYaml } from './yaml-writer.ts'
 import { describeObject, groupOf, type KubeObject, objectKey, parseManifests } from './manifests.ts'
 
 export type ChangedObject = { object: string; diff: string }
@@ -57,7 +57,7 @@ function diffEnvironment(environment: string, from: Side, to: Side): Environment
     const now = after.get(key)
     if (!now) continue
     const [a, b] = isSecret(old) ? maskSecrets(old, now, from.version, to.version) : [old, now]
-    const diff = unifiedDiff(stringify(a), stringify(b), from.version, to.version)
+    const diff = unifiedDiff(writeYaml(a), writeYaml(b), from.version, to.version)
     if (diff) changed.push({ object: describeObject(now), diff })
   }
   const name

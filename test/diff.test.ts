@@ -81,8 +81,8 @@ describe('berth diff', () => {
     expect(out).toContain('  + ConfigMap new')
     expect(out).toContain('  - ConfigMap gone')
     expect(out).toContain('  ~ Secret db')
-    expect(out).toContain('-  password: (value in 2.0.0)')
-    expect(out).toContain('+  password: (value in 2.1.0)')
+    expect(out).toContain('-  password: "(value in 2.0.0)"')
+    expect(out).toContain('+  password: "(value in 2.1.0)"')
     // The unchanged key is not part of the change; no value, plain or base64, appears anywhere.
     expect(out).not.toMatch(/^ {4}[-+] {2}user/m)
     for (const value of ['old-password', 'new-password', 'shop']) {
@@ -114,7 +114,7 @@ describe('berth diff', () => {
         environment: 'app',
         added: ['ConfigMap new'],
         removed: ['ConfigMap gone'],
-        changed: [{ object: 'Secret db', diff: expect.stringContaining('+  password: (value in 2.1.0)') }],
+        changed: [{ object: 'Secret db', diff: expect.stringContaining('+  password: "(value in 2.1.0)"') }],
       },
     ])
   })

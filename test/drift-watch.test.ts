@@ -145,14 +145,14 @@ describe('owned objects watched for drift', () => {
     }
     await ready('quiet-1')
     await ready('quiet-2')
-    // Settle: the first periodic passes confirm what the watch then vouches for.
-    await new Promise((resolve) => setTimeout(resolve, 3_000))
     const passes = (): number =>
       logs.filter((l) => l.msg === 'reconciled' && String(l.environment).includes('quiet')).length
+    // Settle: the first periodic passes (two each) confirm what the watch then vouches for.
+    const settled = passes() + 4
+    await eventually(() => Promise.resolve(passes()), (n) => n >= settled, 20_000)
     const [requests, lookups, before] = [kube.sent.requests, controller.lookups.made, passes()]
-    await new Promise((resolve) => setTimeout(resolve, 5_000))
-    // About ten passes of two Environments every second: none read, dry-ran, wrote or looked up more than once.
-    expect(passes() - before).toBeGreaterThanOrEqual(6)
+    // Then six more periodic passes: none read, dry-ran, wrote or looked up more than once.
+    await eventually(() => Promise.resolve(passes()), (n) => n >= before + 6, 20_000)
     expect(kube.sent.requests - requests).toBe(0)
     expect(controller.lookups.made - lookups).toBeLessThanOrEqual(1)
   })

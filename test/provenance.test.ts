@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { stringify } from 'yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { resolve } from '../reconciler/source/resolve.ts'
@@ -135,7 +135,7 @@ describe('provenance: cosign signatures, signed in CI and verified in the cluste
 
   it('refuses a moved tag even though the old digest keeps its valid signature', async () => {
     await signArtifact(repository, await publish('6.0.0', '6'), teamKey, access)
-    await pushRaw(g, `${repository}:6.0.0`, await tarGz({ './app/a.yaml': stringify(configMap('app', { v: 'evil' })) }))
+    await pushRaw(g, `${repository}:6.0.0`, await tarGz({ './app/a.yaml': writeYaml(configMap('app', { v: 'evil' })) }))
     const moved = await resolve(repository, '6.0.0', undefined, access)
     expect(moved.digest).not.toBe(digests['6.0.0'])
     await refused('6.0.0', new RegExp(`^unsigned: no cosign signature for ${moved.digest}`))

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { stringify } from 'yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { fetchArtifact } from '../reconciler/source/fetch.ts'
@@ -67,11 +67,11 @@ describe('what the reconciler accepts and refuses from a registry', () => {
       async () =>
         pushRaw(
           `${repository}:2.0.3`,
-          await tarGz({ 'app/a.yaml': stringify(configMap('kept', { v: 'evil' })) }, [
-            { name: 'app/link', type: 'symlink', linkname: '/etc/passwd' },
+          await tarGz({ 'app/a.yaml': writeYaml(configMap('kept', { v: 'evil' })) }, [
+            { name: 'app/link', type: 'SymbolicLink', linkpath: '/etc/passwd' },
           ]),
         ),
-      /"app\/link" is a symlink/,
+      /"app\/link" is a symbolic link/,
     ],
     [
       'a tar.gz that climbs out',
@@ -89,7 +89,7 @@ describe('what the reconciler accepts and refuses from a registry', () => {
     ],
     [
       'no folder for the environment',
-      async () => pushRaw(`${repository}:2.0.6`, await tarGz({ 'other/a.yaml': stringify(configMap('x', {})) })),
+      async () => pushRaw(`${repository}:2.0.6`, await tarGz({ 'other/a.yaml': writeYaml(configMap('x', {})) })),
       /no YAML under app\/ \(it has: other\)/,
     ],
   ]
@@ -139,8 +139,8 @@ describe('what the reconciler accepts and refuses from a registry', () => {
     await pushRaw(
       `${repository}:4.0.0`,
       await tarGz({
-        './app/kept.yaml': stringify(configMap('kept', { v: 'flux' })),
-        './app/more/extra.yml': stringify(configMap('extra', { v: 'flux' })),
+        './app/kept.yaml': writeYaml(configMap('kept', { v: 'flux' })),
+        './app/more/extra.yml': writeYaml(configMap('extra', { v: 'flux' })),
       }),
     )
     await g.kube().mergePatch(envRef('app'), { spec: { version: '4.0.0' } })

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { resolve } from '../reconciler/source/resolve.ts'
@@ -102,8 +102,8 @@ describe('integrity of what is fetched', () => {
       g,
       `${repository}:4.0.0`,
       await tarGz({
-        './app/kept.yaml': stringify(configMap('kept', { v: '4' })),
-        './app/evil\n.yaml': stringify(configMap('evil', { v: '4' })),
+        './app/kept.yaml': writeYaml(configMap('kept', { v: '4' })),
+        './app/evil\n.yaml': writeYaml(configMap('evil', { v: '4' })),
       }),
     )
     await pin('4.0.0')

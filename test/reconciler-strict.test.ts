@@ -1,4 +1,4 @@
-import { stringify } from 'yaml'
+import { writeYaml } from '../shared/yaml-writer.ts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { configMap, deployment } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
@@ -55,12 +55,12 @@ describe('strict validation of what is applied', () => {
 
   it('a field given twice refuses the version with reason Invalid, naming the field', async () => {
     // The packager refuses this too; a hand-made (Flux-format) artifact can still carry it.
-    const doubled = stringify(configMap('new-one', { v: '3' })).replace('metadata:', 'data:\n  extra: "1"\nmetadata:')
+    const doubled = writeYaml(configMap('new-one', { v: '3' })).replace('metadata:', 'data:\n  extra: "1"\nmetadata:')
     await pushRaw(
       g,
       `${repository}:3.0.0`,
       await tarGz({
-        './app/kept.yaml': stringify(configMap('kept', { v: '3' })),
+        './app/kept.yaml': writeYaml(configMap('kept', { v: '3' })),
         './app/new.yaml': doubled,
       }),
     )
@@ -127,8 +127,8 @@ describe('strict validation of what is applied', () => {
       g,
       `${repository}:6.0.0`,
       await tarGz({
-        './app/kept.yaml': stringify(configMap('kept', { v: '6' })),
-        './app/evil.yaml': stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '../../x' }, data: {} }),
+        './app/kept.yaml': writeYaml(configMap('kept', { v: '6' })),
+        './app/evil.yaml': writeYaml({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '../../x' }, data: {} }),
       }),
     )
     await refused(

@@ -1,29 +1,15 @@
 import { gunzipSync, gzipSync } from 'node:zlib'
-import { type Header, pack } from 'tar-stream'
 import { describe, expect, it } from 'vitest'
+import { type RawEntry as Entry, rawTarGz } from '../../test/support/tar.ts'
 import { readArchive, safePath } from './extract.ts'
 
-type Entry = Partial<Header> & { name: string; body?: string | Buffer }
-
-async function tarGz(entries: readonly Entry[]): Promise<Buffer> {
-  const archive = pack()
-  const chunks: Buffer[] = []
-  archive.on('data', (c: unknown) => chunks.push(c as Buffer))
-  const done = new Promise<void>((resolve) => archive.on('end', () => resolve()))
-  for (const { body, ...header } of entries) {
-    if (body === undefined) archive.entry(header)
-    else archive.entry(header, body)
-  }
-  archive.finalize()
-  await done
-  return gzipSync(Buffer.concat(chunks))
-}
+const tarGz = (entries: readonly Entry[]): Promise<Buffer> => Promise.resolve(rawTarGz(entries))
 
 describe('readArchive', () => {
   it('reads files and folders, normalising ./ prefixes', async () => {
     const files = await readArchive(
       await tarGz([
-        { name: './dev/', type: 'directory' },
+        { name: './dev/', type: 'Directory' },
         { name: './dev/a.yaml', body: 'a: 1\n' },
         { name: 'x.json', body: '{}' },
       ]),
@@ -37,16 +23,13 @@ describe('readArchive', () => {
     ['a path climbing out', { name: 'dev/../../escape.yaml', body: 'x' }, /has an absolute path or "\.\."/],
     [
       'a symlink',
-      { name: 'dev/link', type: 'symlink', linkname: '/etc/passwd' },
-      /"dev\/link" is a symlink; only regular files and folders/,
+      { name: 'dev/link', type: 'SymbolicLink', linkpath: '/etc/passwd' },
+      /"dev\/link" is a symbolic link; only regular files and folders/,
     ],
-    ['a hard link', { name: 'dev/hard', type: 'link', linkname: 'dev/a.yaml' }, /is a link; only regular files/],
-    [
-      'a character device',
-      { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 },
-      /is a character-device/,
-    ],
-    ['a fifo', { name: 'dev/pipe', type: 'fifo' }, /is a fifo/],
+    ['a hard link', { name: 'dev/hard', type: 'Link', linkpath: 'dev/a.yaml' }, /is a hard link; only regular files/],
+    ['a character device', { name: 'dev/null', type: 'CharacterDevice' }, /is a character device/],
+    ['a block device', { name: 'dev/sda', type: 'BlockDevice' }, /is a block device/],
+    ['a fifo', { name: 'dev/pipe', type: 'FIFO' }, /is a fifo/],
     ['a name with a newline', { name: 'dev/a\nb.yaml', body: 'x' }, /entry "dev\/a\\nb\.yaml" has a control character/],
     ['a name with an escape character', { name: 'dev/\u001b[2J.yaml', body: 'x' }, /has a control character/],
   ])('refuses %s', async (_label, entry, message) => {
@@ -57,7 +40,7 @@ describe('readArchive', () => {
     // A name of raw bytes: 0xff is never valid in UTF-8. Written through a pax-free ustar header.
     const archive = await tarGz([{ name: 'ok.yaml', body: 'a: 1' }, { name: 'dev/\u00ff.yaml', body: 'x' }])
     const raw = gunzipSync(archive)
-    // tar-stream writes the name as UTF-8 (c3 bf); turn it into the lone byte ff plus a NUL.
+    // The encoder writes the name as UTF-8 (c3 bf); turn it into the lone byte ff plus a NUL.
     const at = raw.indexOf(Buffer.from('dev/\u00ff.yaml'))
     raw.set([0xff, 0x2e, 0x79, 0x61, 0x6d, 0x6c, 0x00], at + 4)
     fixChecksum(raw, at - (at % 512))

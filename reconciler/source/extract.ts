@@ -1,12 +1,10 @@
 /**
- * Defensive reading of an artifact's tar.gz, entirely in memory: only regular files and
+ * Defensive reading of an artifact's tar.gz (node-tar's parser), entirely in memory: only regular files and
  * folders; no absolute paths, no `..`, no links or devices; the uncompressed size and the
  * number of entries bounded, so a gzip or tar bomb stops early instead of filling memory.
  */
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
-import { extract as tarExtract } from 'tar-stream'
+import { Parser, type ReadEntry } from 'tar'
 import { InvalidInputError } from '../../shared/errors.ts'
 
 export type ArchiveLimits = {
@@ -21,6 +19,16 @@ export const DEFAULT_LIMITS: ArchiveLimits = { uncompressedBytes: 64 * 1024 * 10
 /** Why an archive was refused; the reason reads as a condition reason. */
 export class UnsafeArchiveError extends InvalidInputError {}
 
+/** What an entry is, in words, for a refusal. */
+const KINDS: Readonly<Record<string, string>> = {
+  SymbolicLink: 'symbolic link',
+  Link: 'hard link',
+  CharacterDevice: 'character device',
+  BlockDevice: 'block device',
+  FIFO: 'fifo',
+  ContiguousFile: 'contiguous file',
+}
+
 /** Read every file of a tar.gz into memory, refusing anything unsafe. Paths are normalised (`./a` → `a`). */
 export async function readArchive(
   gzipped: Buffer,
@@ -29,88 +37,90 @@ export async function readArchive(
   const files = new Map<string, Buffer>()
   let total = 0
   let entries = 0
-  // Names as raw bytes (latin1 maps bytes 1:1), so invalid UTF-8 is seen instead of turned into U+FFFD.
-  const extractor = tarExtract({ filenameEncoding: 'latin1' } as Parameters<typeof tarExtract>[0])
-  extractor.on('entry', (header, stream, next) => {
-    const fail = (reason: string, message: string): void => {
-      // Destroying the extractor errors the entry stream too; the pipeline reports it once.
-      stream.on('error', () => undefined)
-      stream.resume()
-      extractor.destroy(new UnsafeArchiveError(reason, `artifact refused: ${message}`))
-    }
-    entries++
-    if (entries > limits.entries) return fail('TooManyEntries', `more than ${limits.entries} entries`)
-    const name = entryName(header)
-    if (name === undefined) return fail('UnsafePath', `an entry name is not valid UTF-8`)
-    // eslint-disable-next-line no-control-regex -- control characters are what this refuses
-    if (/[\u0000-\u001f\u007f]/.test(name))
-      return fail('UnsafePath', `entry ${JSON.stringify(name)} has a control character`)
-    const path = safePath(name)
-    if (path === undefined) return fail('UnsafePath', `entry "${name}" has an absolute path or ".." in it`)
-    if (header.type === 'directory') {
-      stream.resume()
-      stream.on('end', next)
+  let refused: UnsafeArchiveError | undefined
+  // node-tar's parser (strict: a malformed header is an error, not a warning); pax records are applied to the
+  // entry they describe before it is seen here.
+  const parser = new Parser({ strict: true })
+  const fail = (reason: string, message: string): void => {
+    refused ??= new UnsafeArchiveError(reason, `artifact refused: ${message}`)
+  }
+  parser.on('entry', (entry: ReadEntry) => {
+    const problem = refused ? undefined : check(entry)
+    if (problem) fail(...problem)
+    if (refused || entry.type === 'Directory') {
+      entry.resume()
       return
     }
-    if (header.type !== 'file')
-      return fail(
-        'UnsafeEntry',
-        `entry "${header.name}" is a ${header.type}; only regular files and folders are allowed`,
-      )
-    if (total + header.size > limits.uncompressedBytes)
-      return fail('TooLarge', `more than ${limits.uncompressedBytes} bytes uncompressed`)
+    const path = safePath(entry.path) ?? ''
     const chunks: Buffer[] = []
-    stream.on('data', (chunk: unknown) => {
-      const bytes = chunk as Buffer
-      total += bytes.length
-      chunks.push(bytes)
+    entry.on('data', (chunk: Buffer) => {
+      total += chunk.length
+      if (total > limits.uncompressedBytes) fail('TooLarge', `more than ${limits.uncompressedBytes} bytes uncompressed`)
+      else chunks.push(chunk)
     })
-    stream.on('end', () => {
-      if (files.has(path)) return fail('DuplicateEntry', `entry "${path}" appears twice`)
-      files.set(path, Buffer.concat(chunks))
-      next()
+    entry.on('end', () => {
+      if (refused) return
+      if (files.has(path)) fail('DuplicateEntry', `entry "${path}" appears twice`)
+      else files.set(path, Buffer.concat(chunks))
     })
   })
-  let inflated = 0
+
+  /** Why `entry` is refused, before any of its bytes are read; undefined when it may be read. */
+  const check = (entry: ReadEntry): [string, string] | undefined => {
+    entries++
+    if (entries > limits.entries) return ['TooManyEntries', `more than ${limits.entries} entries`]
+    const name = entry.path
+    // The parser decodes names as UTF-8; bytes that are not valid UTF-8 come out as U+FFFD.
+    if (name.includes('\uFFFD')) return ['UnsafePath', 'an entry name is not valid UTF-8']
+    // eslint-disable-next-line no-control-regex -- control characters are what this refuses
+    if (/[\u0000-\u001f\u007f]/.test(name)) return ['UnsafePath', `entry ${JSON.stringify(name)} has a control character`]
+    if (safePath(name) === undefined) return ['UnsafePath', `entry "${name}" has an absolute path or ".." in it`]
+    if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'Directory') {
+      const kind = KINDS[entry.type] ?? entry.type.toLowerCase()
+      return ['UnsafeEntry', `entry "${name}" is a ${kind}; only regular files and folders are allowed`]
+    }
+    if (total + (entry.size ?? 0) > limits.uncompressedBytes) {
+      return ['TooLarge', `more than ${limits.uncompressedBytes} bytes uncompressed`]
+    }
+    return undefined
+  }
+
   // Tar adds a 512-byte header and up to 511 bytes of padding per entry, plus pax records.
   const inflatedLimit = limits.uncompressedBytes + limits.entries * 1536 + 1024 * 1024
-  const gunzip = createGunzip()
-  // Stop a gzip bomb at the decompressor, before tar parsing sees the bytes.
-  gunzip.on('data', (chunk: Buffer) => {
-    inflated += chunk.length
-    if (inflated > inflatedLimit)
-      gunzip.destroy(
-        new UnsafeArchiveError(
-          'TooLarge',
-          `artifact refused: decompresses to more than ${limits.uncompressedBytes} bytes`,
-        ),
-      )
-  })
   try {
-    await pipeline(Readable.from([gzipped]), gunzip, extractor)
+    await new Promise<void>((resolve, reject) => {
+      const gunzip = createGunzip()
+      let inflated = 0
+      gunzip.on('data', (chunk: Buffer) => {
+        // Stop a gzip bomb at the decompressor, before the tar parser sees the bytes.
+        inflated += chunk.length
+        if (inflated > inflatedLimit) {
+          fail('TooLarge', `decompresses to more than ${limits.uncompressedBytes} bytes`)
+          gunzip.destroy()
+          resolve()
+        } else if (refused) {
+          gunzip.destroy()
+          resolve()
+        } else {
+          parser.write(chunk)
+        }
+      })
+      gunzip.on('end', () => parser.end())
+      gunzip.on('error', reject)
+      parser.on('error', reject)
+      parser.on('end', resolve)
+      gunzip.end(gzipped)
+    })
   } catch (error: unknown) {
-    if (error instanceof UnsafeArchiveError) throw error
+    if (refused) throw refused
     throw new InvalidInputError(
       'InvalidArchive',
       `artifact refused: not a readable tar.gz (${error instanceof Error ? error.message : String(error)})`,
       { cause: error },
     )
   }
+  if (refused) throw refused
   return files
-}
-
-/**
- * An entry's name as text; undefined when it is not valid UTF-8. A pax `path` record (already
- * decoded as UTF-8 by tar-stream) must not carry the replacement character either.
- */
-function entryName(header: { name: string; pax?: unknown }): string | undefined {
-  if ((header.pax as { path?: string } | null | undefined)?.path !== undefined)
-    return header.name.includes('\uFFFD') ? undefined : header.name
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(header.name, 'latin1'))
-  } catch {
-    return undefined
-  }
 }
 
 /** `a/b.yaml` for a safe entry name, undefined for an absolute one or one that climbs out. */

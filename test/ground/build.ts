@@ -15,6 +15,10 @@ export type Say = (line: string) => void
 const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
   { command: 'docker-registry', pkg: 'docker-registry' },
   { command: 'openssl', pkg: 'openssl' },
+  // A real forward proxy for the HTTPS_PROXY tests; zsh and fish to check the completion scripts.
+  { command: 'tinyproxy', pkg: 'tinyproxy' },
+  { command: 'zsh', pkg: 'zsh' },
+  { command: 'fish', pkg: 'fish' },
 ]
 
 export type PartLocations = {

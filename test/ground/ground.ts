@@ -10,7 +10,7 @@ import { type RequestOptions, request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
-import { stringify } from 'yaml'
+import { writeYaml } from '../../shared/yaml-writer.ts'
 import { ensureParts, type PartLocations, type Say } from './build.ts'
 import { startCluster } from './cluster.ts'
 import { issueCert, type KeyPair, makeCa, makeServiceAccountKeys } from './certs.ts'
@@ -228,7 +228,7 @@ export async function startRegistry(
     config.auth = { htpasswd: { realm: 'berth-testground', path: htpasswd } }
   }
   const configFile = join(root, 'config.yml')
-  await writeFile(configFile, stringify(config))
+  await writeFile(configFile, writeYaml(config))
   return { started: startProcess(name, binary, ['serve', configFile], join(dir, `${name}.log`)), host }
 }
 
@@ -268,7 +268,7 @@ export async function writeKubeconfig(
     'contexts': [{ name: c.context, context: { cluster: 'berth-testground', user: c.user } }],
     'current-context': c.context,
   }
-  await writeFile(file, stringify(config), { mode: c.mode ?? 0o600 })
+  await writeFile(file, writeYaml(config), { mode: c.mode ?? 0o600 })
 }
 
 /** HTTP status of a GET to `url` (https with the ground's CA and, optionally, a client certificate). */

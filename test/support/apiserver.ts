@@ -6,7 +6,8 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { parse, stringify } from 'yaml'
+import { load } from 'js-yaml'
+import { writeYaml } from '../../shared/yaml-writer.ts'
 import { GUARDED_PIDS, freePort, startProcess, stopProcess, waitUntil } from '../ground/processes.ts'
 import type { FileGround } from './ground.ts'
 
@@ -23,12 +24,12 @@ export async function startSecondApiserver(g: FileGround): Promise<SecondApiserv
   // The ground's guardian reaps it with the rest if this test process dies.
   await appendFile(join(g.ground.dir, GUARDED_PIDS), `${started.pid}\n`)
   const url = `https://127.0.0.1:${port}`
-  const config = parse(await readFile(g.ground.kubeconfig, 'utf8')) as {
+  const config = load(await readFile(g.ground.kubeconfig, 'utf8')) as {
     clusters: Array<{ cluster: { server: string } }>
   }
   for (const c of config.clusters) c.cluster.server = url
   const kubeconfig = join(g.scratch(), `kubeconfig-${port}`)
-  await writeFile(kubeconfig, stringify(config), { mode: 0o600 })
+  await writeFile(kubeconfig, writeYaml(config), { mode: 0o600 })
   const readyz = async (): Promise<boolean> => {
     const out = await execa(g.ground.parts.kubectl, ['--kubeconfig', kubeconfig, 'get', '--raw', '/readyz'], {
       reject: false,

@@ -1,14 +1,14 @@
 /** Builds small config repositories for packager tests: a berth.yaml and the files it names. */
 import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { stringify } from 'yaml'
+import { writeYaml } from '../../shared/yaml-writer.ts'
 import { ROOT } from './ground.ts'
 
 /** Write `files` (path → text, or an object serialized as YAML) below `dir`. */
 export async function writeTree(dir: string, files: Record<string, string | object>): Promise<string> {
   for (const [path, content] of Object.entries(files)) {
     await mkdir(dirname(join(dir, path)), { recursive: true })
-    await writeFile(join(dir, path), typeof content === 'string' ? content : stringify(content))
+    await writeFile(join(dir, path), typeof content === 'string' ? content : writeYaml(content))
   }
   return dir
 }
@@ -32,7 +32,7 @@ export async function threeKindRepo(dir: string, repository: string): Promise<st
       staging: { kustomize: 'overlay' },
       prod: { helm: { chart: 'chart', values: ['values-prod.yaml'], namespace: 'prod' } },
     }),
-    'plain/a.yaml': `${stringify(configMap('alpha', { env: 'dev' }, 'dev'))}---\n${stringify(configMap('beta', { env: 'dev' }, 'dev'))}`,
+    'plain/a.yaml': `${writeYaml(configMap('alpha', { env: 'dev' }, 'dev'))}---\n${writeYaml(configMap('beta', { env: 'dev' }, 'dev'))}`,
     'plain/nested/b.yml': configMap('gamma', { nested: 'yes' }, 'dev'),
     'overlay/kustomization.yaml': {
       apiVersion: 'kustomize.config.k8s.io/v1beta1',

@@ -3,27 +3,18 @@ import { execFile } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { gzipSync } from 'node:zlib'
-import { pack } from 'tar-stream'
 import { MEDIA_TYPES } from '../../shared/artifact.ts'
 import type { FileGround } from './ground.ts'
+import { rawTarGz } from './tar.ts'
 
 const run = promisify(execFile)
 
 /** A tar.gz in memory from `files` (path → text), optionally with raw headers for hostile entries. */
-export async function tarGz(
+export function tarGz(
   files: Record<string, string>,
-  extra: Array<{ name: string; type: 'symlink'; linkname: string }> = [],
+  extra: Array<{ name: string; type: 'SymbolicLink'; linkpath: string }> = [],
 ): Promise<Buffer> {
-  const archive = pack()
-  const chunks: Buffer[] = []
-  archive.on('data', (c: unknown) => chunks.push(c as Buffer))
-  const done = new Promise<void>((resolve) => archive.on('end', () => resolve()))
-  for (const [name, body] of Object.entries(files)) archive.entry({ name }, body)
-  for (const e of extra) archive.entry(e)
-  archive.finalize()
-  await done
-  return gzipSync(Buffer.concat(chunks))
+  return Promise.resolve(rawTarGz([...Object.entries(files).map(([name, body]) => ({ name, body })), ...extra]))
 }
 
 /** Push `layer` to the plain registry with oras directly; returns the manifest's digest. */
