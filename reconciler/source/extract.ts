@@ -79,7 +79,7 @@ export async function readArchive(
       const kind = KINDS[entry.type] ?? entry.type.toLowerCase()
       return ['UnsafeEntry', `entry "${name}" is a ${kind}; only regular files and folders are allowed`]
     }
-    if (total + (entry.size ?? 0) > limits.uncompressedBytes) {
+    if (total + entry.size > limits.uncompressedBytes) {
       return ['TooLarge', `more than ${limits.uncompressedBytes} bytes uncompressed`]
     }
     return undefined
