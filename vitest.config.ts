@@ -18,7 +18,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{api,cli,install,shared,packager,reconciler}/**/*.test.ts'],
+          include: ['{api,cli,docs,install,shared,packager,reconciler}/**/*.test.ts'],
         },
       },
       { test: { name: 'ground', include: ['test/**/*.test.ts'], exclude: SLOW, ...GROUND } },

@@ -220,7 +220,7 @@ export function registerEnvironmentCommands(program: Command): void {
         let pin: { version: string; digest: string | null }
         if (options.from !== undefined) {
           const { pinFromUpstream } = await import('../reconciler/promote/choose.ts')
-          const chosen = pinFromUpstream(await getEnvironment(kube, namespace, options.from))
+          const chosen = pinFromUpstream(await getEnvironment(kube, namespace, options.from), env)
           if (chosen.note) warn(chosen.note)
           pin = { version: chosen.version, digest: chosen.digest }
         } else {

@@ -33,7 +33,7 @@ describe('npm run demo', () => {
     // The failing release: staging rolled back on its own, prod never given 1.2.0.
     // berth's refusals go to stderr.
     expect(demo.stderr).toContain('1.2.0 failed its health check and was rolled back; running 1.1.0')
-    expect(demo.stderr).toContain('staging is not Ready')
+    expect(demo.stderr).toContain('the newest version that Succeeded on staging; staging\'s 1.2.0 has not Succeeded there')
     expect(failing.match(/\(exit 1, as expected\)/g)).toHaveLength(2)
     expect(row(failing, 'prod')).toMatch(/^prod\s+1\.1\.0\s+\w{12}\s+True/)
     expect(row(failing, 'staging')).toMatch(/^staging\s+1\.1\.0\s+\w{12}\s+False/)

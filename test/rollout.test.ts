@@ -127,7 +127,8 @@ describe('real rollouts on simulated nodes', () => {
     const refused = await failureOf<{ exitCode: number; stderr: string }>(
       berth(['promote', 'prod', '--from', 'staging']),
     )
-    expect(refused.stderr).toContain('staging is not Ready')
+    expect(refused.stderr).toContain('prod is already pinned to 1.0.0, the newest version that Succeeded on staging')
+    expect(refused.stderr).toContain('staging\'s 2.0.0 has not Succeeded there')
     await g.kube().mergePatch(envRef('prod'), { spec: { version: '2.0.0' } })
     const blocked = await eventually(
       () => env('prod'),

@@ -128,8 +128,8 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     const artifact = out.slice(0, out.indexOf('dry run: nothing changed'))
     expect(artifact).toContain('artifact diff 1.1.0 → 1.1.1, app: 1 changed, 1 added, 0 removed')
     expect(artifact).toContain('  + ConfigMap added')
-    expect(artifact).toContain('-  v: 1.1.0')
-    expect(artifact).toContain('+  v: 1.1.1')
+    expect(artifact).toContain('-  v: "1.1.0"')
+    expect(artifact).toContain('+  v: "1.1.1"')
     expect(out).toContain(`staging: 1.1.0 → 1.1.1 (${digests['1.1.1'] ?? ''}), dry run: nothing changed`)
     expect(out).toContain(`  + ConfigMap ${g.namespace}-staging/added`)
     expect(out).toContain(`  ~ ConfigMap ${g.namespace}-staging/settings: data.v`)
@@ -186,6 +186,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
 
   it('promote --from pins what Succeeded upstream (the gate\'s rule), even while the upstream is not Ready now', async () => {
     // staging is pinned to ~7 and not Ready, but 1.1.0 Succeeded there: the in-cluster gate would let 1.1.0 through.
+    await g.kube().mergePatch(envRef('prod'), { spec: { version: '1.0.0', digest: null } })
     const out = JSON.parse(await berth(['promote', 'prod', '--from', 'staging', '-o', 'json'])) as unknown
     expect(out).toMatchObject({ namespace: g.namespace, name: 'prod', to: '1.1.0', digest: digests['1.1.0'] })
     expect((await get('prod')).spec).toMatchObject({ version: '1.1.0', digest: digests['1.1.0'] })
@@ -312,7 +313,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
     expect(child.stderr).toMatch(new RegExp(`${g.namespace}/prod: `))
     const yaml = await berth(['history', 'prod', '-o', 'yaml'])
     expect(yaml).toMatch(/^- digest: sha256:[a-f0-9]{64}\n/)
-    expect(yaml).toContain('  version: 1.0.0\n')
+    expect(yaml).toContain('  version: "1.0.0"\n')
   })
 
   it('--as and --as-group act as another user, as kubectl does; requests carry User-Agent berth/<version>', async () => {

@@ -190,7 +190,9 @@ async function warnings(pass: Pass, found: readonly string[]): Promise<void> {
 
 async function driftWarned(pass: Pass, target: Resolved, described: string): Promise<Verdict> {
   const message = `differs from ${target.version}: ${described}`
-  setCondition(pass.status, { type: 'Drifted', status: 'True', reason: 'DriftDetected', message }, pass.now())
+  const observedGeneration = pass.env.metadata.generation ?? 0
+  const drifted = { type: 'Drifted', status: 'True' as const, reason: 'DriftDetected', message, observedGeneration }
+  setCondition(pass.status, drifted, pass.now())
   await pass.event('Warning', 'DriftDetected', message)
   return {
     reconciling: { status: 'False', reason: 'DriftDetected', message: 'driftPolicy warn: nothing changed' },
