@@ -9,8 +9,9 @@ const script = (signals: string): string => `
   // Listening first, as the reconciler does: signal-exit's listener comes after ours.
   const signalled = firstSignal()
   const child = execa('sleep', ['30'], { reject: false })
+  await new Promise((resolve) => child.once('spawn', resolve))
+  console.log('ready')
   const signal = await signalled
-  await new Promise((resolve) => setTimeout(resolve, 100))
   child.kill()
   await child
   console.log('stopped on', signal)
@@ -23,10 +24,12 @@ function run(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ou
     { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'inherit'] },
   )
   let out = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
   return new Promise((resolve) => {
-    // Give it time to start the subprocess and listen.
-    setTimeout(() => child.kill('SIGTERM'), 1500)
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      // Signalled once it says it listens and its subprocess runs: no guess at how long that takes.
+      if (!out.includes('ready') && (out + c).includes('ready')) child.kill('SIGTERM')
+      out += c
+    })
     child.once('exit', (code, signal) => {
       resolve({ code, signal, out })
     })

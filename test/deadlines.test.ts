@@ -50,7 +50,7 @@ describe('every call has a deadline and can be cancelled', () => {
     const kube = frozenKube(60_000)
     const pending = kube.get(ns)
     const started = Date.now()
-    setTimeout(() => kube.close(), 200)
+    setImmediate(() => kube.close())
     await expect(pending).rejects.toMatchObject({ reason: 'ShuttingDown' })
     expect(Date.now() - started).toBeLessThan(2_000)
     await expect(kube.get(ns)).rejects.toMatchObject({ reason: 'ShuttingDown' })
@@ -65,7 +65,7 @@ describe('every call has a deadline and can be cancelled', () => {
     })
     expect(Date.now() - started).toBeLessThan(3_000)
     const cancel = new AbortController()
-    setTimeout(() => cancel.abort(), 200)
+    setImmediate(() => cancel.abort())
     await expect(fetchManifest(reference, { plainHttp: true, signal: cancel.signal })).rejects.toMatchObject({
       reason: 'ShuttingDown',
       message: expect.stringContaining('cancelled'),
