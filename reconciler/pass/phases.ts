@@ -5,7 +5,7 @@
  * on the {@link Pass}, owns its own condition and events, and may end the pass with a verdict.
  * Adding a phase (verifying a signature, say) is one function and one line in {@link PHASES}.
  */
-import { WaitingError } from '../../shared/errors.ts'
+import { InvalidInputError, WaitingError } from '../../shared/errors.ts'
 import { verifyArtifact } from '../../shared/signatures.ts'
 import { type KubeObject, type Located, objectKey } from '../../shared/manifests.ts'
 import { durationMs } from '../../shared/duration.ts'
@@ -44,6 +44,17 @@ async function resolvePhase(pass: Pass): Promise<undefined> {
   pass.pinned = pinned
   status.lastAttemptedVersion = pinned.version
   status.lastAttemptedDigest = pinned.digest
+  // A version is its bytes: once applied here, the same version with other bytes is a moved tag, refused unless the
+  // spec pins the new digest deliberately. History remembers what each version was when it was applied.
+  const applied = spec.digest ? undefined : status.history?.findLast((h) => h.version === pinned.version)
+  if (applied && applied.digest !== pinned.digest) {
+    throw new InvalidInputError(
+      'TagMoved',
+      `${source.repository}:${pinned.version} now points at ${pinned.digest}, but ${pinned.version} was applied here `
+      + `as ${applied.digest}: the tag moved; nothing of it was applied. If the new bytes are meant, pin them `
+      + `deliberately: spec.digest: ${pinned.digest}`,
+    )
+  }
   return undefined
 }
 

@@ -87,7 +87,9 @@ export function failureVerdict(error: unknown, spec: EnvironmentSpec | undefined
   const ready = { status: 'False' as const, reason, message: `${message}${kept}` }
   switch (kindOf(error)) {
     case 'stalling': {
-      const next = spec && isRange(spec.version) ? requeue(durationMs(spec.interval)) : ({ next: 'stop' } as const)
+      // A moved tag may be put back: look again at the interval, as for a range.
+      const again = spec && (isRange(spec.version) || reason === 'TagMoved')
+      const next = again ? requeue(durationMs(spec.interval)) : ({ next: 'stop' } as const)
       return { ready, reconciling: { status: 'False', reason, message }, stalled: true, outcome: next }
     }
     case 'waiting': {

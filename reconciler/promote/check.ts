@@ -36,7 +36,9 @@ export async function checkPublished(
   } catch (error: unknown) {
     const reason = error instanceof BerthError ? error.reason : ''
     // A refused signature is refused input (exit 3); a version that is not there stays exit 1, as before.
-    if (reason === 'VerificationFailed') throw new InvalidInputError(reason, `${messageOf(error)}; nothing changed`)
+    if (reason === 'VerificationFailed' || reason === 'VersionMismatch') {
+      throw new InvalidInputError(reason, `${messageOf(error)}; nothing changed`)
+    }
     if (reason === 'VersionNotFound' || reason === 'DigestMismatch') {
       throw new BerthError(reason, `${messageOf(error)}; nothing changed`)
     }

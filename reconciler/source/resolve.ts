@@ -4,7 +4,7 @@
  * Either way the tag is then resolved to a digest, and a pinned digest must match.
  */
 import semver from 'semver'
-import { releaseTag } from '../../shared/artifact.ts'
+import { ANNOTATIONS, releaseTag } from '../../shared/artifact.ts'
 import { BerthError, InvalidInputError, WaitingError } from '../../shared/errors.ts'
 import { fetchManifest, listTags, type OrasOptions } from '../../shared/oras.ts'
 
@@ -58,7 +58,31 @@ export async function resolve(
       `${repository}:${tag} now points at ${fetched.digest}, not the pinned ${expectedDigest}: the tag moved; refusing it`,
     )
   }
+  checkStatedVersion(repository, tag, fetched.digest, fetched.content)
   return { version: tag, digest: fetched.digest, manifest: fetched.content }
+}
+
+/**
+ * An artifact that states its version (`org.opencontainers.image.version`, which berth's packager
+ * always sets and a signature covers through the digest) must be reached by that version's tag:
+ * an older release re-tagged as a newer one is refused, signed or not. One that states none
+ * (`flux push artifact` sets none) is taken at its tag's word.
+ */
+export function checkStatedVersion(
+  repository: string,
+  tag: string,
+  digest: string,
+  manifest: Record<string, unknown>,
+): void {
+  const annotations = manifest.annotations as Record<string, unknown> | undefined
+  const stated = annotations?.[ANNOTATIONS.version]
+  if (typeof stated !== 'string' || stated === '') return
+  if (stated.replace(/^v/, '') === tag) return
+  throw new InvalidInputError(
+    'VersionMismatch',
+    `${repository}:${tag} points at ${digest}, which is version ${stated} by its own annotation, not ${tag}: `
+    + 'a release re-tagged under another version; refusing it (re-publish it as what it is)',
+  )
 }
 
 /** A known digest (from history) as a resolved artifact, without consulting tags. */
