@@ -4,6 +4,7 @@
  * value is a usage error (exit 2) that names the flag and shows a good value.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander'
+import { parseCidr } from '../shared/cidr.ts'
 import { DURATION, durationMs } from '../shared/duration.ts'
 
 /** A duration flag's value in milliseconds; `5m` is five minutes, a bare `5` is refused (which unit?). */
@@ -22,6 +23,12 @@ export function count(min: number): (value: string) => number {
     }
     return Number(value)
   }
+}
+
+/** A repeatable CIDR flag (`10.0.0.0/8`, `fd00::/8`): each use adds one; anything else is refused. */
+export function cidrs(value: string, previous: readonly string[] | undefined): string[] {
+  if (!parseCidr(value)) throw new InvalidArgumentError(`"${value}" is not a CIDR; write it as 10.0.0.0/8 or fd00::/8`)
+  return repeated(value, previous)
 }
 
 /** A repeatable flag: each use adds one value. */

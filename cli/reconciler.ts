@@ -1,7 +1,7 @@
 /** `berth reconciler` runs the controller; `berth install` prints or applies what runs it in a cluster. */
 import type { Command } from 'commander'
 import { cliCacheDir } from './diff.ts'
-import { count, duration } from './flags.ts'
+import { cidrs, count, duration } from './flags.ts'
 import { redact } from '../shared/redact.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { leaseName } from '../api/well-known.ts'
@@ -9,6 +9,7 @@ import { INSTALL_DEFAULTS as DEFAULT_INSTALL } from '../install/defaults.ts'
 import type { InstallOptions } from '../install/manifests.ts'
 
 type Target = { kubeconfig?: string; context?: string }
+type InstallFlags = { crdsOnly?: boolean; apply?: boolean; dryRun?: boolean; denyReceiverCidr?: string[] }
 type Election = {
   leaderElect?: boolean
   leaderElectionNamespace?: string
@@ -47,6 +48,11 @@ export function registerReconciler(program: Command): void {
       + 'each shard elects its leader on a Lease of its own',
     )
     .option('--cluster-name <name>', 'the cluster\'s name in notifications (spec.notify)')
+    .option(
+      '--deny-receiver-cidr <cidr>',
+      'notification receivers may not resolve into this range (repeatable; link-local and cloud metadata always denied)',
+      cidrs,
+    )
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
     .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', duration, 15_000)
@@ -59,6 +65,7 @@ export function registerReconciler(program: Command): void {
             defaultServiceAccount?: string
             shard?: string
             clusterName?: string
+            denyReceiverCidr?: string[]
           },
       ) => {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }]
@@ -93,6 +100,7 @@ export function registerReconciler(program: Command): void {
           namespace: options.namespace,
           metrics,
           clusterName: options.clusterName,
+          notify: { denyCidrs: options.denyReceiverCidr ?? [] },
         })
         // The Lease has a client of its own, with a deadline inside the renew deadline: its requests
         // never wait behind a reconcile's, and one that hangs ends in time for the watchdog to decide.
@@ -173,6 +181,7 @@ export function registerReconciler(program: Command): void {
           .filter(Boolean),
     )
     .option('--cluster-name <name>', 'the cluster\'s name in notifications (berth reconciler --cluster-name)')
+    .option('--deny-receiver-cidr <cidr>', 'passed to the reconciler: receivers may not resolve into this range (repeatable)', cidrs)
     .option('--crds-only', 'just the Environment CRD')
     .option(
       '--apply',
@@ -182,7 +191,8 @@ export function registerReconciler(program: Command): void {
     .option('--dry-run', 'with --apply: a server-side dry run, and list what would be deleted; change nothing')
     .option('--kubeconfig <file>', 'kubeconfig')
     .option('--context <name>', 'kubeconfig context')
-    .action(async (options: Target & InstallOptions & { crdsOnly?: boolean; apply?: boolean; dryRun?: boolean }) => {
+    .action(async (given: Target & InstallOptions & InstallFlags) => {
+      const options = { ...given, denyReceiverCidrs: given.denyReceiverCidr }
       const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([
         import('../install/manifests.ts'),
         import('../api/crd.ts'),

@@ -54,6 +54,8 @@ export type InstallOptions = {
   shards?: readonly string[] | undefined
   /** The cluster's name in notifications (`berth reconciler --cluster-name`). */
   clusterName?: string | undefined
+  /** Ranges notification receivers may not resolve to (`berth reconciler --deny-receiver-cidr`). */
+  denyReceiverCidrs?: readonly string[] | undefined
 }
 
 export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
@@ -295,6 +297,7 @@ function deployment(
                 ...(watchNamespace ? [`--namespace=${watchNamespace}`] : []),
                 ...(shard ? [`--shard=${shard}`] : []),
                 ...(options.clusterName ? [`--cluster-name=${options.clusterName}`] : []),
+                ...(options.denyReceiverCidrs ?? []).map((cidr) => `--deny-receiver-cidr=${cidr}`),
                 ...(options.defaultServiceAccount
                   ? [`--default-service-account=${options.defaultServiceAccount}`]
                   : []),

@@ -418,6 +418,89 @@ describe('notifications (spec.notify)', () => {
     expect(tenantHook.received.map((r) => r.body)).toMatchObject([{ event: 'Applied', version: '1.1.0' }])
   })
 
+  it('receivers cannot be pointed inward: a name resolving to cloud metadata is refused, nothing sent, an Event says so', async () => {
+    const inner = await receiverSecret('inner', '/x')
+    const port = new URL(inner.url).port
+    // The Secret names hosts by name; the resolver (injected, as DNS would answer) decides where they lead.
+    const names: Record<string, string> = { 'metadata.example': '169.254.169.254', 'hooks.example': '127.0.0.1' }
+    const resolve = (host: string): Promise<Array<{ address: string; family: number }>> =>
+      Promise.resolve(names[host] ? [{ address: names[host], family: 4 }] : [])
+    const secret = (name: string, host: string): Promise<unknown> =>
+      g.kube().apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, namespace: g.namespace },
+        stringData: { address: `http://${host}:${port}/x`, token: TOKEN },
+      })
+    await secret('to-metadata', 'metadata.example')
+    await secret('by-name', 'hooks.example')
+    await environment('inward', {
+      version: '1.0.0',
+      notify: [
+        { type: 'webhook', secretRef: { name: 'to-metadata' }, events: ['Ready'] },
+        { type: 'webhook', secretRef: { name: 'by-name' }, events: ['Ready'] },
+      ],
+    })
+    await delivered('inward', { resolve })
+    // The good name reached the receiver through the address checked; the bad one sent nothing.
+    expect(inner.received.map((r) => (r.body as { event: string }).event)).toEqual(['Ready'])
+    const events = await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>(
+      'v1',
+      'Event',
+      { namespace: g.namespace },
+    )
+    const failed = events.filter((e) => e.involvedObject.name === 'inward' && e.reason === 'NotificationFailed')
+    expect(failed).toHaveLength(1)
+    expect(failed[0]?.message).toContain('resolves to 169.254.169.254, which is in a denied range')
+    expect(failed[0]?.message).not.toContain(TOKEN)
+
+    // --deny-receiver-cidr: the operator's ranges too (here loopback, where this receiver is).
+    await environment('inward', {
+      version: '1.1.0',
+      notify: [{ type: 'webhook', secretRef: { name: 'by-name' }, events: ['Ready'] }],
+    })
+    await delivered('inward', { resolve, denyCidrs: ['127.0.0.0/8'] })
+    expect(inner.received).toHaveLength(1)
+  })
+
+  it('a redirect is never followed, and an answer is read only up to a bound', async () => {
+    const { createServer } = await import('node:http')
+    let redirected = 0
+    let followed = 0
+    const server = createServer((req, res) => {
+      if (req.url === '/redirect') {
+        redirected++
+        res.writeHead(302, { location: '/followed' }).end()
+      } else if (req.url === '/followed') {
+        followed++
+        res.end('{}')
+      } else {
+        // An endless answer: berth must stop reading, not fill its memory.
+        res.writeHead(200)
+        const chunk = Buffer.alloc(64 * 1024, 120)
+        const more = (): void => {
+          while (res.write(chunk));
+          res.once('drain', more)
+        }
+        more()
+      }
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    try {
+      const { post } = await import('../reconciler/notify/http-post.ts')
+      const redirect = await post({ url: `http://127.0.0.1:${port}/redirect`, headers: {}, body: '{}' }, { timeoutMs: 5000 })
+      expect(redirect.status).toBe(302)
+      expect([redirected, followed]).toEqual([1, 0])
+      const endless = await post({ url: `http://127.0.0.1:${port}/endless`, headers: {}, body: '{}' }, { timeoutMs: 5000 })
+      expect(endless.status).toBe(200)
+      expect(endless.body.length).toBeLessThanOrEqual(128 * 1024)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
   it('closing the notifier (shutdown) cuts the wait between tries short: what is queued gets one more try', async () => {
     const closing = await receiverSecret('closing', '/closing')
     closing.answer(500)

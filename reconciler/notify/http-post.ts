@@ -4,7 +4,8 @@
  */
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { throughProxy } from '../../shared/proxy.ts'
+import { proxyFor, throughProxy } from '../../shared/proxy.ts'
+import { type AddressGuard, pinnedLookup } from './address-guard.ts'
 import type { HttpRequest } from './payloads.ts'
 
 export type HttpAnswer = { status: number; body: string }
@@ -12,13 +13,18 @@ export type HttpAnswer = { status: number; body: string }
 /** The most of an answer kept: a receiver's reply is only read for an id (GitHub) or a status. */
 const MAX_ANSWER = 64 * 1024
 
-/** POST `req`; resolves with any HTTP answer, rejects on a network failure or when `timeoutMs` passes. */
-export function post(
+/**
+ * POST `req`; resolves with any HTTP answer (a redirect is an answer like any other: never
+ * followed), rejects on a network failure or when `timeoutMs` passes. With a `guard`, the
+ * receiver's addresses are checked first and the connection goes to exactly those.
+ */
+export async function post(
   req: HttpRequest,
-  options: { ca?: string | undefined; timeoutMs: number },
+  options: { ca?: string | undefined; timeoutMs: number; guard?: AddressGuard | undefined },
 ): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(req.url)
+  const url = new URL(req.url)
+  const addresses = options.guard ? await options.guard.addresses(url.hostname) : undefined
+  return await new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined
     if (!send) {
       reject(new Error(`the address must be http:// or https://, not ${url.protocol}`))
@@ -30,6 +36,8 @@ export function post(
       method: 'POST',
       headers: { ...req.headers, 'content-length': String(body.length) },
       ...(options.ca ? { ca: options.ca } : {}),
+      // Direct: to exactly the addresses checked. Through a proxy, the proxy connects (and resolves) itself.
+      ...(addresses && !proxyFor(url) ? { lookup: pinnedLookup(addresses) } : {}),
     })
     const outgoing = (routed.url.protocol === 'https:' ? httpsRequest : httpRequest)(routed.url, routed.options)
     const timer = setTimeout(() => {
@@ -40,7 +48,14 @@ export function post(
       let size = 0
       answer.on('data', (chunk: Buffer) => {
         size += chunk.length
-        if (size <= MAX_ANSWER) chunks.push(chunk)
+        if (size <= MAX_ANSWER) {
+          chunks.push(chunk)
+          return
+        }
+        // Read no further than the bound: what was kept is the answer.
+        clearTimeout(timer)
+        answer.destroy()
+        resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })
       })
       answer.on('end', () => {
         clearTimeout(timer)

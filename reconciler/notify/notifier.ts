@@ -10,6 +10,7 @@
  * Secret takes effect at once); neither appears in a log line, an Event or the status: a
  * receiver is named by its number, type and Secret.
  */
+import { AddressGuard, DeniedAddressError, type Resolve } from './address-guard.ts'
 import { InvalidInputError, kindOf, messageOf } from '../../shared/errors.ts'
 import type { Kube } from '../../shared/kube.ts'
 import { sleep } from '../../shared/signals.ts'
@@ -44,6 +45,10 @@ export type NotifierOptions = {
   timeoutMs?: number
   /** Notifications waiting per receiver beyond which new ones are dropped (and counted); default 100. */
   maxQueued?: number
+  /** Ranges receivers may not resolve to, beyond the link-local ones always denied (`--deny-receiver-cidr`). */
+  denyCidrs?: readonly string[]
+  /** How receiver names are resolved; default the system's resolver (tests inject one). */
+  resolve?: Resolve
 }
 
 type Job = {
@@ -71,10 +76,15 @@ export class Notifier implements NotifierPort {
   /** GitHub deployment ids by receiver, environment and digest: one deployment per version, statuses on it. */
   private readonly deployments = new Lru<number>(500)
   private readonly closing = new AbortController()
-  private readonly options: Required<Omit<NotifierOptions, 'log' | 'count'>> & Pick<NotifierOptions, 'log' | 'count'>
+  private readonly options: Required<Omit<NotifierOptions, 'log' | 'count' | 'denyCidrs' | 'resolve'>>
+    & Pick<NotifierOptions, 'log' | 'count'>
+
+  private readonly guard: AddressGuard
 
   constructor(options: NotifierOptions) {
-    this.options = { attempts: 5, retryMs: 2000, timeoutMs: 10_000, maxQueued: 100, ...options }
+    const { denyCidrs, resolve, ...rest } = options
+    this.options = { attempts: 5, retryMs: 2000, timeoutMs: 10_000, maxQueued: 100, ...rest }
+    this.guard = new AddressGuard(denyCidrs, resolve)
   }
 
   send(
@@ -169,9 +179,9 @@ export class Notifier implements NotifierPort {
     let answer
     try {
       // No shutdown signal here: closing cuts the pause between tries short, and the last try runs to its deadline.
-      answer = await post(req, { ca: secret.ca, timeoutMs: this.options.timeoutMs })
+      answer = await post(req, { ca: secret.ca, timeoutMs: this.options.timeoutMs, guard: this.guard })
     } catch (error: unknown) {
-      throw new DeliveryError(messageOf(error), true)
+      throw new DeliveryError(messageOf(error), !(error instanceof DeniedAddressError))
     }
     if (answer.status >= 200 && answer.status < 300) return answer.body
     const retryable = answer.status === 408 || answer.status === 429 || answer.status >= 500
