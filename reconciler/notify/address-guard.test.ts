@@ -4,7 +4,8 @@ import { post } from './http-post.ts'
 import { AddressGuard, DeniedAddressError } from './address-guard.ts'
 
 /** A resolver the test controls: what each name means, and how often it was asked. */
-function resolver(names: Record<string, string[]>): { resolve: (host: string) => Promise<LookupAddress[]>; asked: string[] } {
+type Resolver = { resolve: (host: string) => Promise<LookupAddress[]>; asked: string[] }
+function resolver(names: Record<string, string[]>): Resolver {
   const asked: string[] = []
   return {
     asked,
