@@ -56,3 +56,30 @@ describe('orasFailure', () => {
     )
   })
 })
+
+describe('what a registry can make berth hold is bounded', () => {
+  // The real oras refuses a manifest over 4 MiB itself (oras-go's limit) and a real registry cannot be made to list
+  // a megabyte of tags in a test's time: a stand-in oras prints an endless answer instead.
+  const fake = async (): Promise<string> => {
+    const { mkdtemp, writeFile, chmod } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const path = join(await mkdtemp(join(tmpdir(), 'fake-oras-')), 'oras')
+    await writeFile(path, '#!/bin/sh\nexec yes 0123456789abcdef0123456789abcdef\n')
+    await chmod(path, 0o755)
+    return path
+  }
+
+  it('a manifest answer over 4 MiB and a tag list over 1 MiB are refused as TooLarge, not read on', async () => {
+    const { fetchManifest, listTags } = await import('./oras.ts')
+    const binary = await fake()
+    await expect(fetchManifest('r.example/x:1.0.0', { binary })).rejects.toMatchObject({
+      reason: 'TooLarge',
+      message: expect.stringContaining('over 4 MiB; berth reads no more'),
+    })
+    await expect(listTags('r.example/x', { binary })).rejects.toMatchObject({
+      reason: 'TooLarge',
+      message: expect.stringContaining('over 1 MiB'),
+    })
+  })
+})

@@ -8,7 +8,7 @@
  */
 import { execa, type ExecaError } from 'execa'
 import { z } from 'zod'
-import { EnvironmentError, RemoteError } from './errors.ts'
+import { EnvironmentError, InvalidInputError, RemoteError } from './errors.ts'
 
 /** How to reach a registry. */
 export type RegistryAccess = {
@@ -57,6 +57,13 @@ const REASONS: Record<OrasFailureKind, string> = {
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000
+
+/**
+ * What a registry can make berth hold in memory, at most. A manifest: 4 MiB, as the OCI
+ * distribution spec lets registries and clients refuse beyond (oras's JSON wrapping adds a
+ * little). A tag list: 1 MiB of names (some 40,000 tags). Beyond either, reason TooLarge.
+ */
+export const LIMITS = { manifestBytes: 4 * 1024 * 1024 + 64 * 1024, tagListBytes: 1024 * 1024 } as const
 
 const descriptor = z.object({
   reference: z.string(),
@@ -147,6 +154,7 @@ export async function listTags(repository: string, options: OrasOptions = {}): P
   try {
     const out = await run(['repo', 'tags', repository, ...accessFlags(options)], options, {
       what: `list the tags of ${repository}`,
+      maxBytes: LIMITS.tagListBytes,
     })
     return out
       .split('\n')
@@ -198,7 +206,7 @@ export async function pull(reference: string, outputDir: string, options: OrasOp
 export async function fetchManifest(reference: string, options: OrasOptions = {}): Promise<FetchedManifest> {
   const args = ['manifest', 'fetch', reference, '--format', 'json', ...accessFlags(options)]
   return parseJson(
-    await run(args, options, { what: `fetch the manifest of ${reference}` }),
+    await run(args, options, { what: `fetch the manifest of ${reference}`, maxBytes: LIMITS.manifestBytes }),
     manifestOutput,
     'oras manifest fetch',
   )
@@ -213,7 +221,11 @@ function accessFlags(access: RegistryAccess): string[] {
   return flags
 }
 
-async function run(args: string[], options: OrasOptions, call: { what: string; stdin?: string }): Promise<string> {
+async function run(
+  args: string[],
+  options: OrasOptions,
+  call: { what: string; stdin?: string; maxBytes?: number },
+): Promise<string> {
   const binary = options.binary ?? process.env.BERTH_ORAS ?? 'oras'
   const timeoutMs = options.timeoutMs ?? (Number(process.env.BERTH_ORAS_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS)
   try {
@@ -225,6 +237,8 @@ async function run(args: string[], options: OrasOptions, call: { what: string; s
       input: call.stdin ?? '',
       // oras prints progress bars and colours only to a TTY; never let a caller's env change that.
       env: { NO_COLOR: '1' },
+      // A registry's answer is read up to a bound, never without limit.
+      maxBuffer: call.maxBytes ?? 16 * 1024 * 1024,
     })
     return result.stdout
   } catch (error: unknown) {
@@ -238,6 +252,14 @@ async function run(args: string[], options: OrasOptions, call: { what: string; s
     }
     if (failure.timedOut) {
       throw new OrasError('timeout', `cannot ${call.what}: no answer within ${timeoutMs / 1000} s`, { cause: error })
+    }
+    if (failure.isMaxBuffer) {
+      const mib = ((call.maxBytes ?? 16 * 1024 * 1024) / 1024 / 1024).toFixed(0)
+      throw new InvalidInputError(
+        'TooLarge',
+        `cannot ${call.what}: the registry's answer is over ${mib} MiB; berth reads no more (nothing was used)`,
+        { cause: error },
+      )
     }
     if (failure.isCanceled) {
       throw new OrasError('cancelled', `cannot ${call.what}: cancelled (shutting down)`, { cause: error })

@@ -24,6 +24,10 @@ import { InvalidInputError } from './errors.ts'
 import { fetchBlob, fetchManifest, OrasError, type OrasOptions, pushBlob, pushManifest } from './oras.ts'
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+/** The most of one signature payload berth reads (cosign's are a few hundred bytes). */
+const MAX_SIGNATURE_BYTES = 64 * 1024
+/** The most signatures of one digest berth checks. */
+const MAX_SIGNATURES = 100
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
 
 const layerSchema = z.object({
@@ -114,6 +118,9 @@ export async function verifyArtifact(
   const layers = await signatureLayers(repository, digest, access)
   const where = signatureTag(repository, digest)
   if (layers.length === 0) throw refused(`unsigned: no cosign signature for ${digest} (${where})`)
+  if (layers.length > MAX_SIGNATURES) {
+    throw new InvalidInputError('TooLarge', `${where} holds ${layers.length} signatures; berth checks at most ${MAX_SIGNATURES}`)
+  }
   const claims = new Set<string>()
   for (const layer of layers) {
     const check = await checkLayer(repository, digest, layer, keys, access)
@@ -156,6 +163,14 @@ async function checkLayer(
 ): Promise<{ verified?: Verified; otherDigest?: string }> {
   const signature = layer.annotations?.[SIGNATURE_ANNOTATION]
   if (!signature) return {}
+  // A signature payload is a few hundred bytes; oras holds the blob to its descriptor's size, so this bounds the read.
+  if (layer.size > MAX_SIGNATURE_BYTES) {
+    throw new InvalidInputError(
+      'TooLarge',
+      `the signature layer ${layer.digest} under ${signatureTag(repository, digest)} is ${layer.size} bytes; `
+      + `a cosign signature payload is under ${MAX_SIGNATURE_BYTES / 1024} KiB: refusing to read it`,
+    )
+  }
   // oras checks the payload against its digest while downloading it.
   const payload = await readBlob(`${repository}@${layer.digest}`, access)
   const trusted = keys.find((k) => verifyPayload(payload, signature, k.key))

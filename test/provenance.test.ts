@@ -4,6 +4,7 @@
  * real cosign CLI (built from its Go module as a ground part).
  */
 import { writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { writeYaml } from '../shared/yaml-writer.ts'
@@ -11,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { resolve } from '../reconciler/source/resolve.ts'
 import { generateKeyPair, readPrivateKey, SIGNATURE_ANNOTATION } from '../shared/cosign.ts'
-import { fetchManifest, pushManifest } from '../shared/oras.ts'
+import { fetchManifest, pushBlob, pushManifest } from '../shared/oras.ts'
 import { signArtifact, signatureTag } from '../shared/signatures.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
@@ -114,6 +115,42 @@ describe('provenance: cosign signatures, signed in CI and verified in the cluste
     await writeFile(file, JSON.stringify(manifest))
     await pushManifest(where, file, 'application/vnd.oci.image.manifest.v1+json', access)
     await refused('4.0.0', /no signature of .* verifies with a trusted key/)
+  })
+
+  it('refuses a signature layer larger than a signature can be, without reading it', async () => {
+    // A signature manifest whose one layer is a 1 MiB blob (pushed for real): berth reads no such thing.
+    const digest = await publish('8.0.0', '8')
+    const big = Buffer.alloc(1024 * 1024, 65)
+    const blobFile = join(g.scratch(), 'big-blob')
+    await writeFile(blobFile, big)
+    const blobDigest = `sha256:${createHash('sha256').update(big).digest('hex')}`
+    await pushBlob(repository, blobDigest, blobFile, access)
+    const config = Buffer.from('{}')
+    const configFile = join(g.scratch(), 'config.json')
+    await writeFile(configFile, config)
+    const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`
+    await pushBlob(repository, configDigest, configFile, access)
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [
+        {
+          mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+          digest: blobDigest,
+          size: big.length,
+          annotations: { [SIGNATURE_ANNOTATION]: 'AAAA' },
+        },
+      ],
+    }
+    const file = join(g.scratch(), 'big-signature.json')
+    await writeFile(file, JSON.stringify(manifest))
+    await pushManifest(signatureTag(repository, digest), file, 'application/vnd.oci.image.manifest.v1+json', access)
+    await g.kube().mergePatch(envRef('app'), { spec: { version: '8.0.0' } })
+    const { env } = await run('app')
+    expect(ready(env)).toMatchObject({ status: 'False', reason: 'TooLarge' })
+    expect(ready(env)?.message).toContain(`is ${big.length} bytes; a cosign signature payload is under 64 KiB`)
+    expect((await cm('app'))?.data).toEqual({ v: '1' })
   })
 
   it('refuses a signature manifest that belongs to another digest', async () => {

@@ -150,4 +150,19 @@ describe('strict validation of what is applied', () => {
     expect(outcome).toEqual({ next: 'requeue', afterMs: 300_000 })
     expect((await cm('new-one'))?.data).toEqual({ v: '7' })
   })
+
+  it('an unknown kind is refused like every other refusal: it says nothing of the version was applied', async () => {
+    await publishApp(g.scratch(), repository, '41.0.0', {
+      a: configMap('kept', { v: '41' }),
+      b: configMap('only-in-41', { v: '41' }),
+      gizmo: { apiVersion: 'example.com/v1', kind: 'Gizmo', metadata: { name: 'g' } },
+    })
+    await pin('41.0.0')
+    const { env } = await run('app')
+    expect(ready(env)).toMatchObject({ status: 'False', reason: 'NoKind' })
+    expect(ready(env)?.message).toContain('the cluster does not serve Gizmo in example.com/v1')
+    expect(ready(env)?.message).toContain('nothing of 41.0.0 was applied; still running 7.0.0')
+    expect((await cm('kept'))?.data).toEqual({ v: '7' })
+    expect(await cm('only-in-41')).toBeUndefined()
+  })
 })

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
+import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { applyInstall } from '../install/apply.ts'
 import { DEFAULT_INSTALL, installObjects } from '../install/manifests.ts'
 import { writeKubeconfig } from './ground/ground.ts'
@@ -277,6 +278,16 @@ describe('tenancy: each Environment acts with its own ServiceAccount', () => {
     expect((await env('app'))?.spec).toMatchObject({ version: '5.0.0' })
     expect((await berth(['promote', 'app', '--to', '1.0.0', '-n', teamA], sre)).stdout).toContain('5.0.0 → 1.0.0')
     expect((await env('app'))?.spec).toMatchObject({ version: '1.0.0' })
+
+    // Neither may write status: a forged upstream history would otherwise open a promotion gate.
+    const forged = { history: [{ version: '9.9.9', digest: `sha256:${'f'.repeat(64)}`, started: 'x', finished: 'x', result: 'Succeeded' }] }
+    for (const kubeconfig of [viewer, sre]) {
+      const person = new Kube(loadKubeConfig({ kubeconfig }))
+      await expect(
+        person.patchStatus({ apiVersion: 'berth.dev/v1alpha1', kind: 'Environment', metadata: { name: 'app', namespace: teamA } }, forged),
+      ).rejects.toMatchObject({ code: 403 })
+    }
+    expect((await env('app'))?.status?.history?.some((h) => h.version === '9.9.9')).toBe(false)
   })
 })
 

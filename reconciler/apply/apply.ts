@@ -43,16 +43,23 @@ export async function applyObjects(
   const rest = objects.filter((o) => !isFirst(o.object))
   const warnings: string[] = []
 
-  const { now, later } = await splitByReadiness(kube, first, rest, owner)
-  await dryRun(kube, [...first, ...now], warnings, `nothing of ${version} was applied`)
+  const nothing = `nothing of ${version} was applied`
+  // An unknown kind is found out here (discovery), before any dry run: it is refused like any other refusal.
+  const { now, later } = await splitByReadiness(kube, first, rest, owner).catch((error: unknown) => {
+    throw saying(error, nothing)
+  })
+  await dryRun(kube, [...first, ...now], warnings, nothing)
 
   const live: KubeObject[] = []
   for (const { object } of first) live.push(await kube.apply(object, { warnings }))
   await establish(kube, first, live)
 
-  const placedLater = await place(kube, later, owner)
   const landed = first.map((o) => describeObject(o.object)).join(', ')
-  await dryRun(kube, placedLater, warnings, `of ${version} only ${landed} was applied, so that this could be judged`)
+  const partly = `of ${version} only ${landed} was applied, so that this could be judged`
+  const placedLater = await place(kube, later, owner).catch((error: unknown) => {
+    throw saying(error, partly)
+  })
+  await dryRun(kube, placedLater, warnings, partly)
   const all = [...now, ...placedLater]
   live.push(...(await inBatches(all, ({ object }) => kube.apply(object, { warnings }))))
   return { inventory: [...first, ...all].map((o) => entryOf(o.object)), live, warnings: [...new Set(warnings)] }
@@ -149,6 +156,12 @@ async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string
 // Strict field validation refuses unknown fields with a 500 ("field not declared in schema") for
 // built-in kinds and a 422 or 400 for custom resources; all of them mean the object is invalid as written.
 const INVALID_FIELD = /field not declared in schema|unknown field|duplicate field|strict decoding error/i
+
+/** An apiserver refusal that also says what of the version landed (as every refusal of a version does). */
+function saying(error: unknown, landed: string): unknown {
+  if (!(error instanceof KubeApiError)) return error
+  return new KubeApiError(error.code, error.reason, `${error.message}; ${landed}`, { cause: error, detail: error.detail })
+}
 
 /** A refused dry run as an error that names the object, its file and the apiserver's words. */
 function refusal(object: KubeObject, source: string, error: unknown, landed: string): Error {
