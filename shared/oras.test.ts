@@ -1,3 +1,6 @@
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { orasFailure } from './oras.ts'
 
@@ -61,9 +64,6 @@ describe('what a registry can make berth hold is bounded', () => {
   // The real oras refuses a manifest over 4 MiB itself (oras-go's limit) and a real registry cannot be made to list
   // a megabyte of tags in a test's time: a stand-in oras prints an endless answer instead.
   const fake = async (): Promise<string> => {
-    const { mkdtemp, writeFile, chmod } = await import('node:fs/promises')
-    const { tmpdir } = await import('node:os')
-    const { join } = await import('node:path')
     const path = join(await mkdtemp(join(tmpdir(), 'fake-oras-')), 'oras')
     await writeFile(path, '#!/bin/sh\nexec yes 0123456789abcdef0123456789abcdef\n')
     await chmod(path, 0o755)
