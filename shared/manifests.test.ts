@@ -7,20 +7,20 @@ describe('parseManifests', () => {
       'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}',
       '',
       '# only a comment',
-      'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: n}}',
+      'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: ns}}',
     ].join('\n---\n')
     const parsed = parseManifests(text, 'f.yaml')
     expect(parsed.map((p) => [objectKey(p.object), p.source])).toEqual([
       ['/ConfigMap//a', 'f.yaml#1'],
-      ['/Service/n/s', 'f.yaml#4'],
+      ['/Service/ns/s', 'f.yaml#4'],
     ])
   })
 
   it('reads scalars as kubectl does: dates stay strings, merge keys merge', () => {
-    const text = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  <<: {since: 2024-01-01}\n  n: 3\n'
+    const text = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  <<: {since: 2024-01-01}\n  count: 3\n'
     const [only] = parseManifests(text, 'f.yaml')
     if (!only) throw new Error('no object parsed')
-    expect(only.object.data).toStrictEqual({ since: '2024-01-01', n: 3 })
+    expect(only.object.data).toStrictEqual({ since: '2024-01-01', count: 3 })
     // Written back, the date stays a string to every reader.
     expect(toYaml(only.object)).toContain('since: "2024-01-01"')
   })

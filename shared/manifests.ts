@@ -6,17 +6,16 @@
 import * as jsYaml from 'js-yaml'
 import { InvalidInputError } from './errors.ts'
 import { objectNameProblems } from './names.ts'
+import { KUBECTL_SCHEMA, unsendable } from './kubectl-yaml.ts'
 import { writeYaml } from './yaml-writer.ts'
 
-const { CORE_SCHEMA, loadAll, YAMLException } = jsYaml
+const { loadAll, YAMLException } = jsYaml
 /**
- * What a manifest's plain scalars mean: YAML 1.2's null, booleans, integers and floats, and merge
- * keys (`<<`), as kubectl reads them. No timestamps: kubectl sends `2024-01-01` as that string,
- * where js-yaml's default schema would turn it into a Date and send another text.
+ * What a manifest's plain scalars mean: exactly what they mean to kubectl (go-yaml v2's YAML 1.1
+ * rules, kubectl-yaml.ts), merge keys included. No timestamps: kubectl sends `2024-01-01` as that
+ * string.
  */
-const MANIFEST_SCHEMA = CORE_SCHEMA.extend({
-  implicit: [(jsYaml as unknown as { types: { merge: jsYaml.Type } }).types.merge],
-})
+const MANIFEST_SCHEMA = KUBECTL_SCHEMA
 
 export type KubeObject = {
   apiVersion: string
@@ -48,6 +47,14 @@ export function parseManifests(text: string, source: string): Located[] {
   documents.forEach((value, index) => {
     const where = `${source}#${index + 1}`
     if (value === null || value === undefined) return
+    const odd = unsendable(value)
+    if (odd) {
+      problems.push(
+        `${where}: ${odd.path}: ${String(odd.value)} is a number kubectl cannot send (JSON has no such value, or not `
+        + 'exactly); quote it if a string is meant',
+      )
+      return
+    }
     for (const item of unwrapList(value)) {
       const problem = objectProblem(item)
       if (problem) problems.push(`${where}: ${problem}`)
