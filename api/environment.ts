@@ -7,7 +7,7 @@ import { z } from 'zod'
 import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
 import type { OrasOptions } from '../shared/oras.ts'
 import { SUBDOMAIN_RULE } from '../shared/names.ts'
-import { DURATION } from '../shared/duration.ts'
+import { DURATION, POSITIVE_DURATION } from '../shared/duration.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { NOTIFY_EVENTS } from './notify-events.ts'
 
@@ -67,7 +67,11 @@ export const specSchema = z.strictObject({
     .optional()
     .describe('folder inside the artifact; default the Environment name'),
   interval: duration.default('5m').describe('how often to re-check the artifact and correct drift'),
-  timeout: duration.default('5m').describe('how long applied objects may take to become healthy'),
+  timeout: z
+    .string()
+    .regex(POSITIVE_DURATION, 'must be a duration longer than 0s, such as 30s or 5m')
+    .default('5m')
+    .describe('how long applied objects may take to become healthy'),
   prune: z.boolean().default(true).describe('delete objects that left the artifact'),
   suspend: z.boolean().default(false).describe('stop every change until resumed'),
   driftPolicy: z.enum(['correct', 'warn']).default('correct'),

@@ -31,6 +31,12 @@ export function registerReconciler(program: Command): void {
     .option('--context <name>', 'kubeconfig context')
     .option('--cache-dir <dir>', 'where artifact layers are cached by digest', cliCacheDir())
     .option('--concurrency <n>', 'Environments reconciled at once', count(1), 4)
+    .option(
+      '--min-interval <duration>',
+      'the shortest interval an Environment gets: a smaller spec.interval is raised to it (status says so)',
+      duration,
+      10_000,
+    )
     .option('-n, --namespace <ns>', 'reconcile only the Environments of this namespace (default: all)')
     .option(
       '--metrics-address <host:port>',
@@ -66,6 +72,7 @@ export function registerReconciler(program: Command): void {
             shard?: string
             clusterName?: string
             denyReceiverCidr?: string[]
+            minInterval: number
           },
       ) => {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }]
@@ -101,6 +108,7 @@ export function registerReconciler(program: Command): void {
           metrics,
           clusterName: options.clusterName,
           notify: { denyCidrs: options.denyReceiverCidr ?? [] },
+          minIntervalMs: options.minInterval,
         })
         // The Lease has a client of its own, with a deadline inside the renew deadline: its requests
         // never wait behind a reconcile's, and one that hangs ends in time for the watchdog to decide.

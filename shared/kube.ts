@@ -353,6 +353,27 @@ export class Kube {
     }
   }
 
+  /**
+   * Every kind the cluster serves that can be listed, with whether it is namespaced: the core
+   * group and each group's preferred version (full discovery; what looking inside a Namespace
+   * before deleting it needs).
+   */
+  async listableKinds(): Promise<Array<{ apiVersion: string; kind: string; namespaced: boolean }>> {
+    type Resources = { resources: Array<{ name: string; kind: string; namespaced: boolean; verbs?: string[] }> }
+    type Groups = { groups: Array<{ preferredVersion?: { groupVersion: string } }> }
+    const groups = await this.request<Groups>('GET', '/apis', { what: 'discovery of API groups' })
+    const versions = ['v1', ...groups.groups.flatMap((g) => (g.preferredVersion ? [g.preferredVersion.groupVersion] : []))]
+    const kinds = await Promise.all(
+      versions.map(async (apiVersion) => {
+        const list = await this.request<Resources>('GET', apiBase(apiVersion), { what: `discovery of ${apiVersion}` })
+        return list.resources
+          .filter((r) => !r.name.includes('/') && (r.verbs ?? []).includes('list'))
+          .map((r) => ({ apiVersion, kind: r.kind, namespaced: r.namespaced }))
+      }),
+    )
+    return kinds.flat()
+  }
+
   /** Forget discovery answers, e.g. after a CRD was created. */
   forgetDiscovery(): void {
     this.resources.clear()

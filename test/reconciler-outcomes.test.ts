@@ -1,4 +1,7 @@
+import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { type Environment, environmentRef } from '../api/environment.ts'
+import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
 import { configMap, deployment } from './support/config-repo.ts'
 import { applyEnvironment, environment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
@@ -89,5 +92,21 @@ describe('the outcome of a pass decides what comes next', () => {
     const { env, outcome } = await run('paused')
     expect(env.status?.conditions?.find((c) => c.type === 'Suspended')?.reason).toBe('Suspended')
     expect(outcome).toEqual({ next: 'stop' })
+  })
+
+  it('an interval below the reconciler\'s floor is raised to it, and Ready says so; a 0s timeout is refused', async () => {
+    await create('busy', { version: '1.0.0', interval: '1ms' })
+    const ctx = { kube: g.kube(), cacheDir: join(g.scratch(), 'cache'), minIntervalMs: 10_000 }
+    const outcome = await reconcileEnvironment(ctx, { namespace: g.namespace, name: 'busy' })
+    expect(outcome).toEqual({ next: 'requeue', afterMs: 10_000 })
+    const env = await g.kube().get<Environment>(environmentRef(g.namespace, 'busy'))
+    expect(ready(env ?? ({} as Environment))?.message).toContain(
+      'spec.interval 1ms is raised to the reconciler\'s --min-interval 10s',
+    )
+    // The CRD's own schema refuses a timeout of nothing: the apiserver says so at once.
+    await expect(create('instant', { version: '1.0.0', timeout: '0s' })).rejects.toMatchObject({
+      code: 422,
+      message: expect.stringContaining('spec.timeout'),
+    })
   })
 })

@@ -35,6 +35,8 @@ export type ControllerOptions = {
   metrics?: Metrics
   /** The cluster's name in notifications (`--cluster-name`). */
   clusterName?: string | undefined
+  /** The shortest interval an Environment gets (`--min-interval`); none when undefined. */
+  minIntervalMs?: number | undefined
   /** How notifications are delivered (tries, delays, deadline); defaults in Notifier. */
   notify?: Omit<NotifierOptions, 'kube' | 'log' | 'count'>
 }
@@ -73,6 +75,7 @@ export class Controller {
     const ctx: ReconcileContext = {
       kube,
       cacheDir: options.cacheDir,
+      minIntervalMs: options.minIntervalMs,
       defaultServiceAccount: options.defaultServiceAccount,
       shard: options.shard,
       log: this.log,

@@ -33,6 +33,11 @@ export type ReconcileContext = {
   defaultServiceAccount?: string | undefined
   /** Reconcile only Environments of this shard (`berth.dev/shard`); undefined: only those without one. */
   shard?: string | undefined
+  /**
+   * The shortest interval any Environment gets (`--min-interval`): a smaller spec.interval is raised to it, so one
+   * Environment cannot keep the reconciler busy with nothing to do.
+   */
+  minIntervalMs?: number | undefined
   /** Told the status each pass writes (metrics). */
   onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
   /** Registry lookups Environments share for a short window (the controller's); without it each pass looks itself. */

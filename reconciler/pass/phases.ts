@@ -12,6 +12,8 @@ import { durationMs } from '../../shared/duration.ts'
 import {
   type Environment,
   environmentRef,
+  GROUP,
+  KIND,
   type HistoryEntry,
   PROMOTED_BY,
   RECONCILE_REQUESTED_AT,
@@ -120,9 +122,35 @@ async function selectPhase(pass: Pass): Promise<undefined> {
   const path = pass.spec.path ?? pass.env.metadata.name
   const files = need(pass.files, 'files')
   const select = (): Located[] => selectObjects(files, path)
-  const digest = need(pass.target, 'target').digest
-  pass.objects = pass.ctx.artifacts ? await pass.ctx.artifacts.objects.get(`${digest}|${path}`, select) : select()
+  const { digest, version } = need(pass.target, 'target')
+  const selected = pass.ctx.artifacts ? await pass.ctx.artifacts.objects.get(`${digest}|${path}`, select) : select()
+  pass.objects = environmentsPinnedBy(pass, selected, version)
   return undefined
+}
+
+/**
+ * Developers publish, SREs promote — against the artifact itself too. An artifact that holds the
+ * Environment being reconciled would set its own pin: refused (SelfReference), nothing applied.
+ * Other Environments it holds (app of apps) are applied, each stamped with who really set its
+ * pin — this Environment and version — so their history says so.
+ */
+function environmentsPinnedBy(pass: Pass, objects: readonly Located[], version: string): Located[] {
+  const { name, namespace } = pass.env.metadata
+  const by = `${namespace}/${name} ${version}`
+  return objects.map((located) => {
+    const { object } = located
+    if (object.kind !== KIND || object.apiVersion.split('/')[0] !== GROUP) return located
+    const lands = object.metadata.namespace ?? pass.spec.targetNamespace ?? namespace
+    if (object.metadata.name === name && lands === namespace) {
+      throw new InvalidInputError(
+        'SelfReference',
+        `${located.source}: the artifact holds this Environment (${namespace}/${name}) itself, which would set its own `
+        + 'pin: refused. An artifact may hold other Environments (app of apps), never its own',
+      )
+    }
+    const annotations = { ...(object.metadata.annotations as Record<string, string> | undefined), [PROMOTED_BY]: by }
+    return { ...located, object: { ...object, metadata: { ...object.metadata, annotations } } }
+  })
 }
 
 /**
@@ -226,12 +254,15 @@ async function prunePhase(pass: Pass): Promise<undefined> {
     : { deleted: [], failed: [] }
   pass.pruned = pruned
   const keys = new Set(applied.inventory.map(entryKey))
-  const unpruned = pruned.failed.map((f) => f.entry).filter((e) => !keys.has(entryKey(e)))
+  const kept = [...pruned.failed, ...(pruned.blocked ?? [])]
+  const unpruned = kept.map((f) => f.entry).filter((e) => !keys.has(entryKey(e)))
   status.inventory = [...applied.inventory, ...unpruned]
   if (pruned.deleted.length > 0) {
     await pass.event('Normal', 'Pruned', `deleted ${pruned.deleted.map(describeEntry).join(', ')}`)
   }
   if (pruned.failed.length > 0) await pass.event('Warning', 'PruneFailed', describeFailures(pruned.failed))
+  if (pruned.blocked?.length) await pass.event('Warning', 'PruneBlocked', describeFailures(pruned.blocked))
+  if (pruned.forced?.length) await pass.event('Warning', 'PruneForced', describeFailures(pruned.forced))
   return undefined
 }
 
@@ -252,6 +283,7 @@ async function healthPhase(pass: Pass): Promise<Verdict> {
     since: new Date(since),
     now: pass.now(),
     pruneFailed: (pass.pruned?.failed ?? []).map((f) => describeEntry(f.entry)),
+    pruneBlocked: (pass.pruned?.blocked ?? []).map((f) => `${describeEntry(f.entry)} ${f.error}`),
     rolledBackFrom: target.digest === pinned.digest ? undefined : pinned.version,
   })
   if (verdict.history !== 'HealthCheckFailed') return verdict

@@ -10,6 +10,7 @@ import { z } from 'zod'
 import { ANNOTATIONS } from '../../shared/artifact.ts'
 import { InvalidInputError, kindOf, messageOf, RemoteError } from '../../shared/errors.ts'
 import { type Kube, KubeApiError } from '../../shared/kube.ts'
+import { durationMs, formatDuration } from '../../shared/duration.ts'
 import { formatIssues } from '../../shared/validation.ts'
 import {
   type Environment,
@@ -65,9 +66,12 @@ export async function reconcileEnvironment(
   let spec: EnvironmentSpec | undefined
   let verdict: Verdict
   let failedPass = false
+  let raised = ''
   try {
     await ensureFinalizer(ctx, env)
-    spec = parseSpec(env.spec)
+    const given = parseSpec(env.spec)
+    spec = floorInterval(given, ctx.minIntervalMs)
+    if (spec !== given) raised = `; spec.interval ${given.interval} is raised to the reconciler's --min-interval ${spec.interval}`
     const held = await suspendGate(env, spec, status, event)
     if (held) {
       verdict = held
@@ -85,6 +89,8 @@ export async function reconcileEnvironment(
     failedPass = kindOf(error) !== 'waiting'
     verdict = await failed(ctx, env, status, spec, pass, error, event)
   }
+  // The user asked for another interval, and should know: Ready says so.
+  if (verdict.ready && raised) verdict.ready = { ...verdict.ready, message: `${verdict.ready.message}${raised}` }
   summarize(env, status, verdict, now(), pass)
   await writeStatus(ctx, env, status)
   notify(ctx, { env, spec, status, noted, failed: failedPass || verdict.history === 'HealthCheckFailed', pass })
@@ -238,6 +244,12 @@ async function ensureFinalizer(ctx: ReconcileContext, env: Environment): Promise
   if (finalizers.includes(FINALIZER)) return
   const ref = environmentRef(env.metadata.namespace, env.metadata.name)
   await ctx.kube.mergePatch(ref, { metadata: { finalizers: [...finalizers, FINALIZER] } })
+}
+
+/** spec.interval, raised to the reconciler's floor when it is shorter (a new spec; the given one otherwise). */
+function floorInterval(spec: EnvironmentSpec, minMs: number | undefined): EnvironmentSpec {
+  if (minMs === undefined || durationMs(spec.interval) >= minMs) return spec
+  return { ...spec, interval: formatDuration(minMs) }
 }
 
 function parseSpec(spec: unknown): EnvironmentSpec {

@@ -36,6 +36,8 @@ export type HealthInput = {
   now: Date
   /** Objects that could not be pruned, named: Ready still, but said, and retried soon. */
   pruneFailed?: string[]
+  /** Namespaces or CRDs kept because they hold others' objects (PruneBlocked), named with what they hold. */
+  pruneBlocked?: string[]
   /** The pinned version that failed health and was rolled back from, when `version` is the rollback target. */
   rolledBackFrom?: string | undefined
 }
@@ -54,8 +56,11 @@ export function healthVerdict(input: HealthInput): Verdict {
   }
   if (healthy) {
     const unpruned = input.pruneFailed?.length ? `; could not prune ${input.pruneFailed.join(', ')}` : ''
+    // A blocked prune waits for a person (or for the contents to go): looked at again each interval, said in Ready.
+    const blocked = input.pruneBlocked?.length ? `; prune blocked: ${input.pruneBlocked.join('; ')}` : ''
     const next = requeue(unpruned ? HEALTH_POLL_MS : interval)
-    return ended('True', 'Succeeded', `applied ${version}${unpruned}`, `applied ${version}`, 'Succeeded', next)
+    const message = `applied ${version}${unpruned}${blocked}`
+    return ended('True', 'Succeeded', message, `applied ${version}`, 'Succeeded', next)
   }
   if (report.failed.length > 0 || timedOut) {
     const names = [...report.failed, ...report.waiting].join('; ')
