@@ -17,10 +17,21 @@ export class SharedLookups {
     this.windowMs = windowMs
   }
 
-  async get<T>(key: string, lookup: () => Promise<T>, now = Date.now()): Promise<T> {
+  /**
+   * The answer for `key`: a recent one, the one being looked up (joined), or a new lookup. With
+   * `join`, joining a lookup that takes longer than `join.ms` fails with `join.otherwise()`: a
+   * caller that holds something scarce (a queue slot) does not wait behind a lookup that hangs.
+   */
+  async get<T>(
+    key: string,
+    lookup: () => Promise<T>,
+    now = Date.now(),
+    join?: { ms: number; otherwise: () => Error },
+  ): Promise<T> {
     const done = this.done.get(key)
     if (done && now - done.at < this.windowMs) return done.value as T
     const running = this.running.get(key)
+    if (running && join) return (await joinWithin(running, join)) as T
     if (running) return (await running) as T
     this.made++
     const started = lookup()
@@ -39,6 +50,14 @@ export class SharedLookups {
   private sweep(now: number): void {
     for (const [key, { at }] of this.done) if (now - at >= this.windowMs) this.done.delete(key)
   }
+}
+
+function joinWithin(running: Promise<unknown>, join: { ms: number; otherwise: () => Error }): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(join.otherwise()), join.ms)
+  })
+  return Promise.race([running, late]).finally(() => clearTimeout(timer))
 }
 
 /** A least-recently-used map holding at most `limit` entries. */

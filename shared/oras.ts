@@ -31,6 +31,8 @@ export type OrasOptions = RegistryAccess & {
   signal?: AbortSignal
   /** Deadline of one oras run in milliseconds; default `$BERTH_ORAS_TIMEOUT_MS`, else 120 s. */
   timeoutMs?: number
+  /** Waits for this run's turn on its registry (the reconciler's per-host bound); told how the run ended. */
+  gate?: () => Promise<(error?: unknown) => void>
 }
 
 export type OrasFailureKind
@@ -222,6 +224,22 @@ function accessFlags(access: RegistryAccess): string[] {
 }
 
 async function run(
+  args: string[],
+  options: OrasOptions,
+  call: { what: string; stdin?: string; maxBytes?: number },
+): Promise<string> {
+  const release = options.gate ? await options.gate() : undefined
+  try {
+    const stdout = await runOras(args, options, call)
+    release?.()
+    return stdout
+  } catch (error: unknown) {
+    release?.(error)
+    throw error
+  }
+}
+
+async function runOras(
   args: string[],
   options: OrasOptions,
   call: { what: string; stdin?: string; maxBytes?: number },

@@ -14,6 +14,7 @@ import { messageOf } from '../../shared/errors.ts'
 import type { Kube, Watching } from '../../shared/kube.ts'
 import type { Located } from '../../shared/manifests.ts'
 import { API_VERSION, type Environment, KIND, RECONCILE_REQUESTED_AT, shardSelector } from '../../api/environment.ts'
+import { RegistryGate } from '../source/registry-gate.ts'
 import type { Metrics } from './observability.ts'
 import { Lru, SharedLookups } from '../../shared/memo.ts'
 import { Notifier, type NotifierOptions } from '../notify/notifier.ts'
@@ -72,10 +73,17 @@ export class Controller {
     this.shard = options.shard
     const metrics = options.metrics
     const durations = new Map<string, number>()
+    const concurrency = options.concurrency ?? 4
     const ctx: ReconcileContext = {
       kube,
       cacheDir: options.cacheDir,
       minIntervalMs: options.minIntervalMs,
+      // Half the slots at most for any one registry host: the other half always serves Environments elsewhere.
+      registries: new RegistryGate({
+        perHost: Math.max(1, Math.floor(concurrency / 2)),
+        inFlight: (host, count) => metrics?.registryInFlight.set({ host }, count),
+        failed: (host, reason) => metrics?.registryFailures.inc({ host, reason }),
+      }),
       defaultServiceAccount: options.defaultServiceAccount,
       shard: options.shard,
       log: this.log,

@@ -22,6 +22,20 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly registryInFlight = new Gauge({
+    name: 'berth_registry_passes_in_flight',
+    help: 'Reconcile passes talking to each registry host now.',
+    labelNames: ['host'] as const,
+    registers: [this.registry],
+  })
+
+  readonly registryFailures = new Counter({
+    name: 'berth_registry_failures_total',
+    help: 'Passes that found a registry host not answering (Timeout, RegistryUnreachable), by host.',
+    labelNames: ['host', 'reason'] as const,
+    registers: [this.registry],
+  })
+
   readonly ready = new Gauge({
     name: 'berth_environment_ready',
     help: '1 when the Environment is Ready, else 0.',

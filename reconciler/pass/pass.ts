@@ -14,6 +14,7 @@ import type { Notification } from '../notify/notify.ts'
 import type { OwnedObjects } from '../apply/owned.ts'
 import type { PruneResult } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
+import type { RegistryGate } from '../source/registry-gate.ts'
 import type { Source } from '../source/source.ts'
 
 export type Log = (fields: Record<string, unknown>) => void
@@ -38,6 +39,8 @@ export type ReconcileContext = {
    * Environment cannot keep the reconciler busy with nothing to do.
    */
   minIntervalMs?: number | undefined
+  /** Passes per registry host, and hosts that stopped answering (the controller's); none: no bound. */
+  registries?: RegistryGate | undefined
   /** Told the status each pass writes (metrics). */
   onStatus?: (key: { namespace: string; name: string }, status: EnvironmentStatus) => void
   /** Registry lookups Environments share for a short window (the controller's); without it each pass looks itself. */

@@ -21,6 +21,7 @@ import {
 import { applyObjects, entryOf, type Owner, placeObjects } from '../apply/apply.ts'
 import { type Drift, findDrift } from '../apply/drift.ts'
 import { fetchArtifact } from '../source/fetch.ts'
+import { BUSY_RETRY_MS, WAIT_MS } from '../source/registry-gate.ts'
 import { need, type Pass, type Phase, type Verdict } from './pass.ts'
 import { describeEntry, describeFailures, entryKey, prune } from '../apply/prune.ts'
 import { resolve, type Resolved, resolveDigest } from '../source/resolve.ts'
@@ -42,7 +43,17 @@ async function resolvePhase(pass: Pass): Promise<undefined> {
   const requested = env.metadata.annotations?.[RECONCILE_REQUESTED_AT]
   const shared = requested === status.lastHandledReconcileAt ? ctx.lookups : undefined
   const key = `${source.reach}|${source.repository}|${spec.version}|${spec.digest ?? ''}`
-  const pinned = shared ? await shared.get(key, lookup) : await lookup()
+  // Joining another pass's lookup is bounded like an oras run's turn: a hanging registry holds no second slot.
+  const join = {
+    ms: WAIT_MS,
+    otherwise: () => new WaitingError(
+      'RegistryBusy',
+      `${source.repository.split('/')[0] ?? ''} is slow to answer another Environment's lookup of the same pin; `
+      + `trying again in ${BUSY_RETRY_MS / 1000} s`,
+      BUSY_RETRY_MS,
+    ),
+  }
+  const pinned = shared ? await shared.get(key, lookup, undefined, join) : await lookup()
   pass.pinned = pinned
   status.lastAttemptedVersion = pinned.version
   status.lastAttemptedDigest = pinned.digest

@@ -77,7 +77,10 @@ export async function reconcileEnvironment(
       verdict = held
     } else {
       const kube = await actingAs(ctx, env, spec)
-      const source = await openSource(kube, env.metadata.namespace, spec, signalOf(ctx))
+      const opened = await openSource(kube, env.metadata.namespace, spec, signalOf(ctx))
+      // One registry's trouble must not hold every slot: oras runs take turns per host (registry-gate.ts).
+      const gate = ctx.registries?.gateFor(opened.repository)
+      const source = gate ? { ...opened, access: { ...opened.access, gate } } : opened
       pass = { ctx, env, spec, status, owner, now, started, source, event, kube }
       try {
         verdict = await runPhases(pass, PHASES)
