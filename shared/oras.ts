@@ -223,11 +223,10 @@ function accessFlags(access: RegistryAccess): string[] {
   return flags
 }
 
-async function run(
-  args: string[],
-  options: OrasOptions,
-  call: { what: string; stdin?: string; maxBytes?: number },
-): Promise<string> {
+/** What one oras run is for (said in its errors), its input, and the most of its output berth reads. */
+type Call = { what: string; stdin?: string; maxBytes?: number }
+
+async function run(args: string[], options: OrasOptions, call: Call): Promise<string> {
   const release = options.gate ? await options.gate() : undefined
   try {
     const stdout = await runOras(args, options, call)
@@ -239,11 +238,7 @@ async function run(
   }
 }
 
-async function runOras(
-  args: string[],
-  options: OrasOptions,
-  call: { what: string; stdin?: string; maxBytes?: number },
-): Promise<string> {
+async function runOras(args: string[], options: OrasOptions, call: Call): Promise<string> {
   const binary = options.binary ?? process.env.BERTH_ORAS ?? 'oras'
   const timeoutMs = options.timeoutMs ?? (Number(process.env.BERTH_ORAS_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS)
   try {
