@@ -31,7 +31,7 @@ import { PHASES, recordAttempt, runPhases } from './phases.ts'
 import { type Noted, notifications } from '../notify/notify.ts'
 import { describeFailures, prune } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
-import { openSource } from '../source/source.ts'
+import { openSource, type Source } from '../source/source.ts'
 import { readyCondition, removeCondition, sameStatus, setCondition, statusPatch } from './status.ts'
 import { failureVerdict } from './verdict.ts'
 
@@ -69,18 +69,15 @@ export async function reconcileEnvironment(
   let raised = ''
   try {
     await ensureFinalizer(ctx, env)
-    const given = parseSpec(env.spec)
-    spec = floorInterval(given, ctx.minIntervalMs)
-    if (spec !== given) raised = `; spec.interval ${given.interval} is raised to the reconciler's --min-interval ${spec.interval}`
+    const floored = floorInterval(parseSpec(env.spec), ctx.minIntervalMs)
+    spec = floored.spec
+    raised = floored.note
     const held = await suspendGate(env, spec, status, event)
     if (held) {
       verdict = held
     } else {
       const kube = await actingAs(ctx, env, spec)
-      const opened = await openSource(kube, env.metadata.namespace, spec, signalOf(ctx))
-      // One registry's trouble must not hold every slot: oras runs take turns per host (registry-gate.ts).
-      const gate = ctx.registries?.gateFor(opened.repository)
-      const source = gate ? { ...opened, access: { ...opened.access, gate } } : opened
+      const source = gated(ctx, await openSource(kube, env.metadata.namespace, spec, signalOf(ctx)))
       pass = { ctx, env, spec, status, owner, now, started, source, event, kube }
       try {
         verdict = await runPhases(pass, PHASES)
@@ -249,10 +246,20 @@ async function ensureFinalizer(ctx: ReconcileContext, env: Environment): Promise
   await ctx.kube.mergePatch(ref, { metadata: { finalizers: [...finalizers, FINALIZER] } })
 }
 
-/** spec.interval, raised to the reconciler's floor when it is shorter (a new spec; the given one otherwise). */
-function floorInterval(spec: EnvironmentSpec, minMs: number | undefined): EnvironmentSpec {
-  if (minMs === undefined || durationMs(spec.interval) >= minMs) return spec
-  return { ...spec, interval: formatDuration(minMs) }
+/** spec.interval, raised to the reconciler's floor when it is shorter, and what Ready says of that. */
+function floorInterval(spec: EnvironmentSpec, minMs: number | undefined): { spec: EnvironmentSpec; note: string } {
+  if (minMs === undefined || durationMs(spec.interval) >= minMs) return { spec, note: '' }
+  const interval = formatDuration(minMs)
+  return {
+    spec: { ...spec, interval },
+    note: `; spec.interval ${spec.interval} is raised to the reconciler's --min-interval ${interval}`,
+  }
+}
+
+/** One registry's trouble must not hold every slot: the pass's oras runs take turns per host (registry-gate.ts). */
+function gated(ctx: ReconcileContext, source: Source): Source {
+  const gate = ctx.registries?.gateFor(source.repository)
+  return gate ? { ...source, access: { ...source.access, gate } } : source
 }
 
 function parseSpec(spec: unknown): EnvironmentSpec {
