@@ -28,6 +28,11 @@ export const SUSPENDED = {
   by: 'berth.dev/suspended-by',
   at: 'berth.dev/suspended-at',
 } as const
+/**
+ * On an Environment: the Environments (`ns/name`, comma-separated) whose objects it may take over.
+ * Without it, an object another Environment owns is never applied (OwnershipConflict).
+ */
+export const TAKE_OVER_FROM = 'berth.dev/take-over-from'
 /** Left by `berth promote` and `berth rollback`: who set the pin, recorded in the history. */
 export const PROMOTED_BY = 'berth.dev/promoted-by'
 

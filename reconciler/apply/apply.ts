@@ -14,11 +14,18 @@
  */
 import { InvalidInputError } from '../../shared/errors.ts'
 import { type Kube, KubeApiError } from '../../shared/kube.ts'
-import { describeObject, groupOf, type KubeObject, type Located } from '../../shared/manifests.ts'
+import { describeObject, groupOf, type KubeObject, type Located, objectKey } from '../../shared/manifests.ts'
 import { type InventoryEntry, OWNER_LABELS } from '../../api/environment.ts'
 import { waitEstablished } from '../../shared/crds.ts'
+import { type Claims, judgeClaims } from './ownership.ts'
 
-export type Owner = { name: string; namespace: string; targetNamespace?: string | undefined }
+export type Owner = {
+  name: string
+  namespace: string
+  targetNamespace?: string | undefined
+  /** Environments (`ns/name`) whose objects this one may take over (berth.dev/take-over-from). */
+  takeOverFrom?: readonly string[] | undefined
+}
 
 const PARALLEL = 8
 const FIRST = new Set(['/Namespace', 'apiextensions.k8s.io/CustomResourceDefinition'])
@@ -27,7 +34,7 @@ const FIRST = new Set(['/Namespace', 'apiextensions.k8s.io/CustomResourceDefinit
  * What an application left in the cluster: the inventory, each object as the apiserver
  * returned it (status included), and the apiserver's warnings.
  */
-export type Applied = { inventory: InventoryEntry[]; live: KubeObject[]; warnings: string[] }
+export type Applied = { inventory: InventoryEntry[]; live: KubeObject[]; warnings: string[]; claims?: Claims }
 
 type Labelled = { object: KubeObject; source: string }
 
@@ -39,15 +46,24 @@ export async function applyObjects(
   version: string,
 ): Promise<Applied> {
   const objects = located.map((l) => ({ object: labelled(l.object, owner), source: l.source }))
-  const first = objects.filter((o) => isFirst(o.object))
+  let first = objects.filter((o) => isFirst(o.object))
   const rest = objects.filter((o) => !isFirst(o.object))
   const warnings: string[] = []
 
   const nothing = `nothing of ${version} was applied`
   // An unknown kind is found out here (discovery), before any dry run: it is refused like any other refusal.
-  const { now, later } = await splitByReadiness(kube, first, rest, owner).catch((error: unknown) => {
+  const split = await splitByReadiness(kube, first, rest, owner).catch((error: unknown) => {
     throw saying(error, nothing)
   })
+  // One object, one owner: what another Environment owns is refused, taken over as asked, or let go.
+  const existing = [...first, ...split.now]
+  const current = await inBatches(existing, ({ object }) => readable(kube, object))
+  const claims = await judgeClaims(kube, existing, current, owner, version)
+  const released = new Set(claims.released.map((r) => objectKey(r.object)))
+  const kept = (list: readonly Labelled[]): Labelled[] => list.filter((o) => !released.has(objectKey(o.object)))
+  first = kept(first)
+  const now = kept(split.now)
+  const { later } = split
   await dryRun(kube, [...first, ...now], warnings, nothing)
 
   const live: KubeObject[] = []
@@ -62,7 +78,8 @@ export async function applyObjects(
   await dryRun(kube, placedLater, warnings, partly)
   const all = [...now, ...placedLater]
   live.push(...(await inBatches(all, ({ object }) => kube.apply(object, { warnings }))))
-  return { inventory: [...first, ...all].map((o) => entryOf(o.object)), live, warnings: [...new Set(warnings)] }
+  const inventory = [...first, ...all].map((o) => entryOf(o.object))
+  return { inventory, live, warnings: [...new Set(warnings)], claims }
 }
 
 /**
@@ -156,6 +173,14 @@ async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string
 // Strict field validation refuses unknown fields with a 500 ("field not declared in schema") for
 // built-in kinds and a 422 or 400 for custom resources; all of them mean the object is invalid as written.
 const INVALID_FIELD = /field not declared in schema|unknown field|duplicate field|strict decoding error/i
+
+/** The live object, if this identity may read it: one it may not read is left to the apply to judge. */
+async function readable(kube: Kube, object: KubeObject): Promise<KubeObject | undefined> {
+  return await kube.get<KubeObject>(object).catch((error: unknown) => {
+    if (error instanceof KubeApiError && error.code === 403) return undefined
+    throw error
+  })
+}
 
 /** An apiserver refusal that also says what of the version landed (as every refusal of a version does). */
 function saying(error: unknown, landed: string): unknown {

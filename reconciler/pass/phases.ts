@@ -7,7 +7,7 @@
  */
 import { InvalidInputError, WaitingError } from '../../shared/errors.ts'
 import { verifyArtifact } from '../../shared/signatures.ts'
-import { type KubeObject, type Located, objectKey } from '../../shared/manifests.ts'
+import { describeObject, type KubeObject, type Located, objectKey } from '../../shared/manifests.ts'
 import { durationMs } from '../../shared/duration.ts'
 import {
   type Environment,
@@ -18,8 +18,9 @@ import {
   PROMOTED_BY,
   RECONCILE_REQUESTED_AT,
 } from '../../api/environment.ts'
-import { applyObjects, entryOf, type Owner, placeObjects } from '../apply/apply.ts'
+import { type Applied, applyObjects, entryOf, type Owner, placeObjects } from '../apply/apply.ts'
 import { type Drift, findDrift } from '../apply/drift.ts'
+import { releasedTo } from '../apply/ownership.ts'
 import { fetchArtifact } from '../source/fetch.ts'
 import { BUSY_RETRY_MS, WAIT_MS } from '../source/registry-gate.ts'
 import { need, type Pass, type Phase, type Verdict } from './pass.ts'
@@ -180,6 +181,7 @@ async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
   pass.applying = true
   const applied = await applyObjects(pass.kube, objects, owner, target.version)
   pass.applied = applied
+  await claimsSaid(pass, applied)
   confirm(pass, applied.live, applied.live)
   status.lastAppliedVersion = target.version
   status.lastAppliedDigest = target.digest
@@ -192,6 +194,19 @@ async function applyPhase(pass: Pass): Promise<Verdict | undefined> {
   return undefined
 }
 
+/** Events for objects taken over from, or let go to, another Environment (berth.dev/take-over-from). */
+async function claimsSaid(pass: Pass, applied: Applied): Promise<void> {
+  const { taken = [], released = [] } = applied.claims ?? {}
+  if (taken.length > 0) {
+    const what = taken.map((t) => `${describeObject(t.object)} from ${t.from}`).join(', ')
+    await pass.event('Normal', 'TookOver', `took over ${what}, as berth.dev/take-over-from asks`)
+  }
+  if (released.length > 0) {
+    const what = released.map((r) => `${describeObject(r.object)} to ${r.to}`).join(', ')
+    await pass.event('Normal', 'Released', `let go of ${what}, which took it over: no longer applied or pruned here`)
+  }
+}
+
 /** The periodic half of {@link applyPhase}: check what may have drifted, then warn or re-apply only that. */
 async function checkDrift(
   pass: Pass,
@@ -199,10 +214,19 @@ async function checkDrift(
   objects: readonly Located[],
   owner: Owner,
 ): Promise<Verdict | undefined> {
-  const placed = await placeObjects(pass.kube, objects, owner)
+  const all = await placeObjects(pass.kube, objects, owner)
   const key = `${pass.owner.namespace}/${pass.owner.name}`
-  const { check, live: watched } = pass.ctx.owned?.suspects(key, pass.kube, placed) ?? { check: placed, live: [] }
-  const { drift, live: read } = await findDrift(pass.kube, check)
+  const { check, live: watched } = pass.ctx.owned?.suspects(key, pass.kube, all) ?? { check: all, live: [] }
+  const found = await findDrift(pass.kube, check)
+  // What another Environment took over from this one (berth.dev/take-over-from) is not drift: it is let go.
+  const liveOf = new Map(found.live.map((o) => [objectKey(o), o]))
+  const gone = new Set<string>()
+  for (const d of found.drift) {
+    if (await releasedTo(pass.kube, liveOf.get(objectKey(d.of)), owner)) gone.add(objectKey(d.of))
+  }
+  const drift = found.drift.filter((d) => !gone.has(objectKey(d.of)))
+  const read = found.live.filter((o) => !gone.has(objectKey(o)))
+  const placed = all.filter((o) => !gone.has(objectKey(o)))
   const drifted = new Set(drift.map((d) => objectKey(d.of)))
   const unchanged = [...watched, ...read.filter((o) => !drifted.has(objectKey(o)))]
   if (drift.length === 0) {
@@ -219,9 +243,12 @@ async function checkDrift(
   }
   await pass.event('Normal', 'DriftCorrected', `re-applied ${target.version}: ${describeDrift(drift)}`)
   pass.applying = true
-  const again = objects.filter((_, i) => drifted.has(objectKey(placed[i] as KubeObject)))
+  const again = objects.filter((_, i) => drifted.has(objectKey(all[i] as KubeObject)))
   const applied = await applyObjects(pass.kube, again, owner, target.version)
-  pass.applied = { inventory: placed.map(entryOf), live: [...unchanged, ...applied.live], warnings: applied.warnings }
+  await claimsSaid(pass, applied)
+  const released = new Set((applied.claims?.released ?? []).map((r) => objectKey(r.object)))
+  const inventory = placed.filter((o) => !released.has(objectKey(o))).map(entryOf)
+  pass.applied = { inventory, live: [...unchanged, ...applied.live], warnings: applied.warnings }
   confirm(pass, [...read, ...applied.live], placed)
   removeCondition(pass.status, 'Drifted')
   log(pass, 'drift corrected', target)

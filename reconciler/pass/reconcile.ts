@@ -25,6 +25,8 @@ import {
   SUSPENDED,
 } from '../../api/environment.ts'
 import type { Owner } from '../apply/apply.ts'
+import { takeOverList } from '../apply/ownership.ts'
+import { TAKE_OVER_FROM } from '../../api/well-known.ts'
 import { recordEvent } from './events.ts'
 import type { ConditionText, Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
@@ -60,7 +62,11 @@ export async function reconcileEnvironment(
     noted.push({ reason, message, ...aboutTarget(pass?.target) })
     return recordEvent(ctx.kube, env, type, reason, message, ctx.log)
   }
-  const owner: Owner = { name: env.metadata.name, namespace: env.metadata.namespace }
+  const owner: Owner = {
+    name: env.metadata.name,
+    namespace: env.metadata.namespace,
+    takeOverFrom: takeOverList(env.metadata.annotations?.[TAKE_OVER_FROM]),
+  }
   const started = now()
   let pass: Pass | undefined
   let spec: EnvironmentSpec | undefined

@@ -92,8 +92,8 @@ export function failureVerdict(error: unknown, spec: EnvironmentSpec | undefined
   const ready = { status: 'False' as const, reason, message: `${message}${kept}` }
   switch (kindOf(error)) {
     case 'stalling': {
-      // A moved tag may be put back: look again at the interval, as for a range.
-      const again = spec && (isRange(spec.version) || reason === 'TagMoved')
+      // A moved tag may be put back, an owner may let go: look again at the interval, as for a range.
+      const again = spec && (isRange(spec.version) || reason === 'TagMoved' || reason === 'OwnershipConflict')
       const next = again ? requeue(durationMs(spec.interval)) : ({ next: 'stop' } as const)
       return { ready, reconciling: { status: 'False', reason, message }, stalled: true, outcome: next }
     }

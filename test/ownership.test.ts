@@ -1,0 +1,78 @@
+/**
+ * One object, one owner. Two Environments in one namespace whose artifacts hold the same
+ * ConfigMap: the second is refused (OwnershipConflict), not last-writer-wins; an explicit
+ * take-over moves ownership cleanly and the previous owner lets go (neither corrects it back nor
+ * prunes it); deleting either Environment never deletes what the other owns.
+ */
+import { beforeAll, describe, expect, it } from 'vitest'
+import { type Environment, environmentRef } from '../api/environment.ts'
+import { configMap } from './support/config-repo.ts'
+import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
+import { eventually } from './support/eventually.ts'
+import { useGround } from './support/ground.ts'
+
+const g = useGround(import.meta.url)
+process.env.SOURCE_DATE_EPOCH = '1700000000'
+
+describe('one object, one owner', () => {
+  let first = ''
+  let second = ''
+  const { run, ready } = passes(g)
+  type Cm = { data?: Record<string, string>; metadata: { labels?: Record<string, string> } }
+  const cm = (name: string): Promise<Cm | undefined> =>
+    g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
+  const events = async (env: string, reason: string): Promise<string[]> =>
+    (await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>('v1', 'Event', {
+      namespace: g.namespace,
+    }))
+      .filter((e) => e.involvedObject.name === env && e.reason === reason)
+      .map((e) => e.message)
+
+  beforeAll(async () => {
+    await installCrd(g.kube())
+    first = `${g.ground.registries.plain.host}/${g.repository}/first`
+    second = `${g.ground.registries.plain.host}/${g.repository}/second`
+    await publishApp(g.scratch(), first, '1.0.0', { shared: configMap('shared', { from: 'a' }), own: configMap('a-own', { v: '1' }) })
+    await publishApp(g.scratch(), second, '1.0.0', { shared: configMap('shared', { from: 'b' }), own: configMap('b-own', { v: '1' }) })
+  })
+
+  it('the second Environment to claim an object is refused, naming object and owner; nothing of it applied', async () => {
+    await applyEnvironment(g, 'a', first, { version: '1.0.0' })
+    expect(ready((await run('a')).env)?.status).toBe('True')
+    await applyEnvironment(g, 'b', second, { version: '1.0.0' })
+    const { env } = await run('b')
+    expect(ready(env)).toMatchObject({ status: 'False', reason: 'OwnershipConflict' })
+    expect(ready(env)?.message).toMatch(new RegExp(`ConfigMap ${g.namespace}/shared \\(app/[^)]*shared.yaml#1\\) belongs to Environment ${g.namespace}/a`))
+    expect(ready(env)?.message).toContain('nothing of 1.0.0 was applied')
+    expect((await cm('shared'))?.data).toEqual({ from: 'a' })
+    expect(await cm('b-own')).toBeUndefined()
+    // The first keeps its object and says so truthfully.
+    expect(ready((await run('a')).env)?.status).toBe('True')
+  })
+
+  it('an explicit take-over moves ownership; the previous owner lets go and neither corrects nor prunes it', async () => {
+    await g.kube().mergePatch(environmentRef(g.namespace, 'b'), {
+      metadata: { annotations: { 'berth.dev/take-over-from': `${g.namespace}/a` } },
+    })
+    expect(ready((await run('b')).env)?.status).toBe('True')
+    expect((await cm('shared'))?.data).toEqual({ from: 'b' })
+    expect((await cm('shared'))?.metadata.labels?.['berth.dev/environment']).toBe('b')
+    expect((await events('b', 'TookOver')).join()).toContain(`ConfigMap ${g.namespace}/shared from ${g.namespace}/a`)
+
+    // A periodic pass of the previous owner: not drift, not re-applied; gone from its inventory.
+    const a = (await run('a')).env
+    expect(ready(a)?.status).toBe('True')
+    expect((await cm('shared'))?.data).toEqual({ from: 'b' })
+    expect(a.status?.inventory?.map((i) => i.name)).not.toContain('shared')
+    expect(await events('a', 'DriftCorrected')).toEqual([])
+  })
+
+  it('deleting the previous owner never deletes what the other now owns', async () => {
+    await g.kube().delete(environmentRef(g.namespace, 'a'))
+    // The pass finalizes it: its own objects pruned, then the Environment is gone.
+    await expect(run('a')).rejects.toThrow('Environment a is gone')
+    await eventually(() => g.kube().get<Environment>(environmentRef(g.namespace, 'a')), (e) => e === undefined, 20_000)
+    expect(await cm('a-own')).toBeUndefined()
+    expect((await cm('shared'))?.data).toEqual({ from: 'b' })
+  })
+})
