@@ -6,7 +6,7 @@ import { Metrics } from '../reconciler/controller/observability.ts'
 import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
 import type { Log } from '../reconciler/pass/pass.ts'
 import { configMap, unschedulable } from './support/config-repo.ts'
-import { applyEnvironment, installCrd, publishApp, testClock } from './support/environments.ts'
+import { applyEnvironment, installCrd, ownNamespace, publishApp, testClock } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 import { until } from './support/eventually.ts'
 import { startReconciler } from './support/reconciler-process.ts'
@@ -72,8 +72,10 @@ describe('notifications (spec.notify)', () => {
     return { reason: ready.reason, message: ready.message }
   }
 
-  const environment = (name: string, spec: Record<string, unknown>): Promise<void> =>
-    applyEnvironment(g, name, repository, { interval: '1h', ...spec })
+  // Each Environment in a namespace of its own unless the test says otherwise: one object, one owner.
+  const environment = async (name: string, spec: Record<string, unknown>): Promise<void> => {
+    await applyEnvironment(g, name, repository, { interval: '1h', targetNamespace: await ownNamespace(g, name), ...spec })
+  }
 
   beforeAll(async () => {
     await installCrd(g.kube())
@@ -290,7 +292,7 @@ describe('notifications (spec.notify)', () => {
     await environment('ops', { version: '1.0.0', notify, suspend: false })
     await delivered('ops')
     await g.kube().mergePatch(
-      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'one', namespace: g.namespace } },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'one', namespace: `${g.namespace}-ops` } },
       { data: { v: 'edited' } },
     )
     await delivered('ops')
@@ -311,8 +313,10 @@ describe('notifications (spec.notify)', () => {
     // The 1 s health timeout passes on this clock: moved forward, not slept through.
     const clock = testClock()
     const realTime = { now: clock.now }
-    const create = (name: string, spec: Record<string, unknown>): Promise<void> =>
-      applyEnvironment(g, name, sickRepository, { interval: '1h', timeout: '1s', notify, ...spec })
+    const create = async (name: string, spec: Record<string, unknown>): Promise<void> => {
+      const targetNamespace = await ownNamespace(g, name)
+      await applyEnvironment(g, name, sickRepository, { interval: '1h', timeout: '1s', notify, targetNamespace, ...spec })
+    }
     const told = (name: string): unknown[] =>
       health.received.map((r) => r.body).filter((b) => (b as { environment: string }).environment === name)
 
@@ -400,7 +404,8 @@ describe('notifications (spec.notify)', () => {
       subjects: [{ kind: 'ServiceAccount', name: 'teller', namespace: g.namespace }],
     })
     const notify = [{ type: 'webhook', secretRef: { name: 'tenant-hook' }, events: ['Applied'] }]
-    await environment('tenant', { version: '1.0.0', serviceAccountName: 'teller', notify })
+    // Its objects in its own namespace, where the Role lets its ServiceAccount apply them.
+    await environment('tenant', { version: '1.0.0', serviceAccountName: 'teller', notify, targetNamespace: g.namespace })
     await delivered('tenant')
     expect(tenantHook.received).toHaveLength(0)
     const events = await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>(
@@ -413,7 +418,7 @@ describe('notifications (spec.notify)', () => {
 
     // Allowed to read that one Secret: the next transition is told.
     await role([configMaps, { apiGroups: [''], resources: ['secrets'], resourceNames: ['tenant-hook'], verbs: ['get'] }])
-    await environment('tenant', { version: '1.1.0', serviceAccountName: 'teller', notify })
+    await environment('tenant', { version: '1.1.0', serviceAccountName: 'teller', notify, targetNamespace: g.namespace })
     await delivered('tenant')
     expect(tenantHook.received.map((r) => r.body)).toMatchObject([{ event: 'Applied', version: '1.1.0' }])
   })

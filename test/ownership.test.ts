@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { type Environment, environmentRef } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
-import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
+import { applyEnvironment, eventsOf, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { useGround } from './support/ground.ts'
 
@@ -22,11 +22,7 @@ describe('one object, one owner', () => {
   const cm = (name: string): Promise<Cm | undefined> =>
     g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
   const events = async (env: string, reason: string): Promise<string[]> =>
-    (await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>('v1', 'Event', {
-      namespace: g.namespace,
-    }))
-      .filter((e) => e.involvedObject.name === env && e.reason === reason)
-      .map((e) => e.message)
+    (await eventsOf(g, env, reason)).map((e) => e.message)
 
   beforeAll(async () => {
     await installCrd(g.kube())

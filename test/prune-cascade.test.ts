@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
-import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
+import { applyEnvironment, eventsOf, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { useGround } from './support/ground.ts'
 
@@ -38,11 +38,7 @@ describe('prunes that would cascade are blocked', () => {
     },
   })
   const events = async (reason: string): Promise<string[]> =>
-    (await g.kube().list<{ reason: string; message: string; involvedObject: { name: string } }>('v1', 'Event', {
-      namespace: g.namespace,
-    }))
-      .filter((e) => e.involvedObject.name === 'platform' && e.reason === reason)
-      .map((e) => e.message)
+    (await eventsOf(g, 'platform', reason)).map((e) => e.message)
   const namespaceOf = (name: string): Promise<{ metadata: { deletionTimestamp?: string } } | undefined> =>
     g.kube().get({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })
 

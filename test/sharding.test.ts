@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
-import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
+import { applyEnvironment, installCrd, ownNamespace, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { useGround } from './support/ground.ts'
 import { type ReconcilerProcess, startReconciler } from './support/reconciler-process.ts'
@@ -32,7 +32,7 @@ describe('sharding across reconciler processes', () => {
       .split('\n')
       .filter((l) => l.includes('"msg":"reconciled"') && l.includes(`"environment":"${g.namespace}/${name}"`)).length
   const labelled = (name: string, shard: string | undefined): Promise<void> =>
-    applyEnvironment(g, name, repository, { version: '1.0.0' }).then(() =>
+    ownNamespace(g, name).then((targetNamespace) => applyEnvironment(g, name, repository, { version: '1.0.0', targetNamespace })).then(() =>
       shard
         ? g
             .kube()

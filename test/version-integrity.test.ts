@@ -11,7 +11,7 @@ import type { Environment } from '../api/environment.ts'
 import { generateKeyPair, readPrivateKey } from '../shared/cosign.ts'
 import { signArtifact } from '../shared/signatures.ts'
 import { configMap } from './support/config-repo.ts'
-import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
+import { applyEnvironment, eventsOf, installCrd, passes, publishApp, type RecordedEvent } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
@@ -50,14 +50,7 @@ describe.each([
       ...spec,
       ...(signed ? { verify: { provider: 'cosign', secretRef: { name: 'keys' } } } : {}),
     })
-  const events = async (env: string): Promise<Array<{ type: string; reason: string; message: string }>> =>
-    (
-      await g.kube().list<{ type: string; reason: string; message: string; involvedObject: { name: string } }>(
-        'v1',
-        'Event',
-        { namespace: g.namespace },
-      )
-    ).filter((e) => e.involvedObject.name === name(env))
+  const events = (env: string): Promise<RecordedEvent[]> => eventsOf(g, name(env))
 
   beforeAll(async () => {
     await installCrd(g.kube())

@@ -1,6 +1,9 @@
 /**
- * One object, one owner. An object that carries another Environment's owner labels is never
- * taken over silently: applying it is refused (OwnershipConflict), nothing of the version
+ * One object, one owner. An object another Environment owns is never taken over silently. Owns
+ * means berth's own record says so — the object carries that Environment's owner labels *and* is
+ * in its status.inventory, which only the reconciler writes: labels alone are tenant-writable, so
+ * labels naming an Environment that does not exist or does not list the object are nobody's claim.
+ * Such an object is applying it is refused (OwnershipConflict), nothing of the version
  * applied. Taking over is explicit — the taking Environment names the one it takes from in its
  * `berth.dev/take-over-from` annotation — and then the previous owner lets go: it neither
  * applies, corrects back nor prunes what was taken (the object is "released" to the taker).
@@ -9,7 +12,7 @@ import { environmentRef, type Environment } from '../../api/environment.ts'
 import { OWNER_LABELS, TAKE_OVER_FROM } from '../../api/well-known.ts'
 import { InvalidInputError } from '../../shared/errors.ts'
 import type { Kube } from '../../shared/kube.ts'
-import { describeObject, type KubeObject } from '../../shared/manifests.ts'
+import { describeObject, type KubeObject, objectKey } from '../../shared/manifests.ts'
 
 export type Claimant = { name: string; namespace: string; takeOverFrom?: readonly string[] | undefined }
 
@@ -25,6 +28,15 @@ export function otherOwner(live: KubeObject | undefined, me: Claimant): string |
   const namespace = labels?.[OWNER_LABELS.namespace]
   if (!name || !namespace || (name === me.name && namespace === me.namespace)) return undefined
   return `${namespace}/${name}`
+}
+
+/** Whether `env`'s own record (status.inventory) holds `object`. */
+function lists(env: Environment | undefined, object: KubeObject): boolean {
+  const key = objectKey(object)
+  return (env?.status?.inventory ?? []).some((e) => {
+    const metadata = { name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) }
+    return objectKey({ apiVersion: e.apiVersion, kind: e.kind, metadata }) === key
+  })
 }
 
 /** Whether Environment `other` (`ns/name`) has taken over from `me` (its take-over-from names me). */
@@ -62,12 +74,30 @@ export async function judgeClaims(
 ): Promise<Claims> {
   const claims: Claims = { released: [], taken: [] }
   const conflicts: string[] = []
+  const environments = new Map<string, Promise<Environment | undefined>>()
+  const environment = (other: string): Promise<Environment | undefined> => {
+    const [namespace = '', name = ''] = other.split('/')
+    let found = environments.get(other)
+    if (!found) {
+      // An identity that may not read Environments sees no owner and no take-over.
+      found = kube.get<Environment>(environmentRef(namespace, name)).catch(() => undefined)
+      environments.set(other, found)
+    }
+    return found
+  }
   for (const [i, { object, source }] of objects.entries()) {
     const other = otherOwner(live[i], me)
     if (!other) continue
-    if (me.takeOverFrom?.includes(other)) claims.taken.push({ object, from: other })
-    else if (await tookOverFrom(kube, other, me)) claims.released.push({ object, to: other })
-    else conflicts.push(`${describeObject(object)} (${source}) belongs to Environment ${other}`)
+    const owner = await environment(other)
+    if (takeOverList(owner?.metadata.annotations?.[TAKE_OVER_FROM]).includes(`${me.namespace}/${me.name}`)) {
+      claims.released.push({ object, to: other })
+    } else if (!lists(owner, object)) {
+      continue // Labels without the record behind them: nobody's claim, applied as this Environment's.
+    } else if (me.takeOverFrom?.includes(other)) {
+      claims.taken.push({ object, from: other })
+    } else {
+      conflicts.push(`${describeObject(object)} (${source}) belongs to Environment ${other}`)
+    }
   }
   if (conflicts.length > 0) {
     throw new InvalidInputError(

@@ -92,3 +92,23 @@ export function testClock(): { now: () => Date; later: (ms: number) => void } {
   let offset = 0
   return { now: () => new Date(Date.now() + offset), later: (ms) => (offset += ms) }
 }
+
+export type RecordedEvent = { type: string; reason: string; message: string }
+
+/** The Events recorded about Environment `name` in the file's namespace, of one reason when given. */
+export async function eventsOf(g: FileGround, name: string, reason?: string): Promise<RecordedEvent[]> {
+  const events = await g.kube().list<RecordedEvent & { involvedObject: { name: string } }>('v1', 'Event', {
+    namespace: g.namespace,
+  })
+  return events.filter((e) => e.involvedObject.name === name && (reason === undefined || e.reason === reason))
+}
+
+/**
+ * A namespace of Environment `name`'s own (`<file namespace>-<name>`), created, for its objects: Environments
+ * of one test file that publish the same artifact must not claim the same objects (one object, one owner).
+ */
+export async function ownNamespace(g: FileGround, name: string): Promise<string> {
+  const namespace = `${g.namespace}-${name}`
+  await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } })
+  return namespace
+}
