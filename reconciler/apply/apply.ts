@@ -57,8 +57,7 @@ export async function applyObjects(
   })
   // One object, one owner: what another Environment owns is refused, taken over as asked, or let go.
   const existing = [...first, ...split.now]
-  const current = await inBatches(existing, ({ object }) => readable(kube, object))
-  const claims = await judgeClaims(kube, existing, current, owner, version)
+  const claims = await judgeClaims(kube, existing, await ownerLabelled(kube, existing), owner, version)
   const released = new Set(claims.released.map((r) => objectKey(r.object)))
   const kept = (list: readonly Labelled[]): Labelled[] => list.filter((o) => !released.has(objectKey(o.object)))
   first = kept(first)
@@ -174,12 +173,29 @@ async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string
 // built-in kinds and a 422 or 400 for custom resources; all of them mean the object is invalid as written.
 const INVALID_FIELD = /field not declared in schema|unknown field|duplicate field|strict decoding error/i
 
-/** The live object, if this identity may read it: one it may not read is left to the apply to judge. */
-async function readable(kube: Kube, object: KubeObject): Promise<KubeObject | undefined> {
-  return await kube.get<KubeObject>(object).catch((error: unknown) => {
-    if (error instanceof KubeApiError && error.code === 403) return undefined
-    throw error
+/**
+ * The live copies of `objects` that carry berth's owner label, by position (undefined for the
+ * rest): one label-selected list per kind and namespace, not a read per object — what a first
+ * apply of many Environments pays. A kind this identity may not list is left to the apply to judge.
+ */
+async function ownerLabelled(kube: Kube, objects: readonly Labelled[]): Promise<Array<KubeObject | undefined>> {
+  const scopes = new Map<string, { apiVersion: string; kind: string; namespace: string | undefined }>()
+  for (const { object } of objects) {
+    const { apiVersion, kind } = object
+    const namespace = object.metadata.namespace
+    scopes.set(`${apiVersion}|${kind}|${namespace ?? ''}`, { apiVersion, kind, namespace })
+  }
+  const found = new Map<string, KubeObject>()
+  await inBatches([...scopes.values()], async ({ apiVersion, kind, namespace }) => {
+    const listed = await kube
+      .list<KubeObject>(apiVersion, kind, { ...(namespace ? { namespace } : {}), labelSelector: OWNER_LABELS.name })
+      .catch((error: unknown) => {
+        if (error instanceof KubeApiError && error.code === 403) return []
+        throw error
+      })
+    for (const live of listed) found.set(objectKey(live), live)
   })
+  return objects.map(({ object }) => found.get(objectKey(object)))
 }
 
 /** An apiserver refusal that also says what of the version landed (as every refusal of a version does). */
