@@ -59,7 +59,8 @@ describe('prunes that would cascade are blocked', () => {
     await applyEnvironment(g, 'platform', platform, { version: '1.0.0' })
     expect(ready((await run('platform')).env)?.status).toBe('True')
     await applyEnvironment(g, 'app', app, { version: '1.0.0' })
-    expect(ready((await run('app')).env)?.status).toBe('True')
+    // Right after the platform's CRD is Established the apiserver may not serve its kind for a moment: passes retry.
+    await eventually(async () => ready((await run('app')).env), (c) => c?.status === 'True', 20_000)
 
     await applyEnvironment(g, 'platform', platform, { version: '2.0.0' })
     const { env } = await run('platform')

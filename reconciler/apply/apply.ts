@@ -190,7 +190,8 @@ async function ownerLabelled(kube: Kube, objects: readonly Labelled[]): Promise<
     const listed = await kube
       .list<KubeObject>(apiVersion, kind, { ...(namespace ? { namespace } : {}), labelSelector: OWNER_LABELS.name })
       .catch((error: unknown) => {
-        if (error instanceof KubeApiError && error.code === 403) return []
+        // Not served yet (its CRD comes with this version, or discovery is behind): nothing of it exists to own.
+        if (error instanceof KubeApiError && (error.code === 403 || error.code === 404)) return []
         throw error
       })
     for (const live of listed) found.set(objectKey(live), live)

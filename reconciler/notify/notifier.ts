@@ -134,6 +134,7 @@ export class Notifier implements NotifierPort {
   private async deliver(job: Job): Promise<void> {
     const { attempts, retryMs } = this.options
     let failure = ''
+    let lastTry = false
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         await this.attempt(job)
@@ -144,14 +145,25 @@ export class Notifier implements NotifierPort {
         // A receiver or Secret the user must fix (a stalling error) is not tried again; anything else may pass.
         const retryable = error instanceof DeliveryError ? error.retryable : kindOf(error) !== 'stalling'
         failure = `${messageOf(error)}${attempt > 1 ? ` (after ${attempt} tries)` : ''}`
-        if (!retryable || attempt === attempts || this.closing.signal.aborted) break
+        if (!retryable || attempt === attempts || lastTry) break
+        // Closing cuts the pause short and leaves one more try, however close() and this failure interleave.
+        if (this.closed()) {
+          lastTry = true
+          continue
+        }
         await sleep(Math.min(retryMs * 2 ** (attempt - 1), 300_000), this.closing.signal)
+        if (this.closed()) lastTry = true
       }
     }
     this.options.count?.('failed')
     const message = `could not tell ${job.named} of ${job.notification.event}: ${failure}`
     this.log(job, message, 'failed')
     await recordEvent(this.options.kube, job.env, 'Warning', 'NotificationFailed', message, this.options.log)
+  }
+
+  // A method, not the property: close() may come while a try awaits, which narrowing cannot see.
+  private closed(): boolean {
+    return this.closing.signal.aborted
   }
 
   private async attempt(job: Job): Promise<void> {
