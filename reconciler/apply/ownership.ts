@@ -39,18 +39,22 @@ function lists(env: Environment | undefined, object: KubeObject): boolean {
   })
 }
 
-/** Whether Environment `other` (`ns/name`) has taken over from `me` (its take-over-from names me). */
-async function tookOverFrom(kube: Kube, other: string, me: Claimant): Promise<boolean> {
+/** Environment `other` (`ns/name`); undefined when gone, or when this identity may not read Environments. */
+async function readEnvironment(kube: Kube, other: string): Promise<Environment | undefined> {
   const [namespace = '', name = ''] = other.split('/')
-  // An identity that may not read Environments sees no take-over: the object stays the other's (a conflict).
-  const env = await kube.get<Environment>(environmentRef(namespace, name)).catch(() => undefined)
+  return await kube.get<Environment>(environmentRef(namespace, name)).catch(() => undefined)
+}
+
+/** Whether `env` has taken over from `me` (its take-over-from names me). */
+function takesOverFrom(env: Environment | undefined, me: Claimant): boolean {
   return takeOverList(env?.metadata.annotations?.[TAKE_OVER_FROM]).includes(`${me.namespace}/${me.name}`)
 }
 
 /** The Environment (`ns/name`) `live` was let go to: it carries its labels and it took over from `me`. */
 export async function releasedTo(kube: Kube, live: KubeObject | undefined, me: Claimant): Promise<string | undefined> {
   const other = otherOwner(live, me)
-  return other && !me.takeOverFrom?.includes(other) && (await tookOverFrom(kube, other, me)) ? other : undefined
+  if (!other || me.takeOverFrom?.includes(other)) return undefined
+  return takesOverFrom(await readEnvironment(kube, other), me) ? other : undefined
 }
 
 export type Claims = {
@@ -74,22 +78,18 @@ export async function judgeClaims(
 ): Promise<Claims> {
   const claims: Claims = { released: [], taken: [] }
   const conflicts: string[] = []
+  // Each owner read once per judgement; an identity that may not read Environments sees no owner and no take-over.
   const environments = new Map<string, Promise<Environment | undefined>>()
   const environment = (other: string): Promise<Environment | undefined> => {
-    const [namespace = '', name = ''] = other.split('/')
-    let found = environments.get(other)
-    if (!found) {
-      // An identity that may not read Environments sees no owner and no take-over.
-      found = kube.get<Environment>(environmentRef(namespace, name)).catch(() => undefined)
-      environments.set(other, found)
-    }
+    const found = environments.get(other) ?? readEnvironment(kube, other)
+    environments.set(other, found)
     return found
   }
   for (const [i, { object, source }] of objects.entries()) {
     const other = otherOwner(live[i], me)
     if (!other) continue
     const owner = await environment(other)
-    if (takeOverList(owner?.metadata.annotations?.[TAKE_OVER_FROM]).includes(`${me.namespace}/${me.name}`)) {
+    if (takesOverFrom(owner, me)) {
       claims.released.push({ object, to: other })
     } else if (!lists(owner, object)) {
       continue // Labels without the record behind them: nobody's claim, applied as this Environment's.

@@ -23,13 +23,12 @@ export async function post(
   options: { ca?: string | undefined; timeoutMs: number; guard?: AddressGuard | undefined },
 ): Promise<HttpAnswer> {
   const url = new URL(req.url)
+  // Refused before anything is resolved or sent.
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new Error(`the address must be http:// or https://, not ${url.protocol}`)
+  }
   const addresses = options.guard ? await options.guard.addresses(url.hostname) : undefined
   return await new Promise((resolve, reject) => {
-    const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined
-    if (!send) {
-      reject(new Error(`the address must be http:// or https://, not ${url.protocol}`))
-      return
-    }
     const body = Buffer.from(req.body)
     // HTTPS_PROXY / NO_PROXY as the apiserver's requests and oras honour them.
     const routed = throughProxy(url, {
