@@ -3,10 +3,12 @@
  * it started is stopped again.
  *
  * 1. the test ground (built on first use): a registry, etcd, kube-apiserver, the controllers,
- *    the scheduler and kwok's simulated nodes on loopback
+ *    the scheduler, kwok's simulated nodes, and a real node (kubelet, containerd, kube-proxy) on a
+ *    bridge of its own; needs root
  * 2. developers publish: the example config repository as 1.0.0, then 1.1.0 (a new image tag)
- * 3. berth installed the way an operator would (`berth install --apply`); the reconciler runs
- *    with its ServiceAccount's token and rights (as a process: kwok's nodes run no containers)
+ * 3. berth's image built from the Dockerfile and installed the way an operator would
+ *    (`berth install --image … --apply`): the reconciler runs as pods on the real node, with its
+ *    ServiceAccount's token and rights
  * 4. Environments: platform tracking `~1`, dev `~1.1`, staging and prod pinned to 1.0.0, prod
  *    gated on staging
  * 5. SREs promote: staging to 1.1.0, then prod from staging; `kubectl get environments`
@@ -14,14 +16,14 @@
  * 6. a failing release: 1.2.0 asks for more CPU than any node has; staging's rollout cannot
  *    complete, berth rolls staging back on its own, and prod is never given 1.2.0
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
-import { type GroundInfo, startGround, stopGround, writeKubeconfig } from '../test/ground/ground.ts'
-import { freePort } from '../test/ground/processes.ts'
+import { type GroundInfo, startGround, stopGround } from '../test/ground/ground.ts'
+import { buildImage, pushImage } from '../test/ground/image.ts'
+import { nodeUnsupported } from '../test/ground/node.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const EXAMPLE = join(ROOT, 'examples', 'shop-config')
@@ -39,14 +41,14 @@ async function main(): Promise<void> {
   const started = Date.now()
   const work = await mkdtemp(join(tmpdir(), 'berth-demo-'))
   let ground: GroundInfo | undefined
-  let reconciler: ChildProcess | undefined
-  let logs = ''
   try {
+    const unsupported = await nodeUnsupported()
+    if (unsupported) throw new Error(`the demo runs berth as pods on a real node, and ${unsupported}`)
     step(
-      '1. the test ground: registry, etcd, kube-apiserver, controllers, scheduler and three simulated nodes '
-      + '(built on first use, ~15 min; cached after)',
+      '1. the test ground: registry, etcd, kube-apiserver, controllers, scheduler, three simulated nodes and a real '
+      + 'one (built on first use, ~20 min; cached after)',
     )
-    ground = await startGround({ say: (line) => note(line) })
+    ground = await startGround({ say: (line) => note(line), node: true })
     const g = ground
     note(`up in ${g.dir}: registry ${g.registries.plain.host}, kube-apiserver ${g.apiserverUrl}`)
     const commit
@@ -87,15 +89,28 @@ async function main(): Promise<void> {
     const repository = `oci://${g.registries.plain.host}/acme/shop-config`
 
     step('2. developers publish 1.0.0, then 1.1.0 (the shop image moves from 2.4.1 to 2.5.0)')
+    // The shop's image is fictional: its pods go to the simulated nodes, which the real node's ground taints.
+    note('the shop\'s image is made up, so its pods run on the simulated nodes (a toleration added to the example)')
+    const first = join(work, 'shop-config-1.0.0')
+    await cp(EXAMPLE, first, { recursive: true })
+    const firstDeployment = join(first, 'base', 'deployment.yaml')
+    await writeFile(
+      firstDeployment,
+      (await readFile(firstDeployment, 'utf8')).replace(
+        '    spec:\n      containers:',
+        '    spec:\n      nodeSelector: {type: kwok}\n'
+        + '      tolerations: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]\n      containers:',
+      ),
+    )
     const next = join(work, 'shop-config')
-    await cp(EXAMPLE, next, { recursive: true })
+    await cp(first, next, { recursive: true })
     const deployment = join(next, 'base', 'deployment.yaml')
     await writeFile(
       deployment,
       (await readFile(deployment, 'utf8')).replace('ghcr.io/acme/shop:2.4.1', 'ghcr.io/acme/shop:2.5.0'),
     )
     for (const [version, dir] of [
-      ['1.0.0', relative(ROOT, EXAMPLE)],
+      ['1.0.0', first],
       ['1.1.0', next],
     ] as const) {
       await show('berth', [
@@ -111,10 +126,16 @@ async function main(): Promise<void> {
       ])
     }
 
-    step('3. an operator installs berth; its reconciler runs with the ServiceAccount\'s rights')
+    step('3. berth\'s image, built from its Dockerfile (first time: the base images, ~3 min), and installed')
+    const version = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+    const image = `${g.registries.plain.host}/berth:${version}`
+    const built = await buildImage({ say: (line) => note(line) })
+    note(`built ${built.local}; pushed as ${image}@${await pushImage(built.local, image, true)}`)
     note('berth-apply covers common application kinds; the example also needs its Namespaces and its FeatureFlag CRD:')
     await show('berth', [
       'install',
+      '--image',
+      image,
       '--allow',
       'namespaces',
       '--allow',
@@ -123,43 +144,8 @@ async function main(): Promise<void> {
       'featureflags.shop.example.com',
       '--apply',
     ])
-    const token = (
-      await execa(g.parts.kubectl, [
-        '--kubeconfig',
-        g.kubeconfig,
-        'create',
-        'token',
-        'berth-reconciler',
-        '-n',
-        'berth-system',
-      ])
-    ).stdout.trim()
-    const saKubeconfig = join(work, 'berth-reconciler.kubeconfig')
-    await writeKubeconfig(saKubeconfig, {
-      server: g.apiserverUrl,
-      ca: g.ca.cert,
-      token,
-      user: 'berth-reconciler',
-      context: 'berth-reconciler',
-    })
-    const metrics = await freePort()
-    reconciler = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'bin', 'berth.js'),
-        'reconciler',
-        '--leader-elect',
-        '--kubeconfig',
-        saKubeconfig,
-        '--metrics-address',
-        `127.0.0.1:${metrics}`,
-        '--cache-dir',
-        join(work, 'reconciler-cache'),
-      ],
-      { env: { ...env, POD_NAMESPACE: 'berth-system' }, stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    reconciler.stderr?.setEncoding('utf8').on('data', (chunk: string) => (logs += chunk))
-    note(`reconciler started (pid ${String(reconciler.pid)}, metrics on 127.0.0.1:${metrics})`)
+    await show('kubectl', ['rollout', 'status', 'deployment/berth-reconciler', '-n', 'berth-system', '--timeout=180s'])
+    await show('kubectl', ['get', 'pods', '-n', 'berth-system', '-o', 'wide'])
 
     step('4. the Environments: platform and dev follow ~1, staging and prod are pinned, prod is gated on staging')
     const environments = join(work, 'environments.yaml')
@@ -229,14 +215,13 @@ async function main(): Promise<void> {
     step(`done in ${Math.round((Date.now() - started) / 1000)} s; stopping everything the demo started`)
   } catch (error: unknown) {
     // What the reconciler said is what explains a failed step.
-    if (logs) process.stderr.write(`\nthe reconciler's last log lines:\n${logs.split('\n').slice(-30).join('\n')}\n`)
+    if (ground) {
+      const args = ['--kubeconfig', ground.kubeconfig, 'logs', '-n', 'berth-system', 'deploy/berth-reconciler']
+      const logs = await execa(ground.parts.kubectl, [...args, '--tail=30'], { reject: false })
+      process.stderr.write(`\nthe reconciler's last log lines:\n${logs.stdout}\n`)
+    }
     throw error
   } finally {
-    if (reconciler && reconciler.exitCode === null) {
-      const exited = new Promise((resolve) => reconciler?.once('exit', resolve))
-      reconciler.kill('SIGTERM')
-      await exited
-    }
     if (ground) await stopGround(ground)
     await rm(work, { recursive: true, force: true })
   }

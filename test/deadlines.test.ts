@@ -15,7 +15,7 @@ describe('every call has a deadline and can be cancelled', () => {
 
   beforeAll(async () => {
     apiserver = await startSecondApiserver(g)
-    registry = await startRegistry(g.ground.parts.registry, g.scratch(), 'registry-frozen', await freePort())
+    registry = await startRegistry(g.ground.parts.registry, g.scratch(), 'registry-frozen', `127.0.0.1:${await freePort()}`)
     const host = registry.host
     await waitUntil(
       registry.started,

@@ -28,6 +28,10 @@ describe('npm run demo', () => {
     for (const env of ['platform', 'dev', 'staging', 'prod'])
       expect(row(after, env), env).toMatch(new RegExp(`^${env}\\s+1\\.1\\.0\\s+\\w{12}\\s+True`))
     expect(after).toContain('ghcr.io/acme/shop:2.5.0')
+    // berth itself ran as pods of its own image on the real node.
+    const [, installed = ''] = main.split('\n== 3.')
+    expect(installed).toMatch(/deployment "berth-reconciler" successfully rolled out/)
+    expect(installed).toMatch(/berth-reconciler-\S+\s+1\/1\s+Running\s+\d+\s+\S+\s+[\d.]+\s+berth-node-0/)
     // Rolled out for real: the controllers made the pods, kwok's nodes run them.
     expect(after).toMatch(/shop-\S+\s+1\/1\s+Running/)
     // The failing release: staging rolled back on its own, prod never given 1.2.0.

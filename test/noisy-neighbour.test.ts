@@ -30,7 +30,7 @@ describe('a frozen registry does not starve Environments that use another', () =
 
   beforeAll(async () => {
     await installCrd(g.kube())
-    const started = await startRegistry(g.ground.parts.registry, g.scratch(), 'frozen', await freePort())
+    const started = await startRegistry(g.ground.parts.registry, g.scratch(), 'frozen', `127.0.0.1:${await freePort()}`)
     frozen = started.host
     frozenPid = started.started.pid
     await eventually(() => fetch(`http://${frozen}/v2/`).then((r) => r.ok, () => false), (ok) => ok, 20_000)

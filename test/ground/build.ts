@@ -31,6 +31,9 @@ export type PartLocations = {
   kubeApiserver: string
   kubeControllerManager: string
   kubeScheduler: string
+  kubelet: string
+  kubeProxy: string
+  pause: string
   registry: string
   openssl: string
   kubectl: string
@@ -56,6 +59,9 @@ export async function ensureParts(say: Say): Promise<PartLocations> {
     kubeApiserver: binaryPath({ name: 'kube-apiserver', version: partVersion('kube-apiserver') }),
     kubeControllerManager: binaryPath({ name: 'kube-controller-manager', version: partVersion('kube-controller-manager') }),
     kubeScheduler: binaryPath({ name: 'kube-scheduler', version: partVersion('kube-scheduler') }),
+    kubelet: binaryPath({ name: 'kubelet', version: partVersion('kubelet') }),
+    kubeProxy: binaryPath({ name: 'kube-proxy', version: partVersion('kube-proxy') }),
+    pause: binaryPath({ name: 'pause', version: partVersion('pause') }),
     kwok: binaryPath({ name: 'kwok', version: partVersion('kwok') }),
     registry: (await which('docker-registry')) ?? 'docker-registry',
     openssl: (await which('openssl')) ?? 'openssl',

@@ -54,6 +54,10 @@ export type CertRequest = {
   /** For a client certificate, the apiserver's groups (`system:masters` is cluster admin). */
   groups?: readonly string[]
   usage: 'server' | 'client'
+  /** More addresses a server certificate is valid for (the real node's bridge, the kubernetes Service). */
+  ips?: readonly string[]
+  /** More DNS names a server certificate is valid for. */
+  dns?: readonly string[]
 }
 
 /** Issue a certificate signed by `ca` into `dir`. Server certificates are valid for 127.0.0.1 and localhost. */
@@ -67,7 +71,13 @@ export async function issueCert(ca: KeyPair, dir: string, request: CertRequest):
   ].join('')
   const extensions = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment']
   if (request.usage === 'server') {
-    extensions.push('extendedKeyUsage=serverAuth', 'subjectAltName=IP:127.0.0.1,DNS:localhost')
+    const names = [
+      'IP:127.0.0.1',
+      'DNS:localhost',
+      ...(request.ips ?? []).map((ip) => `IP:${ip}`),
+      ...(request.dns ?? []).map((name) => `DNS:${name}`),
+    ]
+    extensions.push('extendedKeyUsage=serverAuth', `subjectAltName=${names.join(',')}`)
   } else {
     extensions.push('extendedKeyUsage=clientAuth')
   }

@@ -1,24 +1,24 @@
 /**
  * `npm run testground [-- build|up|down|status]`
  *   build (default)  build what is missing and say where each part is
- *   up               start a ground that stays up for people; prints how to use it
+ *   up [--no-node]   start a ground that stays up for people, with a real node where the machine can run one;
+ *                    prints how to use it
  *   down             stop the ground `up` started
  *   run              start a ground in the foreground; prints its ground.json path, stops on
  *                    SIGINT/SIGTERM (and is reaped by its guardian if killed outright)
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BerthError } from '../../shared/errors.ts'
 import { firstSignal } from '../../shared/signals.ts'
 import { ensureParts } from './build.ts'
-import { type GroundInfo, readGroundInfo, startGround, stopGround } from './ground.ts'
+import { type GroundInfo, groundPointer, runningGround, startGround, stopGround } from './ground.ts'
+import { nodeUnsupported } from './node.ts'
 import { cacheDir, GO_PARTS } from './parts.ts'
-import { isAlive } from './processes.ts'
 
 const say = (line: string): void => {
   process.stderr.write(`testground: ${line}\n`)
 }
-const pointer = (): string => join(cacheDir(), 'run', 'ground-path')
 
 async function main(command: string): Promise<void> {
   switch (command) {
@@ -40,26 +40,29 @@ async function main(command: string): Promise<void> {
       return
     }
     case 'up': {
-      const running = await current()
+      const running = await runningGround()
       if (running) {
         printUsage(running)
         say('already up (npm run testground -- down stops it)')
         return
       }
-      const info = await startGround({ say, persistent: true })
+      // A real node where the machine can run one (root): `berth install --image … --apply` then runs berth.
+      const unsupported = process.argv.includes('--no-node') ? 'asked for none' : await nodeUnsupported()
+      if (unsupported) say(`no real node (${unsupported}): pods run on simulated nodes only`)
+      const info = await startGround({ say, persistent: true, node: !unsupported })
       await mkdir(join(cacheDir(), 'run'), { recursive: true })
-      await writeFile(pointer(), join(info.dir, 'ground.json'))
+      await writeFile(groundPointer(), join(info.dir, 'ground.json'))
       printUsage(info)
       return
     }
     case 'down': {
-      const running = await current()
+      const running = await runningGround()
       if (!running) {
         say('no ground is up')
         return
       }
       await stopGround(running)
-      await rm(pointer(), { force: true })
+      await rm(groundPointer(), { force: true })
       say('stopped')
       return
     }
@@ -78,15 +81,6 @@ async function main(command: string): Promise<void> {
     }
     default:
       throw new BerthError('Usage', `unknown command "${command}": use build, up, down or run`)
-  }
-}
-
-async function current(): Promise<GroundInfo | undefined> {
-  try {
-    const info = await readGroundInfo((await readFile(pointer(), 'utf8')).trim())
-    return info.processes.some((p) => isAlive(p.pid)) ? info : undefined
-  } catch {
-    return undefined
   }
 }
 

@@ -15,7 +15,14 @@ export const NODES = ['kwok-node-0', 'kwok-node-1', 'kwok-node-2']
 export const NODE_CPU = '4'
 const KWOK_ANNOTATION = 'kwok.x-k8s.io/node'
 
-export type ClusterFiles = { dir: string; kubeconfig: string; serviceAccountKey: string; caCert: string }
+export type ClusterFiles = {
+  dir: string
+  kubeconfig: string
+  serviceAccountKey: string
+  caCert: string
+  /** Beside a real node, keep pods off the simulated Nodes unless they tolerate `kwok.x-k8s.io/node=fake`. */
+  taintKwok?: boolean
+}
 
 /** Start the controllers, the scheduler and kwok; create the Nodes and wait until they are Ready. */
 export async function startCluster(
@@ -65,7 +72,7 @@ export async function startCluster(
   await track(kwok)
 
   const nodes = join(dir, 'nodes.yaml')
-  await writeFile(nodes, NODES.map(nodeYaml).join('---\n'))
+  await writeFile(nodes, NODES.map((name) => nodeYaml(name, files.taintKwok ?? false)).join('---\n'))
   const kubectl = (args: string[]): Promise<unknown> =>
     execa(parts.kubectl, ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 })
   await kubectl(['apply', '-f', nodes])
@@ -89,8 +96,9 @@ export async function startCluster(
   )
 }
 
-function nodeYaml(name: string): string {
-  return `apiVersion: v1
+function nodeYaml(name: string, taint: boolean): string {
+  const taints = taint ? `spec:\n  taints: [{key: ${KWOK_ANNOTATION}, value: fake, effect: NoSchedule}]\n` : ''
+  return `${taints}apiVersion: v1
 kind: Node
 metadata:
   name: ${name}

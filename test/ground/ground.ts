@@ -10,14 +10,18 @@ import { type RequestOptions, request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
+import { execa } from 'execa'
 import { writeYaml } from '../../shared/yaml-writer.ts'
 import { ensureParts, type PartLocations, type Say } from './build.ts'
+import { createBridge, KUBERNETES_SERVICE_IP, NODE_NAME, SERVICE_CIDR, startNode, type Bridge } from './node.ts'
+import { cacheDir } from './parts.ts'
 import { startCluster } from './cluster.ts'
 import { issueCert, type KeyPair, makeCa, makeServiceAccountKeys } from './certs.ts'
 import {
   freePort,
   GUARDED_PIDS,
   isAlive,
+  NODE_CLEANUP,
   type Started,
   startGuardian,
   startProcess,
@@ -44,12 +48,20 @@ export type GroundInfo = {
   parts: PartLocations
   processes: Started[]
   guardianPid?: number
+  /** Present when the ground has a real node (StartOptions.node). */
+  node?: { name: string; bridge: Bridge }
 }
 
 export type StartOptions = {
   say: Say
   /** Keep running after this process exits (`testground up`); otherwise a guardian reaps it. */
   persistent?: boolean
+  /**
+   * Add a real node (node.ts) that runs containers. The apiserver and the registries then listen on the node's
+   * bridge instead of 127.0.0.1, so pods reach them, and kwok's simulated Nodes are tainted: only pods that tolerate
+   * `kwok.x-k8s.io/node=fake:NoSchedule` go there, everything else runs for real.
+   */
+  node?: boolean
 }
 
 const ADMIN_USER = 'berth-admin'
@@ -68,10 +80,16 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
   try {
     const pki = join(dir, 'pki')
     await mkdir(pki)
+    const bridge = options.node ? await createBridge(dir, parts.kubeProxy) : undefined
+    // Where the apiserver and the registries listen: loopback, or the bridge pods reach the host on.
+    const address = bridge?.address ?? '127.0.0.1'
+    const ips = bridge ? [bridge.address] : []
     const ca = await makeCa(pki)
+    // In-cluster clients reach the apiserver at the kubernetes Service's address, the range's first.
+    const service = { ips: [...ips, KUBERNETES_SERVICE_IP], dns: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc'] }
     const [apiserverTls, registryTls, admin, sa] = await Promise.all([
-      issueCert(ca, pki, { name: 'apiserver', commonName: 'kube-apiserver', usage: 'server' }),
-      issueCert(ca, pki, { name: 'registry', commonName: 'registry', usage: 'server' }),
+      issueCert(ca, pki, { name: 'apiserver', commonName: 'kube-apiserver', usage: 'server', ...service }),
+      issueCert(ca, pki, { name: 'registry', commonName: 'registry', usage: 'server', ips }),
       issueCert(ca, pki, { name: 'admin', commonName: ADMIN_USER, groups: ['system:masters'], usage: 'client' }),
       makeServiceAccountKeys(pki),
     ])
@@ -101,10 +119,10 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
     )
     await track(etcd)
 
-    const plain = await startRegistry(parts.registry, dir, 'registry-plain', plainPort)
+    const plain = await startRegistry(parts.registry, dir, 'registry-plain', `${address}:${plainPort}`)
     await track(plain.started)
     const password = randomBytes(18).toString('base64url')
-    const secure = await startRegistry(parts.registry, dir, 'registry-secure', securePort, {
+    const secure = await startRegistry(parts.registry, dir, 'registry-secure', `${address}:${securePort}`, {
       tls: registryTls,
       username: 'berth',
       password,
@@ -122,12 +140,15 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
         `--tls-private-key-file=${apiserverTls.key}`,
         `--client-ca-file=${ca.cert}`,
         `--secure-port=${apiPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        '--service-cluster-ip-range=10.0.0.0/24',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        // Logs and exec reach the kubelet at its address, not at a host name nothing resolves.
+        '--kubelet-preferred-address-types=InternalIP',
         '--allow-privileged=true',
-        // No controller-manager runs, so nothing would create the ServiceAccount this plugin demands.
-        '--disable-admission-plugins=ServiceAccount',
+        // Pods on a real node need this plugin: it mounts their ServiceAccount token. Without one, it would only
+        // refuse pods created before the controller-manager made their namespace's default ServiceAccount.
+        ...(bridge ? [] : ['--disable-admission-plugins=ServiceAccount']),
         '--authorization-mode=RBAC',
         `--service-account-issuer=https://127.0.0.1:${apiPort}/`,
         `--service-account-key-file=${sa.pub}`,
@@ -137,7 +158,7 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
     )
     await track(apiserver)
 
-    const apiserverUrl = `https://127.0.0.1:${apiPort}`
+    const apiserverUrl = `https://${address}:${apiPort}`
     await Promise.all([
       waitUntil(plain.started, async () => (await statusOf(`http://${plain.host}/v2/`)) === 200, 20_000),
       waitUntil(
@@ -160,7 +181,9 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
       user: ADMIN_USER,
       context: 'berth-testground',
     })
-    await startCluster(parts, { dir, kubeconfig, serviceAccountKey: sa.key, caCert: ca.cert }, track)
+    const clusterFiles = { dir, kubeconfig, serviceAccountKey: sa.key, caCert: ca.cert, taintKwok: !!bridge }
+    await startCluster(parts, clusterFiles, track)
+    if (bridge) await startNode(parts, { dir, kubeconfig, caCert: ca.cert, bridge, plainRegistry: plain.host }, track)
     const info: GroundInfo = {
       dir,
       kubeconfig,
@@ -173,11 +196,12 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
       parts,
       processes,
       ...(guardianPid === undefined ? {} : { guardianPid }),
+      ...(bridge ? { node: { name: NODE_NAME, bridge } } : {}),
     }
     await writeFile(join(dir, 'ground.json'), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 })
     return info
   } catch (error: unknown) {
-    await stopAll(processes, guardianPid)
+    await stopAll(dir, processes, guardianPid)
     await rm(dir, { recursive: true, force: true })
     throw error
   }
@@ -185,30 +209,51 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
 
 /** Stop every server of the ground and remove its folder. Safe to call twice. */
 export async function stopGround(info: Pick<GroundInfo, 'dir' | 'processes' | 'guardianPid'>): Promise<void> {
-  await stopAll(info.processes, info.guardianPid)
+  await stopAll(info.dir, info.processes, info.guardianPid)
   await rm(info.dir, { recursive: true, force: true })
 }
 
-async function stopAll(processes: readonly Started[], guardianPid: number | undefined): Promise<void> {
-  // The guardian first, so it does not race us; then the apiserver before etcd, newest first.
+async function stopAll(dir: string, processes: readonly Started[], guardianPid: number | undefined): Promise<void> {
+  // The guardian first, so it does not race us; the node's containers while containerd still runs; then the
+  // apiserver before etcd, newest first; then what the node left (its script is idempotent).
   if (guardianPid !== undefined) await stopProcess(guardianPid, 0)
+  await cleanUpNode(dir)
   for (const p of [...processes].reverse()) if (isAlive(p.pid)) await stopProcess(p.pid)
+  await cleanUpNode(dir)
+}
+
+async function cleanUpNode(dir: string): Promise<void> {
+  const script = join(dir, NODE_CLEANUP)
+  await execa(script, [], { reject: false, stdin: 'ignore', timeout: 60_000 }).catch(() => undefined)
 }
 
 export async function readGroundInfo(file: string): Promise<GroundInfo> {
   return JSON.parse(await readFile(file, 'utf8')) as GroundInfo
 }
 
+/** The file that names the ground.json of the ground `npm run testground -- up` started. */
+export const groundPointer = (): string => join(cacheDir(), 'run', 'ground-path')
+
+/** The ground `npm run testground -- up` started, if it still runs. */
+export async function runningGround(): Promise<GroundInfo | undefined> {
+  try {
+    const info = await readGroundInfo((await readFile(groundPointer(), 'utf8')).trim())
+    return info.processes.some((p) => isAlive(p.pid)) ? info : undefined
+  } catch {
+    return undefined
+  }
+}
+
 type RegistryAuth = { tls: KeyPair; username: string; password: string }
 
+/** Start a registry listening on `host` (`address:port`). */
 export async function startRegistry(
   binary: string,
   dir: string,
   name: string,
-  port: number,
+  host: string,
   auth?: RegistryAuth,
 ): Promise<{ started: Started; host: string }> {
-  const host = `127.0.0.1:${port}`
   const root = join(dir, name)
   await mkdir(root)
   const config: Record<string, unknown> = {

@@ -37,6 +37,9 @@ export type GoPart = {
     | 'kube-apiserver'
     | 'kube-controller-manager'
     | 'kube-scheduler'
+    | 'kubelet'
+    | 'kube-proxy'
+    | 'pause'
     | 'etcd'
     | 'oras'
     | 'helm'
@@ -98,7 +101,15 @@ export const GO_PARTS: readonly GoPart[] = [
       ldflags: '-s -w',
     },
   },
-  ...(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const).map((name) => ({
+  // kubelet and kube-proxy make the real node (node.ts): a kubelet running containers through containerd, and the
+  // Service rules that let its pods reach the apiserver at the kubernetes Service's address.
+  {
+    // The real node's pause image (node.ts): registry.k8s.io is out of reach, so the ground builds its own.
+    name: 'pause',
+    version: 'v1',
+    build: { kind: 'module', moduleDir: join(GROUND_DIR, 'go', 'pause'), pkg: '.', ldflags: '-s -w' },
+  },
+  ...(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy'] as const).map((name) => ({
     name,
     version: KUBERNETES_VERSION,
     build: {

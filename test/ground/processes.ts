@@ -64,6 +64,9 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** The script in the run folder that undoes a real node (node.ts); the guardian runs it too. */
+export const NODE_CLEANUP = 'node-cleanup.sh'
+
 /** File in the run folder listing, a line each, the process groups the guardian reaps. */
 export const GUARDED_PIDS = 'guarded.pids'
 
@@ -74,10 +77,12 @@ const GUARDIAN = `
 owner=$1; dir=$2
 running() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) \\(.\\).*/\\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 while running "$owner"; do sleep 1; done
+[ -x "$dir/${NODE_CLEANUP}" ] && "$dir/${NODE_CLEANUP}"
 pids=$(cat "$dir/${GUARDED_PIDS}" 2>/dev/null)
 for p in $pids; do kill -TERM "-$p" 2>/dev/null; done
 sleep 5
 for p in $pids; do kill -KILL "-$p" 2>/dev/null; done
+[ -x "$dir/${NODE_CLEANUP}" ] && "$dir/${NODE_CLEANUP}"
 case "$dir" in */berth-ground-*) rm -rf -- "$dir" ;; esac
 `
 

@@ -12,7 +12,7 @@ import { execa } from 'execa'
 import { afterAll, beforeAll, inject } from 'vitest'
 import { Kube, loadKubeConfig } from '../../shared/kube.ts'
 import type { OrasOptions } from '../../shared/oras.ts'
-import type { GroundInfo, RegistryInfo } from '../ground/ground.ts'
+import { type GroundInfo, type RegistryInfo, startGround, stopGround } from '../ground/ground.ts'
 
 export type FileGround = {
   ground: GroundInfo
@@ -29,40 +29,56 @@ export type FileGround = {
   orasAccess: (registry: RegistryInfo) => OrasOptions
 }
 
-/** Call at the top of a test file: `const g = useGround(import.meta.url)`. */
-export function useGround(fileUrl: string): FileGround {
-  const ground = inject('ground')
+/**
+ * Call at the top of a test file: `const g = useGround(import.meta.url)`. With `own`, the file starts a ground of its
+ * own (before its first test, stopped after its last) instead of using the run's shared one: the real node's tests do,
+ * since a real node's kube-proxy owns machine-wide rules and two may not run at once.
+ */
+export function useGround(fileUrl: string, own?: { node: boolean }): FileGround {
+  let ground: GroundInfo | undefined = own ? undefined : inject('ground')
   const slug = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]+/g, '-').slice(0, 40)
   const suffix = randomBytes(3).toString('hex')
   const namespace = `t-${slug}-${suffix}`
   const repository = `t/${slug}-${suffix}`
   // The parts the code under test runs, from the ground's cache rather than whatever is on PATH.
-  process.env.BERTH_ORAS = ground.parts.oras
-  process.env.BERTH_HELM = ground.parts.helm
-  process.env.BERTH_KUBECTL = ground.parts.kubectl
+  const useParts = (parts: GroundInfo['parts']): void => {
+    process.env.BERTH_ORAS = parts.oras
+    process.env.BERTH_HELM = parts.helm
+    process.env.BERTH_KUBECTL = parts.kubectl
+  }
+  if (ground) useParts(ground.parts)
   let kube: Kube | undefined
   let scratch: string | undefined
 
   beforeAll(async () => {
-    kube = new Kube(loadKubeConfig({ kubeconfig: ground.kubeconfig }))
+    if (own) {
+      ground = await startGround({ say: (line) => process.stderr.write(`testground: ${line}\n`), node: own.node })
+      useParts(ground.parts)
+    }
+    const g = required(ground, 'ground')
+    kube = new Kube(loadKubeConfig({ kubeconfig: g.kubeconfig }))
     scratch = await mkdtemp(join(tmpdir(), `berth-${slug}-`))
     await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } })
-  })
+  }, own ? 600_000 : undefined)
   afterAll(async () => {
     // No namespace controller runs on the ground, so the namespace stays Terminating; the
     // ground is dropped after the run anyway. Deleting still proves nothing leaks by name.
     await kube?.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } })
     if (scratch) await rm(scratch, { recursive: true, force: true })
-  })
+    if (own && ground) await stopGround(ground)
+  }, own ? 120_000 : undefined)
 
+  const at = (): GroundInfo => required(ground, 'ground')
   return {
-    ground,
+    get ground() {
+      return at()
+    },
     namespace,
     repository,
     scratch: () => required(scratch, 'scratch'),
     kube: () => required(kube, 'kube'),
-    kubectl: async (args) => (await execa(ground.parts.kubectl, ['--kubeconfig', ground.kubeconfig, ...args])).stdout,
-    orasAccess: (registry) => (registry.tls ? { caFile: ground.ca.cert } : { plainHttp: true }),
+    kubectl: async (args) => (await execa(at().parts.kubectl, ['--kubeconfig', at().kubeconfig, ...args])).stdout,
+    orasAccess: (registry) => (registry.tls ? { caFile: at().ca.cert } : { plainHttp: true }),
   }
 }
 

@@ -1,0 +1,3 @@
+module berth.dev/testground/pause
+
+go 1.26.0
