@@ -4,15 +4,17 @@
  * kube-proxy) — in-cluster auth through the projected ServiceAccount token, probes, the metrics Service, leader
  * hand-over when the leader's pod is deleted, and a reconciler killed in the middle of an apply.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { OWNER_LABELS } from '../api/well-known.ts'
-import { buildah } from './ground/buildah.ts'
+import { buildah, imageStore } from './ground/buildah.ts'
 import { buildImage, type BuiltImage, pushImage, REPO_ROOT } from './ground/image.ts'
 import { NODE_NAME } from './ground/node.ts'
+import { ORAS_VERSION } from './ground/parts.ts'
+import { runCompositeAction } from './support/action.ts'
 import { configMap } from './support/config-repo.ts'
 import { environment, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
@@ -70,11 +72,12 @@ const readyOf = (e: Environment | undefined): string | undefined =>
 
 describe('berth\'s image, built from the Dockerfile', () => {
   let built: BuiltImage | undefined
+  let digest = ''
 
   it('is the same image, to the digest, however often it is built: lean, non-root, with oras', async () => {
     built = await buildImage({ say })
     const registry = g.ground.registries.plain.host
-    const digest = await pushImage(built.local, `${registry}/berth:${VERSION}`, true)
+    digest = await pushImage(built.local, `${registry}/berth:${VERSION}`, true)
     // Everything again — the Debian root, both bases, every step — and the same bytes come out.
     const again = await buildImage({ say, noCache: true, tag: 'localhost/berth:rebuilt' })
     expect(again.id).toBe(built.id)
@@ -89,8 +92,6 @@ describe('berth\'s image, built from the Dockerfile', () => {
     try {
       const run = (command: readonly string[], user = config.User): Promise<string> =>
         buildah(['run', '--runtime', 'runc', '--network', 'none', '--user', user, container, '--', ...command])
-      expect(await run([...config.Entrypoint, '--version'])).toBe(VERSION)
-      expect(await run(['oras', 'version'])).toMatch(/^Version:\s+1\./)
       // Runtime dependencies only: no dev dependency, none of berth's tests, no npm cache, no type declarations.
       expect((await run(['ls', '/app'])).split('\n')).toEqual(
         ['api', 'bin', 'cli', 'install', 'node_modules', 'package.json', 'packager', 'reconciler', 'shared'],
@@ -98,9 +99,18 @@ describe('berth\'s image, built from the Dockerfile', () => {
       const ours = await run(['sh', '-c', 'find /app -path /app/node_modules -prune -o -name "*.test.ts" -print'])
       expect(ours).toBe('')
       expect(await run(['sh', '-c', 'find /app/node_modules -name "*.d.ts" | head -1'])).toBe('')
+      // Before anything runs in this container: nothing left in /root or /tmp by the build.
       expect(await run(['sh', '-c', 'ls -A /root; ls -d /root/.npm /tmp/* 2>/dev/null || true'], '0:0')).toBe(
         '.bashrc\n.profile',
       )
+      expect(await run([...config.Entrypoint, '--version'])).toBe(VERSION)
+      // The oras the tests use, and the Node the project pins (its major is the Dockerfile's NODE_VERSION).
+      expect(await run(['oras', 'version'])).toMatch(new RegExp(`^Version:\\s+${ORAS_VERSION.slice(1)}\\n`))
+      const pinned = (JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+        devDependencies: { node: string }
+      }).devDependencies.node.replace(/^\^/, '')
+      expect(await run(['node', '--version'])).toBe(process.version)
+      expect(pinned.split('.')[0]).toBe(process.versions.node.split('.')[0])
       const modules = await run(['ls', '/app/node_modules'])
       for (const dev of ['vitest', 'typescript', 'eslint']) expect(modules.split('\n')).not.toContain(dev)
       expect(modules.split('\n')).toContain('@kubernetes')
@@ -108,6 +118,23 @@ describe('berth\'s image, built from the Dockerfile', () => {
       await buildah(['rm', container])
     }
   }, 1_200_000)
+
+  it('is what the release action builds and pushes for a release of berth: the same digest, tagged with the version', async () => {
+    expect(digest).not.toBe('')
+    // The action's step as a runner runs it, with the ground's buildah store (bases already made) and registry.
+    const { root, runroot } = imageStore()
+    const storage = join(g.scratch(), 'storage.conf')
+    await writeFile(storage, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runroot}"\n`)
+    const registry = g.ground.registries.plain.host
+    const { outputs, summary } = await runCompositeAction(join(REPO_ROOT, '.github/actions/image/action.yml'), {
+      scratch: g.scratch(),
+      inputs: { 'version': `v${VERSION}`, 'image': `${registry}/Release/Berth`, 'tls-verify': 'false' },
+      github: { repository_owner: 'berth-dev' },
+      env: { CONTAINERS_STORAGE_CONF: storage, BUILDAH_RUNTIME: 'runc' },
+    })
+    expect(outputs).toEqual({ reference: `${registry}/release/berth:${VERSION}`, digest })
+    expect(summary).toContain(`berth install --image ${registry}/release/berth@${digest} --apply`)
+  }, 600_000)
 })
 
 describe('berth as pods on a real node', () => {
@@ -175,6 +202,29 @@ describe('berth as pods on a real node', () => {
     expect(readyOf(applied)).toBe('True')
     expect(await g.kube().get(configMap('from-a-pod', {}, g.namespace) as never)).toBeDefined()
     for (const pod of await pods()) expect(pod.status.containerStatuses?.[0]?.restartCount).toBe(0)
+  }, 300_000)
+
+  it('has its ServiceAccount\'s rights and no more: a kind outside them is refused until berth install --allow', async () => {
+    const repository = `${g.ground.registries.plain.host}/${g.repository}/rbac`
+    const role = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'reader' },
+      rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
+    }
+    await publishApp(g.scratch(), repository, '1.0.0', { role, cm: configMap('beside-the-role', { v: '1' }) })
+    await g.kube().apply(environment(g.namespace, 'rbac', {
+      source: { repository: `oci://${repository}`, plainHTTP: true },
+      version: '1.0.0',
+    }))
+    const refused = await eventually(() => env('rbac'), (e) => readyOf(e) === 'False', 60_000)
+    expect(refused?.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/forbidden.*roles/is)
+    expect(await g.kube().get(configMap('beside-the-role', {}, g.namespace) as never)).toBeUndefined()
+
+    await berth(['install', '--image', image(), '--allow', 'roles.rbac.authorization.k8s.io', '--apply'])
+    await berth(['reconcile', 'rbac', '-n', g.namespace, '--wait', '--timeout', '90s'])
+    expect((await env('rbac'))?.status?.lastAppliedVersion).toBe('1.0.0')
+    expect(await g.kube().get({ ...role, metadata: { name: 'reader', namespace: g.namespace } })).toBeDefined()
   }, 300_000)
 
   it('reads the projected token again when the kubelet rotates it', async () => {

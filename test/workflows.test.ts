@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { ROOT, useGround } from './support/ground.ts'
 import { failureOf, type ProcessFailure } from './support/failure.ts'
 import { exampleRepo } from './support/config-repo.ts'
+import { type Action, readAction, runCompositeAction } from './support/action.ts'
 
 const g = useGround(import.meta.url)
 const run = promisify(execFile)
@@ -44,6 +45,22 @@ describe('the release workflow', () => {
     }
   })
 
+  it('builds and pushes berth\'s image for a release of berth, through the image action, tagged with the release', async () => {
+    const workflow = parse(await readFile(join(ROOT, '.github/workflows/release.yml'), 'utf8')) as {
+      jobs: { image: { steps: Array<{ uses?: string; with?: Record<string, string> }> } }
+    }
+    const steps = workflow.jobs.image.steps
+    expect(steps.map((s) => s.uses?.split('@')[0])).toEqual(['actions/checkout', './.github/actions/image'])
+    expect(steps[1]?.with).toMatchObject({
+      'version': '${{ github.event.release.tag_name }}',
+      'registry-password': '${{ secrets.GITHUB_TOKEN }}',
+    })
+    const action = await readAction(join(ROOT, '.github/actions/image/action.yml'))
+    const script = action.runs.steps[0]?.run ?? ''
+    expect(script).toContain('buildah build --quiet --timestamp 0')
+    expect(script).toContain('--file "$BERTH_HOME/Dockerfile"')
+  })
+
   it('runs on a published release with least privilege and publishes through berth\'s own action', async () => {
     const workflow = parse(await readFile(join(ROOT, '.github/workflows/release.yml'), 'utf8')) as {
       on: { release: { types: string[] } }
@@ -62,69 +79,20 @@ describe('the release workflow', () => {
   })
 })
 
-type Step = { name?: string; id?: string; uses?: string; run?: string; env?: Record<string, string>; shell?: string }
-type Action = {
-  inputs: Record<string, { default?: string }>
-  outputs: Record<string, { value: string }>
-  runs: { using: string; steps: Step[] }
-}
-
 /**
- * The composite action's steps run as a runner runs them: each `run` with bash, its `env` with
- * `${{ … }}` replaced by the inputs, earlier steps' outputs and the action's path, and the
- * GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files. Node and oras come from the ground instead of the
- * setup actions, and berth is already installed (its install step is checked, not run: it would
- * replace this checkout's node_modules).
+ * The action's steps run as a runner runs them (test/support/action.ts). Node and oras come from the ground instead of
+ * the setup actions, and berth is already installed (its install step is checked, not run: it would replace this
+ * checkout's node_modules).
  */
 describe('the GitHub Action (action.yml)', () => {
-  const action = async (): Promise<Action> => parse(await readFile(join(ROOT, 'action.yml'), 'utf8')) as Action
-
-  async function runAction(
-    inputs: Record<string, string>,
-  ): Promise<{ outputs: Record<string, string>; summary: string }> {
-    const spec = await action()
-    const values: Record<string, string> = {}
-    for (const [name, input] of Object.entries(spec.inputs)) values[name] = inputs[name] ?? input.default ?? ''
-    const stepOutputs: Record<string, Record<string, string>> = {}
-    const summary = join(g.scratch(), `summary-${Math.random()}`)
-    await writeFile(summary, '')
-    const expand = (text: string): string =>
-      text.replace(/\$\{\{\s*([^}]+?)\s*\}\}/g, (_, expr: string) => {
-        if (expr === 'github.action_path') return ROOT
-        const input = /^inputs\.([\w-]+)$/.exec(expr)
-        if (input) return values[input[1] ?? ''] ?? ''
-        const output = /^steps\.([\w-]+)\.outputs\.([\w-]+)$/.exec(expr)
-        if (output) return stepOutputs[output[1] ?? '']?.[output[2] ?? ''] ?? ''
-        throw new Error(`the test does not know ${expr}`)
-      })
-    for (const step of spec.runs.steps) {
-      if (step.uses || !step.run) continue
-      if (step.name === 'Install berth') continue
-      const output = join(g.scratch(), `output-${Math.random()}`)
-      await writeFile(output, '')
-      const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, expand(v)]))
-      await run('bash', ['-e', '-c', step.run], {
-        cwd: g.scratch(),
-        env: {
-          ...process.env,
-          PATH: `${dirname(g.ground.parts.oras)}:${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-          ...env,
-          GITHUB_OUTPUT: output,
-          GITHUB_STEP_SUMMARY: summary,
-        },
-      })
-      if (step.id) {
-        stepOutputs[step.id] = Object.fromEntries(
-          (await readFile(output, 'utf8'))
-            .split('\n')
-            .filter((l) => l.includes('='))
-            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-        )
-      }
-    }
-    const outputs = Object.fromEntries(Object.entries(spec.outputs).map(([k, o]) => [k, expand(o.value)]))
-    return { outputs, summary: await readFile(summary, 'utf8') }
-  }
+  const action = (): Promise<Action> => readAction(join(ROOT, 'action.yml'))
+  const runAction = (inputs: Record<string, string>): ReturnType<typeof runCompositeAction> =>
+    runCompositeAction(join(ROOT, 'action.yml'), {
+      scratch: g.scratch(),
+      inputs,
+      path: [dirname(g.ground.parts.oras), dirname(process.execPath)],
+      skip: ['Install berth'],
+    })
 
   it('is a composite action: Node 24, oras, berth installed without dev dependencies', async () => {
     const spec = await action()

@@ -16,8 +16,7 @@ import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { EnvironmentError } from '../../shared/errors.ts'
 import { buildah, imageLabel } from './buildah.ts'
-import type { Say } from './build.ts'
-import { cacheDir } from './parts.ts'
+import { cacheDir, type Say } from './parts.ts'
 
 /** Label on a base image: the digest of everything that went into it. */
 const KEY_LABEL = 'dev.berth.base-key'

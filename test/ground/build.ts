@@ -7,9 +7,11 @@ import { access, constants, cp, mkdir, readFile, rename, rm, writeFile } from 'n
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { EnvironmentError } from '../../shared/errors.ts'
-import { binaryPath, cacheDir, FLUX_VERSION, GO_PARTS, type GoPart } from './parts.ts'
+import { ensureBases } from './bases.ts'
+import { NODE_TOOLS } from './node.ts'
+import { binaryPath, cacheDir, FLUX_VERSION, GO_PARTS, GROUND_DIR, type GoPart, type Say } from './parts.ts'
 
-export type Say = (line: string) => void
+export type { Say } from './parts.ts'
 
 /** Commands the ground needs from the machine, and the Debian package that provides each. */
 const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
@@ -19,6 +21,11 @@ const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
   { command: 'tinyproxy', pkg: 'tinyproxy' },
   { command: 'zsh', pkg: 'zsh' },
   { command: 'fish', pkg: 'fish' },
+  // berth's image: buildah builds the Dockerfile, mmdebstrap makes the base images' Debian root.
+  { command: 'buildah', pkg: 'buildah' },
+  { command: 'mmdebstrap', pkg: 'mmdebstrap' },
+  // The real node: containerd, runc, the CNI plugins, iptables for kube-proxy.
+  ...NODE_TOOLS,
 ]
 
 export type PartLocations = {
@@ -42,7 +49,13 @@ export type PartLocations = {
 /** Ensure every part exists, building what is missing; returns where each one is. */
 export async function ensureParts(say: Say): Promise<PartLocations> {
   await ensureAptTools(say)
-  for (const part of GO_PARTS) await ensureGoPart(part, say)
+  // The Go builds take the CPU; making the base images mostly waits on Debian's mirror: both at once.
+  await Promise.all([
+    (async () => {
+      for (const part of GO_PARTS) await ensureGoPart(part, say)
+    })(),
+    ensureBases(join(GROUND_DIR, '..', '..', 'Dockerfile'), { say }),
+  ])
   const kubectl = await which('kubectl')
   if (!kubectl) {
     throw new EnvironmentError(
@@ -74,6 +87,7 @@ function partVersion(name: GoPart['name']): string {
 }
 
 async function which(command: string): Promise<string | undefined> {
+  if (command.startsWith('/')) return (await isExecutable(command)) ? command : undefined
   for (const dir of (process.env.PATH ?? '').split(':')) {
     if (!dir) continue
     const candidate = join(dir, command)

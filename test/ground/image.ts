@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { EnvironmentError } from '../../shared/errors.ts'
 import { ensureBases } from './bases.ts'
 import { buildah } from './buildah.ts'
-import type { Say } from './build.ts'
-import { cacheDir } from './parts.ts'
+import { cacheDir, type Say } from './parts.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 

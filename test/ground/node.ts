@@ -18,7 +18,6 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { EnvironmentError } from '../../shared/errors.ts'
 import { buildah } from './buildah.ts'
-import type { PartLocations } from './build.ts'
 import { freePort, NODE_CLEANUP, type Started, startProcess, waitUntil } from './processes.ts'
 
 export const NODE_NAME = 'berth-node-0'
@@ -67,7 +66,7 @@ export type NodeFiles = {
 
 /** Start containerd, the kubelet and kube-proxy; wait until the Node is Ready. */
 export async function startNode(
-  parts: PartLocations,
+  parts: { kubelet: string; kubeProxy: string; pause: string; kubectl: string },
   files: NodeFiles,
   track: (started: Started) => Promise<void>,
 ): Promise<void> {

@@ -7,6 +7,9 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+/** Progress lines for people while parts are built or started. */
+export type Say = (line: string) => void
+
 export const KUBERNETES_VERSION = 'v1.36.3'
 export const ETCD_VERSION = 'v3.6.16'
 export const ORAS_VERSION = 'v1.3.6'
