@@ -47,6 +47,8 @@ export async function buildImage(options: BuildOptions): Promise<BuiltImage> {
       // Reuse unchanged steps between builds (buildah's default is to cache nothing); --no-cache runs each again.
       '--layers',
       ...(options.noCache ? ['--no-cache'] : []),
+      // A failed step leaves no working container behind in the store.
+      '--force-rm',
       // crun refuses this machine's hybrid cgroups (v1 with an empty v2 mount); runc runs the RUN steps.
       '--runtime',
       'runc',
