@@ -37,6 +37,8 @@ export {
 } from './well-known.ts'
 
 const duration = z.string().regex(DURATION, 'must be a duration such as 30s, 5m or 1h')
+/** `<cluster>/<namespace>/<name>`: an Environment anywhere, as its attestations name it. */
+const ATTESTED_IDENTITY = /^[^/\s]+\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
 
 export const specSchema = z.strictObject({
   source: z.strictObject({
@@ -101,10 +103,37 @@ export const specSchema = z.strictObject({
     .strictObject({
       from: z
         .string()
-        .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace'),
+        .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace')
+        .optional()
+        .describe('an upstream Environment in this namespace of this cluster'),
+      attested: z
+        .strictObject({
+          environment: z
+            .string()
+            .regex(ATTESTED_IDENTITY, 'must be <cluster>/<namespace>/<name> (the upstream reconciler\'s --cluster-name)')
+            .describe('who must have attested the digest healthy: <cluster>/<namespace>/<name>'),
+          secretRef: z
+            .strictObject({ name: z.string().min(1) })
+            .describe('a Secret whose *.pub keys are trusted to sign attestations'),
+        })
+        .optional()
+        .describe('an upstream anywhere: its signed health attestation in the registry is the evidence'),
+      soak: duration.optional().describe('how long the upstream must have been healthy on the digest; default 0s'),
+    })
+    .refine((p) => (p.from === undefined) !== (p.attested === undefined), {
+      message: 'must name exactly one upstream: from (this cluster) or attested (anywhere)',
     })
     .optional()
-    .describe('gate: only versions that have been Ready on this upstream Environment are applied'),
+    .describe('gate: only versions proven healthy upstream (and for soak) are applied'),
+  attest: z
+    .strictObject({
+      secretRef: z
+        .strictObject({ name: z.string().min(1) })
+        .describe('a Secret with cosign.key, cosign.password and .dockerconfigjson (push credentials)'),
+      after: duration.default('0s').describe('how long a version must have been Ready before it is attested'),
+    })
+    .optional()
+    .describe('sign and push a health attestation for each digest that runs healthy here (and one when it fails)'),
   notify: z
     .array(
       z.strictObject({
@@ -149,6 +178,15 @@ const historyEntrySchema = z.object({
   by: z.string().optional().describe('who pinned it (berth.dev/promoted-by), or "berth (automatic rollback)"'),
 })
 
+const attestedEntrySchema = z.object({
+  version: z.string(),
+  digest: z.string(),
+  result: z.string().describe('healthy, or failed when the digest later failed here'),
+  readySince: z.string().describe('when the digest became Ready here'),
+  at: z.string().describe('when the attestation was pushed'),
+  reference: z.string().describe('where: <repository>:sha256-<hex>.att'),
+})
+
 /**
  * The status berth writes. Also the CRD's structural status schema (crd.ts), so the apiserver
  * prunes anything else and `kubectl explain environment.status` documents every field.
@@ -174,12 +212,17 @@ export const statusSchema = z.object({
     .optional()
     .describe('the pinned digest that failed health and was rolled back from (rollback: onFailure)'),
   inventory: z.array(inventoryEntrySchema).optional().describe('every object the applied version owns'),
+  attested: z
+    .array(attestedEntrySchema)
+    .optional()
+    .describe('the health attestations this Environment pushed (spec.attest), the last 10, oldest first'),
   history: z.array(historyEntrySchema).optional().describe('the last 10 applications, oldest first'),
 })
 
 export type Condition = z.infer<typeof conditionSchema>
 export type InventoryEntry = z.infer<typeof inventoryEntrySchema>
 export type HistoryEntry = z.infer<typeof historyEntrySchema>
+export type AttestedEntry = z.infer<typeof attestedEntrySchema>
 export type EnvironmentStatus = z.infer<typeof statusSchema>
 /** Every field of the status: a pass that drops one sends it as null, so the apiserver drops it too. */
 export const STATUS_FIELDS = Object.keys(statusSchema.shape) as ReadonlyArray<keyof EnvironmentStatus>

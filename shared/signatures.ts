@@ -5,12 +5,8 @@
  * push); verifying accepts a signature only when it verifies with a trusted key *and* its
  * payload names exactly the digest being verified (Flux ignores that claim; berth does not).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { z } from 'zod'
-import { sha256Digest } from './artifact.ts'
+import { appendLayer, attachedLayers, attachedTag, type Layer, readBlob } from './cosign-tags.ts'
 import {
   keyId,
   payloadDigest,
@@ -21,23 +17,12 @@ import {
   verifyPayload,
 } from './cosign.ts'
 import { InvalidInputError } from './errors.ts'
-import { fetchBlob, fetchManifest, OrasError, type OrasOptions, pushBlob, pushManifest } from './oras.ts'
+import type { OrasOptions } from './oras.ts'
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 /** The most of one signature payload berth reads (cosign's are a few hundred bytes). */
 const MAX_SIGNATURE_BYTES = 64 * 1024
 /** The most signatures of one digest berth checks. */
 const MAX_SIGNATURES = 100
-const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
-
-const layerSchema = z.object({
-  mediaType: z.string(),
-  digest: z.string(),
-  size: z.number(),
-  annotations: z.record(z.string(), z.string()).optional(),
-})
-type Layer = z.infer<typeof layerSchema>
-const manifestSchema = z.object({ layers: z.array(layerSchema) })
 
 /** A public key someone trusts, with the name it is known by (a file or a Secret key). */
 export type TrustedKey = { name: string; key: KeyObject }
@@ -46,7 +31,7 @@ export type Verified = { digest: string; key: string; keyId: string; signature: 
 
 /** `host/path:sha256-<hex>.sig`: where cosign keeps the signatures of `digest`. */
 export function signatureTag(repository: string, digest: string): string {
-  return `${repository}:${digest.replace(':', '-')}.sig`
+  return attachedTag(repository, digest, 'sig')
 }
 
 /**
@@ -66,42 +51,9 @@ export async function signArtifact(
     if ((await checkLayer(repository, digest, layer, [own], access)).verified) return { reference, added: false }
   }
   const payload = signaturePayload(repository, digest)
-  const work = await mkdtemp(join(tmpdir(), 'berth-sign-'))
-  try {
-    const layer: Layer = {
-      mediaType: SIMPLESIGNING,
-      digest: sha256Digest(payload),
-      size: payload.length,
-      annotations: { [SIGNATURE_ANNOTATION]: signPayload(payload, key) },
-    }
-    const all = [...layers, layer]
-    // A valid image config, as cosign writes one: registries and cosign expect the blob to exist.
-    const config = Buffer.from(
-      JSON.stringify({
-        architecture: '',
-        config: {},
-        created: '0001-01-01T00:00:00Z',
-        history: all.map(() => ({ created: '0001-01-01T00:00:00Z' })),
-        os: '',
-        rootfs: { type: 'layers', diff_ids: all.map((l) => l.digest) },
-      }),
-    )
-    await writeFile(join(work, 'payload.json'), payload)
-    await writeFile(join(work, 'config.json'), config)
-    await pushBlob(repository, layer.digest, join(work, 'payload.json'), access)
-    await pushBlob(repository, sha256Digest(config), join(work, 'config.json'), access)
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
-      layers: all,
-    }
-    await writeFile(join(work, 'manifest.json'), JSON.stringify(manifest))
-    await pushManifest(reference, join(work, 'manifest.json'), OCI_MANIFEST, access)
-    return { reference, added: true }
-  } finally {
-    await rm(work, { recursive: true, force: true })
-  }
+  const annotations = { [SIGNATURE_ANNOTATION]: signPayload(payload, key) }
+  await appendLayer(repository, reference, layers, payload, { mediaType: SIMPLESIGNING, annotations }, access)
+  return { reference, added: true }
 }
 
 /**
@@ -143,14 +95,7 @@ const refused = (message: string): InvalidInputError => new InvalidInputError('V
 
 /** The signature layers of `digest`; none when no signature manifest exists. */
 async function signatureLayers(repository: string, digest: string, access: OrasOptions): Promise<Layer[]> {
-  try {
-    const fetched = await fetchManifest(signatureTag(repository, digest), access)
-    const parsed = manifestSchema.safeParse(fetched.content)
-    return parsed.success ? parsed.data.layers.filter((l) => l.mediaType === SIMPLESIGNING) : []
-  } catch (error: unknown) {
-    if (error instanceof OrasError && error.failure === 'not-found') return []
-    throw error
-  }
+  return await attachedLayers(signatureTag(repository, digest), SIMPLESIGNING, access)
 }
 
 /** One signature: verified by a key, verified but for another digest, or neither. */
@@ -179,16 +124,6 @@ async function checkLayer(
   if (claim !== digest) return { otherDigest: claim ?? '(no digest)' }
   return {
     verified: { digest, key: trusted.name, keyId: keyId(trusted.key), signature: signatureTag(repository, digest) },
-  }
-}
-
-async function readBlob(reference: string, access: OrasOptions): Promise<Buffer> {
-  const work = await mkdtemp(join(tmpdir(), 'berth-blob-'))
-  try {
-    await fetchBlob(reference, join(work, 'blob'), access)
-    return await readFile(join(work, 'blob'))
-  } finally {
-    await rm(work, { recursive: true, force: true })
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { InvalidInputError, WaitingError } from '../../shared/errors.ts'
 import { verifyArtifact } from '../../shared/signatures.ts'
+import { healthAttestations } from '../../shared/attestations.ts'
 import { describeObject, type KubeObject, type Located, objectKey } from '../../shared/manifests.ts'
 import { durationMs } from '../../shared/duration.ts'
 import {
@@ -26,7 +27,7 @@ import { BUSY_RETRY_MS, WAIT_MS } from '../source/registry-gate.ts'
 import { need, type Pass, type Phase, type Verdict } from './pass.ts'
 import { describeEntry, describeFailures, entryKey, prune } from '../apply/prune.ts'
 import { resolve, type Resolved, resolveDigest } from '../source/resolve.ts'
-import { provenOn } from './gate.ts'
+import { type GateDecision, judgeAttested, provenSince, soaked } from './gate.ts'
 import { lastHealthy, rollbackTarget } from './rollback.ts'
 import { selectObjects } from '../source/source.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
@@ -72,15 +73,33 @@ async function resolvePhase(pass: Pass): Promise<undefined> {
   return undefined
 }
 
-/** The gate holds in the cluster: a version is applied only once its digest has been Ready upstream. */
+/**
+ * The gate: a version is applied only once its digest has been healthy upstream (for `soak`) — an Environment of this
+ * cluster (`from`), or one anywhere whose signed attestation says so (`attested`).
+ */
 async function promotionGatePhase(pass: Pass): Promise<undefined> {
-  const upstream = pass.spec.promotion?.from
-  if (!upstream) return undefined
+  const promotion = pass.spec.promotion
+  if (!promotion) return undefined
   const { version, digest } = need(pass.pinned, 'pinned')
-  const source = await pass.ctx.kube.get<Environment>(environmentRef(pass.env.metadata.namespace, upstream))
-  if (!provenOn(source?.status, digest)) {
-    const message = `promotion gate: ${version} (${digest}) has not been Ready on ${upstream}; promote it there first`
-    throw new WaitingError('PromotionBlocked', message, PROMOTION_RETRY_MS)
+  const soakMs = durationMs(promotion.soak ?? '0s')
+  let decision: GateDecision
+  if (promotion.attested) {
+    const { environment, secretRef } = promotion.attested
+    const field = 'spec.promotion.attested.secretRef'
+    const { keys } = await trustedKeys(pass.kube, pass.env.metadata.namespace, secretRef.name, field)
+    const found = await healthAttestations(pass.source.repository, digest, keys, pass.source.access)
+    decision = judgeAttested(found, environment, digest, soakMs, pass.now())
+  } else {
+    const upstream = promotion.from ?? ''
+    const source = await pass.ctx.kube.get<Environment>(environmentRef(pass.env.metadata.namespace, upstream))
+    const since = provenSince(source?.status, digest)
+    decision = since
+      ? soaked(since, soakMs, pass.now(), upstream)
+      : { pass: false, message: `${version} (${digest}) has not been Ready on ${upstream}; promote it there first` }
+  }
+  if (!decision.pass) {
+    const retry = Math.min(decision.retryMs ?? PROMOTION_RETRY_MS, durationMs(pass.spec.interval))
+    throw new WaitingError('PromotionBlocked', `promotion gate: ${decision.message}`, Math.max(retry, 1000))
   }
   return undefined
 }

@@ -1,7 +1,8 @@
 /**
  * One reconcile pass of one Environment, read top to bottom as Flux's reconcilers read:
  * get → deleted? (finalize) → finalizer → valid spec? → suspended? → the phases (phases.ts) →
- * summarize → one status write → hand what changed to the notifier (notify.ts, never awaited).
+ * attest what ran healthy (attest.ts) → summarize → one status write → hand what changed to the
+ * notifier (notify.ts, never awaited).
  * Whatever stops the pass, its error's kind decides what comes next (verdict.ts): a spec or
  * artifact the user must fix stalls, a gate or a version not yet published waits a fixed delay,
  * anything else backs off; the version applied before keeps running.
@@ -30,6 +31,7 @@ import { TAKE_OVER_FROM } from '../../api/well-known.ts'
 import { recordEvent } from './events.ts'
 import type { ConditionText, Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
+import { attestAfter } from './attest.ts'
 import { type Noted, notifications } from '../notify/notify.ts'
 import { describeFailures, prune } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
@@ -86,7 +88,7 @@ export async function reconcileEnvironment(
       const source = gated(ctx, await openSource(kube, env.metadata.namespace, spec, signalOf(ctx)))
       pass = { ctx, env, spec, status, owner, now, started, source, event, kube }
       try {
-        verdict = await runPhases(pass, PHASES)
+        verdict = await attestAfter(pass, await runPhases(pass, PHASES))
       } finally {
         await source.close()
       }

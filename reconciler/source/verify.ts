@@ -19,9 +19,10 @@ export async function trustedKeys(
   kube: Kube,
   namespace: string,
   name: string,
+  field = 'spec.verify.secretRef',
 ): Promise<{ keys: TrustedKey[]; fingerprint: string }> {
   const secret = await kube.get<KeysSecret>({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } })
-  const where = `spec.verify.secretRef: Secret ${namespace}/${name}`
+  const where = `${field}: Secret ${namespace}/${name}`
   if (!secret)
     throw new InvalidInputError(
       'VerificationFailed',
