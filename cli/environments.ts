@@ -10,7 +10,16 @@ import type { Environment } from '../api/environment.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { BerthError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
-import { connectionFlags as common, type Connection, duration, type Output, outputOption, print, targetOf } from './flags.ts'
+import {
+  connectionFlags as common,
+  type Connection,
+  duration,
+  type Output,
+  outputOption,
+  print,
+  table,
+  targetOf,
+} from './flags.ts'
 
 type Common = Connection
 type Printing = { output: Output }
@@ -75,17 +84,19 @@ export async function summaries(envs: readonly Environment[]): Promise<Array<Rec
   })
 }
 
-function table(rows: ReadonlyArray<readonly string[]>): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
-  return `${rows
-    .map((r) =>
-      r
-        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-        .join('   ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`
-}
+/** One row of the status table, as STATUS_HEADER names its columns. */
+const statusCells = (r: Record<string, unknown>): string[] => [
+  String(r.namespace),
+  String(r.name),
+  String(r.pinned),
+  String(r.applied),
+  String(r.digest).replace('sha256:', '').slice(0, 12),
+  String(r.ready),
+  r.suspended ? 'yes' : 'no',
+  String(r.verified) || '-',
+  String(r.lastChange),
+  String(r.message),
+]
 
 const STATUS_HEADER = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'VERIFIED', 'LAST CHANGE', 'MESSAGE']
 
@@ -97,22 +108,50 @@ async function printStatus(
 ): Promise<void> {
   await print(options.output, name ? rows[0] : rows, () => {
     if (rows.length === 0) return `no Environments in ${options.allNamespaces ? 'any namespace' : `namespace ${namespace}`}\n`
-    return table([
-      STATUS_HEADER,
-      ...rows.map((r) => [
-        String(r.namespace),
-        String(r.name),
-        String(r.pinned),
-        String(r.applied),
-        String(r.digest).replace('sha256:', '').slice(0, 12),
-        String(r.ready),
-        r.suspended ? 'yes' : 'no',
-        String(r.verified) || '-',
-        String(r.lastChange),
-        String(r.message),
-      ]),
-    ])
+    return table([STATUS_HEADER, ...rows.map(statusCells)])
   })
+}
+
+/**
+ * `berth status` across clusters: the Environments of each context (`undefined`: every context of the kubeconfig),
+ * one table with a CLUSTER column (the context's name). A context that cannot be read is said on stderr, and the
+ * command then exits 1 after printing the others.
+ */
+async function statusAcross(
+  contexts: readonly string[] | undefined,
+  name: string | undefined,
+  options: StatusOptions,
+): Promise<void> {
+  const [{ Kube }, { contextNames }, { API_VERSION, KIND }] = await Promise.all([
+    import('../shared/kube.ts'),
+    import('../shared/kubeconfig.ts'),
+    import('../api/environment.ts'),
+  ])
+  const names = contexts ?? contextNames(options.kubeconfig)
+  const rows: Array<Record<string, unknown>> = []
+  let failed = 0
+  for (const context of names) {
+    try {
+      const kube = Kube.connect(targetOf({ ...options, context }))
+      const namespace = options.namespace ?? kube.access.namespace ?? 'default'
+      const scope = options.allNamespaces ? {} : { namespace }
+      const listed = await kube.list<Environment>(API_VERSION, KIND, scope)
+      const envs = listed.filter((e) => !name || e.metadata.name === name)
+      for (const row of await summaries([...envs].sort(byName))) rows.push({ cluster: context, ...row })
+    } catch (error: unknown) {
+      failed += 1
+      warn(`context ${context}: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
+  await print(options.output, rows, () =>
+    rows.length === 0
+      ? `no Environments in ${names.join(', ')}\n`
+      : table([
+          ['CLUSTER', ...STATUS_HEADER],
+          ...rows.map((r) => [String(r.cluster), ...statusCells(r)]),
+        ]),
+  )
+  if (failed > 0) process.exitCode = 1
 }
 
 const byName = (a: Environment, b: Environment): number =>
@@ -130,6 +169,8 @@ async function waited(
 }
 
 export function registerEnvironmentCommands(program: Command): void {
+  // `berth status --context a --context b`: every --context given, for one table across clusters.
+  const contexts: string[] = []
   common(
     program
       .command('status')
@@ -137,9 +178,16 @@ export function registerEnvironmentCommands(program: Command): void {
   )
     .argument('[env]', 'one Environment')
     .option('-A, --all-namespaces', 'every namespace')
+    .option('--all-contexts', 'every context of the kubeconfig: one table across clusters (CLUSTER column)')
     .addOption(outputOption())
     .option('-w, --watch', 'print again whenever something changes (a watch, not polling), until interrupted')
-    .action(async (name: string | undefined, options: StatusOptions) => {
+    .on('option:context', (value: string) => contexts.push(value))
+    .action(async (name: string | undefined, options: StatusOptions & { allContexts?: boolean }) => {
+      if (options.allContexts || contexts.length > 1) {
+        if (options.watch) throw new UsageError('Usage', '--watch follows one cluster: give one --context')
+        await statusAcross(options.allContexts ? undefined : contexts, name, options)
+        return
+      }
       const { kube, namespace } = await connect(options)
       const { getEnvironment, watchEnvironments } = await sre()
       const { API_VERSION, KIND } = await import('../api/environment.ts')
@@ -176,7 +224,14 @@ export function registerEnvironmentCommands(program: Command): void {
     .option('--to <version>', 'the version to pin')
     .option(
       '--from <env>',
-      'pin the newest version that Succeeded on this Environment (the rule spec.promotion.from gates on)',
+      'pin the newest version that Succeeded on this Environment (the rule spec.promotion.from gates on); '
+      + 'or, as <cluster>/<namespace>/<name>, the highest version that identity attested healthy',
+    )
+    .option(
+      '--key <cosign.pub>',
+      'with --from <cluster>/<ns>/<name>: a trusted key (repeatable); default the Secret spec.promotion.attested names',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
     )
     .option('--wait', 'block until Ready (exit 0) or failure (exit non-zero), printing progress')
     .option('--timeout <duration>', 'how long --wait waits (30s, 5m, 1h)', duration, 300_000)
@@ -196,6 +251,7 @@ export function registerEnvironmentCommands(program: Command): void {
         options: Common & Printing & {
           to?: string
           from?: string
+          key: string[]
           wait?: boolean
           timeout: number
           file?: string
@@ -218,7 +274,12 @@ export function registerEnvironmentCommands(program: Command): void {
         const { getEnvironment, change, whoAmI } = await sre()
         const env = await getEnvironment(kube, namespace, name)
         let pin: { version: string; digest: string | null }
-        if (options.from !== undefined) {
+        const { isIdentity, pinFromAttestations } = await import('../reconciler/promote/attested.ts')
+        if (options.from !== undefined && isIdentity(options.from)) {
+          const { readFile } = await import('node:fs/promises')
+          const keys = await Promise.all(options.key.map(async (file) => ({ name: file, pem: await readFile(file, 'utf8') })))
+          pin = await pinFromAttestations(kube, env, options.from, { keys, registryConfig: options.registryConfig })
+        } else if (options.from !== undefined) {
           const { pinFromUpstream } = await import('../reconciler/promote/choose.ts')
           const chosen = pinFromUpstream(await getEnvironment(kube, namespace, options.from), env)
           if (chosen.note) warn(chosen.note)

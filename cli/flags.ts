@@ -83,3 +83,16 @@ export function targetOf(options: Connection): {
     ...(options.asGroup ? { asGroups: options.asGroup } : {}),
   }
 }
+
+/** Rows as kubectl prints them: columns padded to their widest cell, three spaces apart, the last one not padded. */
+export function table(rows: ReadonlyArray<readonly string[]>): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
+  return `${rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`
+}

@@ -1,5 +1,5 @@
 /**
- * Provenance on the command line: `berth keygen`, `berth sign REF`, `berth verify REF`, and the
+ * Provenance on the command line: `berth keygen`, `berth sign REF`, `berth verify REF`, `berth attestations`, and the
  * key loading `berth push --sign` shares. Keys are cosign's: a cosign key pair works here, and a
  * berth key pair with cosign. `--key` is a file or `env://VAR` (a key held in a CI secret); the
  * private key's password comes from BERTH_COSIGN_PASSWORD, never from the command line.
@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { UsageError } from '../shared/errors.ts'
 import type { OrasOptions } from '../shared/oras.ts'
+import { type Output, outputOption, print, table } from './flags.ts'
 
 export type Access = { plainHttp?: boolean; caFile?: string; insecure?: boolean; registryConfig?: string }
 
@@ -136,5 +137,51 @@ export function registerSigning(program: Command): void {
     const { repository, digest } = await resolveReference(reference, access)
     const verified = await verifyArtifact(repository, digest, keys, access)
     process.stdout.write(`verified ${repository}@${digest} with ${verified.key} (${verified.keyId})\n`)
+  })
+
+  registryFlags(
+    program
+      .command('attestations')
+      .description('who attested a version healthy (or failed), when, and with which key (spec.attest)')
+      .argument('<repository>', 'oci://host/path')
+      .argument('<version>', 'the version (tag) or sha256:<digest>')
+      .option(
+        '--key <file>',
+        'cosign public key to verify with (repeatable); without, every attestation shows as unverified',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
+      .addOption(outputOption()),
+  ).action(async (repository: string, version: string, options: Access & { key: string[]; output: Output }) => {
+    const access = accessOf(options)
+    const [{ readPublicKey }, { listAttestations }] = await Promise.all([
+      import('../shared/cosign.ts'),
+      import('../shared/attestations.ts'),
+    ])
+    const keys = await Promise.all(
+      options.key.map(async (file) => ({ name: file, key: readPublicKey(await keyText(file), file) })),
+    )
+    const bare = repository.replace(/^oci:\/\//, '')
+    const reference = version.startsWith('sha256:') ? `${bare}@${version}` : `${bare}:${version}`
+    const { digest } = await resolveReference(reference, access)
+    const { where, listed } = await listAttestations(bare, digest, keys, access)
+    const rows = listed.map((a) => ({
+      identity: a.predicate ? `${a.predicate.cluster}/${a.predicate.namespace}/${a.predicate.environment}` : '',
+      version: a.predicate?.version ?? '',
+      result: a.predicate?.result ?? '',
+      readySince: a.predicate?.readySince ?? '',
+      attestedAt: a.predicate?.attestedAt ?? '',
+      key: a.key ?? '',
+      keyId: a.keyId ?? '',
+      ...(a.refused ? { unverified: a.refused } : {}),
+    }))
+    await print(options.output, { reference: `${bare}@${digest}`, attestations: where, listed: rows }, () => {
+      if (rows.length === 0) return `no attestations of ${bare}@${digest} (${where})\n`
+      return table([
+        ['IDENTITY', 'VERSION', 'RESULT', 'READY SINCE', 'ATTESTED', 'KEY'],
+        ...rows.map((r) => [r.identity || '?', r.version, r.result, r.readySince, r.attestedAt,
+          r.key ? `${r.key} (${r.keyId})` : `unverified: ${r.unverified ?? ''}`]),
+      ])
+    })
   })
 }

@@ -89,24 +89,68 @@ export async function healthAttestations(
   keys: readonly TrustedKey[],
   access: OrasOptions,
 ): Promise<{ verified: Attestation[]; refused: string[]; where: string }> {
+  const { where, envelopes } = await healthEnvelopes(repository, digest, access)
+  const verified: Attestation[] = []
+  const refused: string[] = []
+  for (const envelope of envelopes) {
+    const judged = typeof envelope === 'string' ? { refused: envelope } : judge(envelope, digest, keys)
+    if ('refused' in judged) refused.push(judged.refused)
+    else if (judged.attestation) verified.push(judged.attestation)
+  }
+  return { verified, refused, where }
+}
+
+/** One attestation as `berth attestations` lists it: what it says, and the key that verified it or why none did. */
+export type Listed = { predicate?: HealthPredicate; key?: string; keyId?: string; refused?: string }
+
+/** Every health attestation of `digest`, verified against `keys` where it can be; unverified ones say why. */
+export async function listAttestations(
+  repository: string,
+  digest: string,
+  keys: readonly TrustedKey[],
+  access: OrasOptions,
+): Promise<{ where: string; listed: Listed[] }> {
+  const { where, envelopes } = await healthEnvelopes(repository, digest, access)
+  const listed = envelopes.map((envelope): Listed => {
+    if (typeof envelope === 'string') return { refused: envelope }
+    const judged = judge(envelope, digest, keys)
+    if ('refused' in judged) {
+      const statement = parseJson(unsealed(envelope)) as { predicate?: unknown } | undefined
+      const claimed = healthPredicateSchema.safeParse(statement?.predicate)
+      return { ...(claimed.success ? { predicate: claimed.data } : {}), refused: judged.refused }
+    }
+    return judged.attestation ? { ...judged.attestation } : { refused: 'another predicate type' }
+  })
+  return { where, listed }
+}
+
+/** The attestation envelopes of `digest` (health ones, or of no stated type), or why one was not read. */
+async function healthEnvelopes(
+  repository: string,
+  digest: string,
+  access: OrasOptions,
+): Promise<{ where: string; envelopes: Array<Buffer | string> }> {
   const where = attestationTag(repository, digest)
   const layers = await attachedLayers(where, DSSE_ENVELOPE, access)
   if (layers.length > MAX_ATTESTATIONS) {
     throw new InvalidInputError('TooLarge', `${where} holds ${layers.length} attestations; berth reads at most ${MAX_ATTESTATIONS}`)
   }
-  const verified: Attestation[] = []
-  const refused: string[] = []
+  const envelopes: Array<Buffer | string> = []
   for (const layer of layers) {
     if (layer.annotations?.predicateType !== undefined && layer.annotations.predicateType !== HEALTH_PREDICATE) continue
-    if (layer.size > MAX_ENVELOPE_BYTES) {
-      refused.push(`${layer.digest} is ${layer.size} bytes, more than an attestation (${MAX_ENVELOPE_BYTES / 1024} KiB)`)
-      continue
-    }
-    const judged = judge(await readBlob(`${repository}@${layer.digest}`, access), digest, keys)
-    if ('refused' in judged) refused.push(judged.refused)
-    else if (judged.attestation) verified.push(judged.attestation)
+    envelopes.push(
+      layer.size > MAX_ENVELOPE_BYTES
+        ? `${layer.digest} is ${layer.size} bytes, more than an attestation (${MAX_ENVELOPE_BYTES / 1024} KiB)`
+        : await readBlob(`${repository}@${layer.digest}`, access),
+    )
   }
-  return { verified, refused, where }
+  return { where, envelopes }
+}
+
+/** An envelope's payload, unverified: only to show what a refused attestation claims. */
+function unsealed(envelope: Buffer): Buffer {
+  const parsed = parseJson(envelope) as { payload?: unknown } | undefined
+  return typeof parsed?.payload === 'string' ? Buffer.from(parsed.payload, 'base64') : Buffer.alloc(0)
 }
 
 /** One envelope: a verified attestation of `digest`, nothing (another predicate type), or why it is refused. */

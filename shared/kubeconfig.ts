@@ -114,6 +114,12 @@ function noCluster(): UsageError {
   return new UsageError('NoCluster', 'no Kubernetes cluster configured: set KUBECONFIG or pass --kubeconfig/--context')
 }
 
+/** Every context of the kubeconfig (`--kubeconfig`, else KUBECONFIG or ~/.kube/config), as kubectl lists them. */
+export function contextNames(kubeconfig?: string): string[] {
+  const files = kubeconfig ? [kubeconfig] : defaultFiles()
+  return files.length === 0 ? [] : [...merge(files).contexts.keys()]
+}
+
 function defaultFiles(): string[] {
   const fromEnv = (process.env.KUBECONFIG ?? '').split(delimiter).filter((f) => f && existsSync(f))
   if (fromEnv.length > 0) return fromEnv

@@ -7,6 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
+import { load } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Environment, environmentRef } from '../api/environment.ts'
 import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
@@ -19,7 +20,7 @@ import { type GroundInfo, startGround, stopGround } from './ground/ground.ts'
 import { configMap, deployment } from './support/config-repo.ts'
 import { environment, eventsOf, installCrd, publishApp, testClock } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
-import { useGround } from './support/ground.ts'
+import { ROOT, useGround } from './support/ground.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -173,6 +174,43 @@ describe('promotion across clusters on health attestations', () => {
     expect(ready(refused).message).toContain(`3.0.0 failed upstream on ${identity()}`)
   }, 120_000)
 
+  it('berth attestations lists who attested what; promote --from <identity> pins the highest version attested healthy; status spans clusters', async () => {
+    const bin = join(ROOT, 'bin/berth.js')
+    type Run = { stdout: string; stderr: string; exitCode?: number }
+    const berth = (args: string[], kubeconfig?: string): Promise<Run> =>
+      execa(process.execPath, [bin, ...args, ...(kubeconfig ? ['--kubeconfig', kubeconfig] : [])], { reject: false })
+    const pub = await keyFile(g, 'cosign.pub', keys.publicKey)
+    const listed = await berth(['attestations', `oci://${repository()}`, '3.0.0', '--plain-http', '--key', pub, '-o', 'json'])
+    const json = JSON.parse(listed.stdout) as { listed: Array<{ identity: string; result: string; key: string }> }
+    expect(json.listed.map((a) => [a.identity, a.result, a.key])).toEqual([
+      [identity(), 'healthy', pub],
+      [identity(), 'failed', pub],
+    ])
+    const unverified = await berth(['attestations', `oci://${repository()}`, '3.0.0', '--plain-http'])
+    expect(unverified.stdout).toMatch(new RegExp(`${identity()}\\s+3\\.0\\.0\\s+healthy.*unverified`))
+
+    // Healthy by staging's word: 1.0.0; 2.0.0 never attested; 3.0.0's newest word is failed.
+    const promoted = await berth(['promote', 'prod', '-n', prodNs, '--from', identity(), '-o', 'json'], b?.kubeconfig)
+    expect(promoted.stderr).toBe('')
+    expect(JSON.parse(promoted.stdout)).toMatchObject({ from: '3.0.0', to: '1.0.0' })
+    // The promotion pinned the digest too; the tests after it pin versions only.
+    const unpin = ['--kubeconfig', b?.kubeconfig ?? '', 'patch', 'environment', 'prod', '-n', prodNs, '--type=merge']
+    await execa(g.ground.parts.kubectl, [...unpin, '-p', '{"spec":{"digest":null}}'])
+
+    // One table across both clusters: a kubeconfig with a context for each.
+    const combined = join(g.scratch(), 'two-clusters.kubeconfig')
+    await writeFile(combined, await twoContexts({ 'eu-1': g.ground.kubeconfig, 'eu-2': b?.kubeconfig ?? '' }))
+    const across = await berth(['status', '--all-contexts', '-A', '-o', 'json'], combined)
+    const rows = JSON.parse(across.stdout) as Array<{ cluster: string; namespace: string; name: string }>
+    expect(rows.filter((r) => r.name === 'staging' || r.name === 'prod').map((r) => [r.cluster, r.namespace, r.name])).toEqual([
+      ['eu-1', g.namespace, 'staging'],
+      ['eu-2', prodNs, 'prod'],
+    ])
+    const two = await berth(['status', '--context', 'eu-1', '--context', 'eu-2', '-n', prodNs], combined)
+    expect(two.stdout).toMatch(/^CLUSTER\s+NAMESPACE\s+NAME/)
+    expect(two.stdout).toMatch(/\neu-2\s+prod\s+prod\s+1\.0\.0/)
+  }, 120_000)
+
   it('refuses attestations signed by another key, naming another environment, copied from another digest, or altered', async () => {
     const key = readPrivateKey(keys.privateKey, PASSWORD)
     const access = { plainHttp: true }
@@ -233,6 +271,21 @@ describe('promotion across clusters on health attestations', () => {
     expect(through.status?.lastAppliedVersion).toBe('7.0.0')
   }, 120_000)
 })
+
+/** One kubeconfig whose contexts (named by the keys) reach each ground's apiserver. */
+async function twoContexts(grounds: Record<string, string>): Promise<string> {
+  const { readFile } = await import('node:fs/promises')
+  type Named = { name: string } & Record<string, unknown>
+  const config = { 'apiVersion': 'v1', 'kind': 'Config', 'clusters': [] as Named[], 'users': [] as Named[], 'contexts': [] as Named[], 'current-context': '' }
+  for (const [name, file] of Object.entries(grounds)) {
+    const doc = load(await readFile(file, 'utf8')) as { clusters: Named[]; users: Named[] }
+    config.clusters.push({ ...doc.clusters[0], name })
+    config.users.push({ ...doc.users[0], name })
+    config.contexts.push({ name, context: { cluster: name, user: name } })
+    config['current-context'] = name
+  }
+  return JSON.stringify(config)
+}
 
 /** A CRD whose objects report health in status (a status subresource the test writes). */
 function probeCrd(group: string): object {
