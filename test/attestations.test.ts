@@ -7,7 +7,6 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { load } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Environment, environmentRef } from '../api/environment.ts'
 import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
@@ -16,7 +15,7 @@ import { generateKeyPair, readPrivateKey } from '../shared/cosign.ts'
 import { appendLayer, attachedLayers, readBlob } from '../shared/cosign-tags.ts'
 import { DSSE_ENVELOPE } from '../shared/dsse.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
-import { type GroundInfo, startGround, stopGround } from './ground/ground.ts'
+import { type GroundInfo, startGround, stopGround, writeContexts } from './ground/ground.ts'
 import { configMap, deployment } from './support/config-repo.ts'
 import { environment, eventsOf, installCrd, publishApp, testClock } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
@@ -199,7 +198,7 @@ describe('promotion across clusters on health attestations', () => {
 
     // One table across both clusters: a kubeconfig with a context for each.
     const combined = join(g.scratch(), 'two-clusters.kubeconfig')
-    await writeFile(combined, await twoContexts({ 'eu-1': g.ground.kubeconfig, 'eu-2': b?.kubeconfig ?? '' }))
+    await writeContexts(combined, { 'eu-1': g.ground.kubeconfig, 'eu-2': b?.kubeconfig ?? '' })
     const across = await berth(['status', '--all-contexts', '-A', '-o', 'json'], combined)
     const rows = JSON.parse(across.stdout) as Array<{ cluster: string; namespace: string; name: string }>
     expect(rows.filter((r) => r.name === 'staging' || r.name === 'prod').map((r) => [r.cluster, r.namespace, r.name])).toEqual([
@@ -271,21 +270,6 @@ describe('promotion across clusters on health attestations', () => {
     expect(through.status?.lastAppliedVersion).toBe('7.0.0')
   }, 120_000)
 })
-
-/** One kubeconfig whose contexts (named by the keys) reach each ground's apiserver. */
-async function twoContexts(grounds: Record<string, string>): Promise<string> {
-  const { readFile } = await import('node:fs/promises')
-  type Named = { name: string } & Record<string, unknown>
-  const config = { 'apiVersion': 'v1', 'kind': 'Config', 'clusters': [] as Named[], 'users': [] as Named[], 'contexts': [] as Named[], 'current-context': '' }
-  for (const [name, file] of Object.entries(grounds)) {
-    const doc = load(await readFile(file, 'utf8')) as { clusters: Named[]; users: Named[] }
-    config.clusters.push({ ...doc.clusters[0], name })
-    config.users.push({ ...doc.users[0], name })
-    config.contexts.push({ name, context: { cluster: name, user: name } })
-    config['current-context'] = name
-  }
-  return JSON.stringify(config)
-}
 
 /** A CRD whose objects report health in status (a status subresource the test writes). */
 function probeCrd(group: string): object {

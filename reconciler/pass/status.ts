@@ -84,11 +84,16 @@ export function readyOf(env: Environment): ReadyText {
  * Where a change made at `generation` stands: not yet handled, Ready, still rolling out, or
  * failed with the Ready reason (what `promote --wait` exits on).
  */
+/** The gate's message while only the soak holds a version (gate.ts soaked()). */
+const SOAKING = /^promotion gate: healthy on \S+ for \S+ of \S+/
+
 export function settled(env: Environment, generation: number): 'pending' | 'ready' | { failed: ReadyText } {
   if ((env.status?.observedGeneration ?? 0) < generation) return 'pending'
   const ready = readyOf(env)
   if (ready.status === 'True') return 'ready'
   if (ready.reason === 'Progressing' || ready.reason === '') return 'pending'
+  // Held only until the upstream has been healthy for `soak`: that comes by itself, so a wait goes on.
+  if (ready.reason === 'PromotionBlocked' && SOAKING.test(ready.message)) return 'pending'
   return { failed: ready }
 }
 

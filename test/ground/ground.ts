@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import { execa } from 'execa'
+import { load } from 'js-yaml'
 import { writeYaml } from '../../shared/yaml-writer.ts'
 import { ensureParts, type PartLocations, type Say } from './build.ts'
 import { createBridge, KUBERNETES_SERVICE_IP, NODE_NAME, SERVICE_CIDR, startNode, type Bridge } from './node.ts'
@@ -314,6 +315,23 @@ export async function writeKubeconfig(
     'current-context': c.context,
   }
   await writeFile(file, writeYaml(config), { mode: c.mode ?? 0o600 })
+}
+
+/**
+ * One kubeconfig whose contexts, named by the keys of `grounds`, reach each ground's apiserver as its admin (the
+ * first is current): `--context` then picks the cluster.
+ */
+export async function writeContexts(file: string, grounds: Record<string, string>): Promise<void> {
+  type Named = { name: string } & Record<string, unknown>
+  const lists = { clusters: [] as Named[], users: [] as Named[], contexts: [] as Named[] }
+  for (const [name, kubeconfig] of Object.entries(grounds)) {
+    const doc = load(await readFile(kubeconfig, 'utf8')) as { clusters: Named[]; users: Named[] }
+    lists.clusters.push({ ...doc.clusters[0], name })
+    lists.users.push({ ...doc.users[0], name })
+    lists.contexts.push({ name, context: { cluster: name, user: name } })
+  }
+  const config = { 'apiVersion': 'v1', 'kind': 'Config', ...lists, 'current-context': Object.keys(grounds)[0] ?? '' }
+  await writeFile(file, writeYaml(config), { mode: 0o600 })
 }
 
 /** HTTP status of a GET to `url` (https with the ground's CA and, optionally, a client certificate). */
