@@ -5,7 +5,17 @@ import { INSTALL_LABELS } from './well-known.ts'
 
 /** The OpenAPI v3 schema of `spec`, structural as CRDs require, from the zod schema. */
 export function specOpenApi(): Record<string, unknown> {
-  return structural(z.toJSONSchema(specSchema, { io: 'input' }))
+  const spec = structural(z.toJSONSchema(specSchema, { io: 'input' }))
+  // What zod's refinements say and JSON Schema cannot: the apiserver refuses it at once, as CEL.
+  const promotion = (spec.properties as Record<string, Record<string, unknown>> | undefined)?.promotion
+  if (promotion) promotion['x-kubernetes-validations'] = [PROMOTION_RULE]
+  return spec
+}
+
+/** spec.promotion names exactly one upstream (the zod schema's refinement, as a CRD validation rule). */
+const PROMOTION_RULE = {
+  rule: 'has(self.from) != has(self.attested)',
+  message: 'must name exactly one upstream: from (this cluster) or attested (anywhere)',
 }
 
 // JSON Schema → a CRD structural schema: drop what CRDs refuse ($schema, additionalProperties: false).

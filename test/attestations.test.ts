@@ -255,6 +255,44 @@ describe('promotion across clusters on health attestations', () => {
     expect(await blockedOn('6.0.0')).toMatch(/bad or untrusted signature/)
   }, 120_000)
 
+  it('the apiserver refuses a promotion that names no upstream, or two', async () => {
+    for (const promotion of [{ soak: '1m' }, { from: 'staging', attested: { environment: identity(), secretRef: { name: 'trusted' } } }]) {
+      const refused = await B().apply(environment(prodNs, 'ambiguous', { source: source(), version: '1.0.0', promotion }))
+        .then(() => '', (error: unknown) => String(error))
+      expect(refused).toContain('must name exactly one upstream: from (this cluster) or attested (anywhere)')
+    }
+  })
+
+  it('a push that fails is AttestationFailed, retried soon, and never holds the Environment; no secret is said', async () => {
+    await g.kube().apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'attest-wrong', namespace: g.namespace },
+      type: 'Opaque',
+      stringData: { 'cosign.key': keys.privateKey, 'cosign.password': 'not the password', '.dockerconfigjson': '{"auths":{}}' },
+    })
+    // Its objects in a namespace of their own: staging owns app-config in this one.
+    const target = `${g.namespace}-canary`
+    await g.kube().apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: target } })
+    await g.kube().apply(environment(g.namespace, 'canary', {
+      source: source(),
+      version: '1.0.0',
+      targetNamespace: target,
+      attest: { secretRef: { name: 'attest-wrong' } },
+    }))
+    const outcome = await reconcileEnvironment(
+      { kube: g.kube(), cacheDir: join(g.scratch(), 'cache-a'), now: clockA.now, clusterName: CLUSTER },
+      { namespace: g.namespace, name: 'canary' },
+    )
+    const canary = await g.kube().get<Environment>(environmentRef(g.namespace, 'canary'))
+    expect(canary && ready(canary).status).toBe('True')
+    expect(canary?.status?.attested).toBeUndefined()
+    expect(outcome).toEqual({ next: 'requeue', afterMs: 5_000 })
+    const [failed] = await eventsOf(g, 'canary', 'AttestationFailed')
+    expect(failed?.message).toMatch(/could not attest 1\.0\.0 .* wrong password.*trying again in 5 s/)
+    expect(JSON.stringify([canary, await eventsOf(g, 'canary')])).not.toContain('not the password')
+  }, 120_000)
+
   it('accepts an attestation the real cosign attest made with the right predicate', async () => {
     const digest = await publishApp(g.scratch(), repository(), '7.0.0', { cm: configMap('app-config', { v: '7' }) })
     const predicate = join(g.scratch(), 'predicate.json')
