@@ -8,15 +8,18 @@ export function specOpenApi(): Record<string, unknown> {
   const spec = structural(z.toJSONSchema(specSchema, { io: 'input' }))
   // What zod's refinements say and JSON Schema cannot: the apiserver refuses it at once, as CEL.
   const promotion = (spec.properties as Record<string, Record<string, unknown>> | undefined)?.promotion
-  if (promotion) promotion['x-kubernetes-validations'] = [PROMOTION_RULE]
+  if (promotion) promotion['x-kubernetes-validations'] = PROMOTION_RULES
   return spec
 }
 
-/** spec.promotion names exactly one upstream (the zod schema's refinement, as a CRD validation rule). */
-const PROMOTION_RULE = {
-  rule: 'has(self.from) != has(self.attested)',
-  message: 'must name exactly one upstream: from (this cluster) or attested (anywhere)',
-}
+/** spec.promotion's refinements in the zod schema, as CRD validation rules. */
+const PROMOTION_RULES = [
+  {
+    rule: '!(has(self.from) && has(self.attested))',
+    message: 'must name at most one upstream: from (this cluster) or attested (anywhere)',
+  },
+  { rule: '!has(self.soak) || has(self.from) || has(self.attested)', message: 'soak needs an upstream (from or attested)' },
+]
 
 // JSON Schema → a CRD structural schema: drop what CRDs refuse ($schema, additionalProperties: false).
 function structural(node: Record<string, unknown>): Record<string, unknown> {

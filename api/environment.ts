@@ -3,6 +3,7 @@
  * reconciler's validation and for the CRD's OpenAPI schema (crd.ts), so the two never disagree.
  */
 import semver from 'semver'
+import { cronProblem } from './windows.ts'
 import { z } from 'zod'
 import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
 import type { OrasOptions } from '../shared/oras.ts'
@@ -37,6 +38,19 @@ export {
 } from './well-known.ts'
 
 const duration = z.string().regex(DURATION, 'must be a duration such as 30s, 5m or 1h')
+/** A cron schedule croner accepts (5 or 6 fields), in `timeZone` when given. */
+const windowSchema = z
+  .strictObject({
+    kind: z.enum(['allow', 'deny']),
+    schedule: z.string().min(1).describe('cron: when the window opens (minute hour day-of-month month day-of-week)'),
+    duration: z.string().regex(POSITIVE_DURATION, 'must be a duration longer than 0s, such as 2h').describe('how long it stays open'),
+    timeZone: z.string().optional().describe('IANA time zone of the schedule (Europe/Berlin); default UTC'),
+  })
+  .superRefine((w, ctx) => {
+    const problem = cronProblem(w.schedule, w.timeZone)
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, path: ['schedule'] })
+  })
+
 /** `<cluster>/<namespace>/<name>`: an Environment anywhere, as its attestations name it. */
 const ATTESTED_IDENTITY = /^[^/\s]+\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
 
@@ -119,12 +133,20 @@ export const specSchema = z.strictObject({
         .optional()
         .describe('an upstream anywhere: its signed health attestation in the registry is the evidence'),
       soak: duration.optional().describe('how long the upstream must have been healthy on the digest; default 0s'),
+      windows: z
+        .array(windowSchema)
+        .max(20)
+        .optional()
+        .describe('when new versions may land: outside every allow window, or inside a deny one, they are held'),
     })
-    .refine((p) => (p.from === undefined) !== (p.attested === undefined), {
-      message: 'must name exactly one upstream: from (this cluster) or attested (anywhere)',
+    .refine((p) => p.from === undefined || p.attested === undefined, {
+      message: 'must name at most one upstream: from (this cluster) or attested (anywhere)',
+    })
+    .refine((p) => p.soak === undefined || p.from !== undefined || p.attested !== undefined, {
+      message: 'soak needs an upstream (from or attested)',
     })
     .optional()
-    .describe('gate: only versions proven healthy upstream (and for soak) are applied'),
+    .describe('policy: an upstream new versions must be proven on (and for soak), and windows they may land in'),
   attest: z
     .strictObject({
       secretRef: z

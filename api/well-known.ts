@@ -28,6 +28,13 @@ export const SUSPENDED = {
   by: 'berth.dev/suspended-by',
   at: 'berth.dev/suspended-at',
 } as const
+/** `berth freeze`: every new version held until unfrozen (or until `until`, RFC 3339), who froze it, why and when. */
+export const FROZEN = {
+  reason: 'berth.dev/frozen-reason',
+  by: 'berth.dev/frozen-by',
+  at: 'berth.dev/frozen-at',
+  until: 'berth.dev/frozen-until',
+} as const
 /**
  * On an Environment: the Environments (`ns/name`, comma-separated) whose objects it may take over.
  * Without it, an object another Environment owns is never applied (OwnershipConflict).

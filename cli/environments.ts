@@ -5,7 +5,7 @@
  * the commands decide and wait on lives in reconciler/promote/.
  */
 import type { Command } from 'commander'
-import { PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from '../api/well-known.ts'
+import { FROZEN, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from '../api/well-known.ts'
 import type { Environment } from '../api/environment.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { BerthError, UsageError } from '../shared/errors.ts'
@@ -52,6 +52,15 @@ const progress = (line: string): void => {
   process.stderr.write(`${line}\n`)
 }
 
+/** `berth freeze`'s record on `env`: who, why, since and until when; undefined when it is not frozen (or it ended). */
+function frozenOf(env: Environment): { by: string; reason: string; at: string; until?: string } | undefined {
+  const a = env.metadata.annotations ?? {}
+  const reason = a[FROZEN.reason]
+  const until = a[FROZEN.until]
+  if (reason === undefined || (until && Date.parse(until) <= Date.now())) return undefined
+  return { by: a[FROZEN.by] ?? '', reason, at: a[FROZEN.at] ?? '', ...(until ? { until } : {}) }
+}
+
 /** One row of `berth status`, also its JSON form. */
 export async function summaries(envs: readonly Environment[]): Promise<Array<Record<string, unknown>>> {
   const { readyOf } = await import('../reconciler/pass/status.ts')
@@ -71,6 +80,7 @@ export async function summaries(envs: readonly Environment[]): Promise<Array<Rec
       reason: ready.reason,
       message: ready.message,
       suspended: spec(env).suspend === true,
+      frozen: frozenOf(env),
       // The key that verified what runs, when spec.verify asks for signatures.
       verified: env.status?.verified?.digest === env.status?.lastAppliedDigest ? (env.status?.verified?.key ?? '') : '',
       ...(spec(env).suspend
@@ -93,12 +103,27 @@ const statusCells = (r: Record<string, unknown>): string[] => [
   String(r.digest).replace('sha256:', '').slice(0, 12),
   String(r.ready),
   r.suspended ? 'yes' : 'no',
+  frozenCell(r.frozen as ReturnType<typeof frozenOf>),
   String(r.verified) || '-',
   String(r.lastChange),
   String(r.message),
 ]
 
-const STATUS_HEADER = ['NAMESPACE', 'NAME', 'PINNED', 'APPLIED', 'DIGEST', 'READY', 'SUSPENDED', 'VERIFIED', 'LAST CHANGE', 'MESSAGE']
+const STATUS_HEADER = [
+  'NAMESPACE',
+  'NAME',
+  'PINNED',
+  'APPLIED',
+  'DIGEST',
+  'READY',
+  'SUSPENDED',
+  'FROZEN',
+  'VERIFIED',
+  'LAST CHANGE',
+  'MESSAGE',
+]
+const frozenCell = (f: ReturnType<typeof frozenOf>): string =>
+  f ? `${f.by}: ${f.reason}${f.until ? ` (until ${f.until})` : ''}` : '-'
 
 async function printStatus(
   rows: ReadonlyArray<Record<string, unknown>>,
@@ -156,6 +181,49 @@ async function statusAcross(
 
 const byName = (a: Environment, b: Environment): number =>
   `${a.metadata.namespace}/${a.metadata.name}` < `${b.metadata.namespace}/${b.metadata.name}` ? -1 : 1
+
+type Selecting = Common & Printing & { allNamespaces?: boolean; selector?: string }
+type Change = { patch: object; said: (key: string) => string; result: Record<string, unknown> }
+
+/**
+ * Change one Environment, or every one `-A` / `-l` selects (in the namespace, or all of them with -A): the same merge
+ * patch on each, a line each, or a list with -o. Refuses to guess: a name, -A or -l must be given.
+ */
+async function changeSelected(
+  name: string | undefined,
+  options: Selecting,
+  verb: string,
+  make: (kube: Kube) => Promise<Change>,
+): Promise<void> {
+  if ((name === undefined) === !(options.allNamespaces || options.selector))
+    throw new UsageError('Usage', `${verb}: name one Environment, or select them with -A or -l (not both)`)
+  const { kube, namespace } = await connect(options)
+  const { getEnvironment, change } = await sre()
+  const { API_VERSION, KIND } = await import('../api/environment.ts')
+  const targets = name
+    ? [await getEnvironment(kube, namespace, name)]
+    : await kube.list<Environment>(API_VERSION, KIND, {
+        ...(options.allNamespaces ? {} : { namespace }),
+        ...(options.selector ? { labelSelector: options.selector } : {}),
+      })
+  if (targets.length === 0) throw new UsageError('NotFound', `${verb}: no Environment matches; nothing changed`)
+  const made = await make(kube)
+  const results: Array<Record<string, unknown>> = []
+  for (const env of [...targets].sort(byName)) {
+    const { namespace: ns, name: n } = env.metadata
+    await change(kube, ns, n, verb, made.patch)
+    results.push({ namespace: ns, name: n, ...made.result })
+  }
+  await print(options.output, name ? results[0] : results, () =>
+    `${results.map((r) => made.said(`${String(r.namespace)}/${String(r.name)}`)).join('\n')}\n`)
+}
+
+/** `--until`: an RFC 3339 time, or a duration from now; as RFC 3339 (seconds). */
+function untilOf(text: string): string {
+  const at = /^\d{4}-/.test(text) ? Date.parse(text) : Date.now() + duration(text)
+  if (Number.isNaN(at)) throw new UsageError('Usage', `--until ${text}: give an RFC 3339 time or a duration such as 2h`)
+  return new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
 
 /** `--wait`'s outcome, printed as the command's result (text, or the Environment's summary with -o). */
 async function waited(
@@ -410,6 +478,52 @@ export function registerEnvironmentCommands(program: Command): void {
       })
       const by = await whoAmI(kube)
       await print(options.output, { namespace, name, suspended: false, by }, () => `${namespace}/${name}: resumed by ${by}\n`)
+    })
+
+  common(program.command('freeze').description('hold every new version of the Environments selected (stop the line)'))
+    .argument('[env]', 'the Environment (or -A / -l)')
+    .option('-A, --all-namespaces', 'every Environment, in every namespace')
+    .option('-l, --selector <selector>', 'the Environments with these labels (app=shop,tier=prod)')
+    .requiredOption('--reason <text>', 'why, shown in status, history, events and notifications')
+    .option('--until <time|duration>', 'when the freeze ends by itself: an RFC 3339 time, or a duration from now (2h)')
+    .addOption(outputOption())
+    .action(async (name: string | undefined, options: Selecting & { reason: string; until?: string }) => {
+      const until = options.until === undefined ? undefined : untilOf(options.until)
+      await changeSelected(name, options, 'freeze', async (kube) => {
+        const by = await (await sre()).whoAmI(kube)
+        const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
+        return {
+          patch: {
+            metadata: {
+              annotations: {
+                [FROZEN.reason]: options.reason,
+                [FROZEN.by]: by,
+                [FROZEN.at]: at,
+                [FROZEN.until]: until ?? null,
+              },
+            },
+          },
+          said: (key) => `${key}: frozen by ${by} at ${at}${until ? ` until ${until}` : ''}: ${options.reason}`,
+          result: { frozen: true, by, at, reason: options.reason, ...(until ? { until } : {}) },
+        }
+      })
+    })
+
+  common(program.command('unfreeze').description('let new versions land again on the Environments selected'))
+    .argument('[env]', 'the Environment (or -A / -l)')
+    .option('-A, --all-namespaces', 'every Environment, in every namespace')
+    .option('-l, --selector <selector>', 'the Environments with these labels')
+    .addOption(outputOption())
+    .action(async (name: string | undefined, options: Selecting) => {
+      await changeSelected(name, options, 'unfreeze', async (kube) => {
+        const by = await (await sre()).whoAmI(kube)
+        const none = { [FROZEN.reason]: null, [FROZEN.by]: null, [FROZEN.at]: null, [FROZEN.until]: null }
+        return {
+          patch: { metadata: { annotations: none } },
+          said: (key) => `${key}: unfrozen by ${by}`,
+          result: { frozen: false, by },
+        }
+      })
     })
 
   common(program.command('reconcile').description('ask the reconciler for a pass now'))

@@ -255,11 +255,18 @@ describe('promotion across clusters on health attestations', () => {
     expect(await blockedOn('6.0.0')).toMatch(/bad or untrusted signature/)
   }, 120_000)
 
-  it('the apiserver refuses a promotion that names no upstream, or two', async () => {
-    for (const promotion of [{ soak: '1m' }, { from: 'staging', attested: { environment: identity(), secretRef: { name: 'trusted' } } }]) {
+  it('the apiserver refuses a promotion that names two upstreams, or a soak without one', async () => {
+    const cases: Array<[object, string]> = [
+      [{ soak: '1m' }, 'soak needs an upstream (from or attested)'],
+      [
+        { from: 'staging', attested: { environment: identity(), secretRef: { name: 'trusted' } } },
+        'must name at most one upstream: from (this cluster) or attested (anywhere)',
+      ],
+    ]
+    for (const [promotion, message] of cases) {
       const refused = await B().apply(environment(prodNs, 'ambiguous', { source: source(), version: '1.0.0', promotion }))
         .then(() => '', (error: unknown) => String(error))
-      expect(refused).toContain('must name exactly one upstream: from (this cluster) or attested (anywhere)')
+      expect(refused).toContain(message)
     }
   })
 

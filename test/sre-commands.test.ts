@@ -71,7 +71,7 @@ describe('the SRE commands, as kubectl berth, against a real reconciler', () => 
   it('status shows every Environment at a glance, and as JSON for scripts', async () => {
     const out = await berth(['status'])
     expect(out).toMatch(
-      /^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+VERIFIED\s+LAST CHANGE\s+MESSAGE\n/,
+      /^NAMESPACE\s+NAME\s+PINNED\s+APPLIED\s+DIGEST\s+READY\s+SUSPENDED\s+FROZEN\s+VERIFIED\s+LAST CHANGE\s+MESSAGE\n/,
     )
     expect(out).toMatch(
       new RegExp(

@@ -84,6 +84,9 @@ export type Verdict = {
   outcome: Outcome
 }
 
+/** A new version held by promotion policy (policy.ts): why, and when to look again. */
+export type Hold = { reason: 'Frozen' | 'OutsideWindow' | 'AwaitingApproval'; message: string; retryMs: number }
+
 export type Pass = {
   readonly ctx: ReconcileContext
   readonly env: Environment
@@ -108,6 +111,8 @@ export type Pass = {
   /** The target's files, by path. */
   files?: Map<string, Buffer>
   objects?: Located[]
+  /** A new version held by policy (a freeze, the windows): the running version is the target meanwhile. */
+  held?: Hold
   /** Set once applying starts: from then on its refusals say what of the version landed. */
   applying?: boolean
   /** True when the live objects already match `target`: nothing was written. */

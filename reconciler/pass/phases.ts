@@ -28,6 +28,7 @@ import { need, type Pass, type Phase, type Verdict } from './pass.ts'
 import { describeEntry, describeFailures, entryKey, prune } from '../apply/prune.ts'
 import { resolve, type Resolved, resolveDigest } from '../source/resolve.ts'
 import { type GateDecision, judgeAttested, provenSince, soaked } from './gate.ts'
+import { holdOf } from './policy.ts'
 import { lastHealthy, rollbackTarget } from './rollback.ts'
 import { selectObjects } from '../source/source.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
@@ -79,7 +80,8 @@ async function resolvePhase(pass: Pass): Promise<undefined> {
  */
 async function promotionGatePhase(pass: Pass): Promise<undefined> {
   const promotion = pass.spec.promotion
-  if (!promotion) return undefined
+  // Windows alone (policy.ts) name no upstream: no gate.
+  if (!promotion?.from && !promotion?.attested) return undefined
   const { version, digest } = need(pass.pinned, 'pinned')
   const soakMs = durationMs(promotion.soak ?? '0s')
   let decision: GateDecision
@@ -111,6 +113,24 @@ async function targetPhase(pass: Pass): Promise<undefined> {
   const good = rollbackTarget(status, pinned.digest, spec.rollback)
   if (!good) delete status.rolledBackFrom
   pass.target = good ? await resolveDigest(source.repository, good.version, good.digest, source.access) : pinned
+  return undefined
+}
+
+/**
+ * Promotion policy (policy.ts): a new version arriving while frozen or outside the windows is held, and the version
+ * running stays the target, so it is still applied, corrected and health-checked. With nothing running yet, the pass
+ * just waits.
+ */
+async function policyPhase(pass: Pass): Promise<undefined> {
+  const { status, source } = pass
+  const target = need(pass.target, 'target')
+  if (target.digest === status.lastAppliedDigest) return undefined
+  const hold = holdOf(pass.env, pass.spec, pass.now())
+  if (!hold) return undefined
+  const { lastAppliedVersion: version, lastAppliedDigest: digest } = status
+  if (!version || !digest) throw new WaitingError(hold.reason, hold.message, hold.retryMs)
+  pass.held = hold
+  pass.target = await resolveDigest(source.repository, version, digest, source.access)
   return undefined
 }
 
@@ -341,7 +361,7 @@ async function healthPhase(pass: Pass): Promise<Verdict> {
     now: pass.now(),
     pruneFailed: (pass.pruned?.failed ?? []).map((f) => describeEntry(f.entry)),
     pruneBlocked: (pass.pruned?.blocked ?? []).map((f) => `${describeEntry(f.entry)} ${f.error}`),
-    rolledBackFrom: target.digest === pinned.digest ? undefined : pinned.version,
+    rolledBackFrom: target.digest === pinned.digest || pass.held ? undefined : pinned.version,
   })
   if (verdict.history !== 'HealthCheckFailed') return verdict
   return (await rollBack(pass, verdict)) ?? verdict
@@ -384,7 +404,7 @@ export function recordAttempt(pass: Pass, target: Resolved, result: string): voi
     finished: pass.now().toISOString(),
     result,
   }
-  const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest
+  const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest && !pass.held
   const by = rolledBack ? AUTOMATIC_ROLLBACK : pass.env.metadata.annotations?.[PROMOTED_BY]
   recordHistory(pass.status, by === undefined ? row : { ...row, by })
 }
@@ -400,7 +420,7 @@ function log(pass: Pass, msg: string, target: Resolved): void {
 const APPLICATION: readonly Phase[] = [verifyPhase, fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
 
 /** Every phase of a pass, in order. */
-export const PHASES: readonly Phase[] = [resolvePhase, promotionGatePhase, targetPhase, ...APPLICATION]
+export const PHASES: readonly Phase[] = [resolvePhase, promotionGatePhase, targetPhase, policyPhase, ...APPLICATION]
 
 /** Run `phases` until one ends the pass. */
 export async function runPhases(pass: Pass, phases: readonly Phase[]): Promise<Verdict> {

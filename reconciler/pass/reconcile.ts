@@ -32,6 +32,7 @@ import { recordEvent } from './events.ts'
 import type { ConditionText, Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
 import { attestAfter } from './attest.ts'
+import { heldVerdict } from './policy.ts'
 import { type Noted, notifications } from '../notify/notify.ts'
 import { describeFailures, prune } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
@@ -89,6 +90,11 @@ export async function reconcileEnvironment(
       pass = { ctx, env, spec, status, owner, now, started, source, event, kube }
       try {
         verdict = await attestAfter(pass, await runPhases(pass, PHASES))
+        if (pass.held) {
+          verdict = heldVerdict(verdict, pass.held, pass.target?.version ?? '')
+          // A hold lasts: tell people when it starts, not at every pass.
+          if (readyCondition(env.status)?.reason !== pass.held.reason) await event('Warning', pass.held.reason, pass.held.message)
+        }
       } finally {
         await source.close()
       }
