@@ -5,7 +5,13 @@ import { defineConfig } from 'vitest/config'
 // ground suites that start grounds or processes of their own and take minutes (the
 // deployed reconciler, faults, the ground's own lifecycle); `node` builds berth's image and runs it on a real node, and
 // runs the demo (its pods on that node). `npm run test:fast` leaves `slow` and `node` out; `npm test` runs everything.
-const SLOW = ['test/attestations.test.ts', 'test/deploy.test.ts', 'test/faults.test.ts', 'test/ground-lifecycle.test.ts']
+const SLOW = [
+  'test/approvals.test.ts',
+  'test/attestations.test.ts',
+  'test/deploy.test.ts',
+  'test/faults.test.ts',
+  'test/ground-lifecycle.test.ts',
+]
 // Suites with a real node (test/ground/node.ts), each on a ground of its own: one at a time, since a node's kube-proxy
 // and kubelet own machine-wide iptables chains.
 const NODE = ['test/node.test.ts', 'test/demo.test.ts']

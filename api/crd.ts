@@ -22,7 +22,7 @@ const PROMOTION_RULES = [
 ]
 
 // JSON Schema → a CRD structural schema: drop what CRDs refuse ($schema, additionalProperties: false).
-function structural(node: Record<string, unknown>): Record<string, unknown> {
+export function structural(node: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(node)) {
     if (key === '$schema' || key === 'additionalProperties') continue
@@ -37,6 +37,17 @@ function structural(node: Record<string, unknown>): Record<string, unknown> {
     }
   }
   return out
+}
+
+/** A CRD version's schema: a Kubernetes object with a required spec and, when given, a status. */
+export function objectSchema(parts: { spec: Record<string, unknown>; status?: Record<string, unknown> }): object {
+  return {
+    openAPIV3Schema: {
+      type: 'object',
+      required: ['spec'],
+      properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, ...parts },
+    },
+  }
 }
 
 /** The OpenAPI v3 schema of `status`: structural, so the apiserver keeps only what berth defines. */
@@ -78,19 +89,7 @@ export function environmentCrd(): {
             { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              required: ['spec'],
-              properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
-                metadata: { type: 'object' },
-                spec: specOpenApi(),
-                status: statusOpenApi(),
-              },
-            },
-          },
+          schema: objectSchema({ spec: specOpenApi(), status: statusOpenApi() }),
         },
       ],
     },

@@ -138,6 +138,12 @@ export const specSchema = z.strictObject({
         .max(20)
         .optional()
         .describe('when new versions may land: outside every allow window, or inside a deny one, they are held'),
+      approvals: z
+        .strictObject({
+          required: z.number().int().min(1).max(10).describe('distinct people, none of them who pinned it'),
+        })
+        .optional()
+        .describe('the two-person rule: a new version lands once this many others approved it (berth approve)'),
     })
     .refine((p) => p.from === undefined || p.attested === undefined, {
       message: 'must name at most one upstream: from (this cluster) or attested (anywhere)',

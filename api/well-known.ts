@@ -42,6 +42,10 @@ export const FROZEN = {
 export const TAKE_OVER_FROM = 'berth.dev/take-over-from'
 /** Left by `berth promote` and `berth rollback`: who set the pin, recorded in the history. */
 export const PROMOTED_BY = 'berth.dev/promoted-by'
+/** On an Environment an app of apps pinned: `<namespace>/<name> <version>` of the parent that set the pin. */
+export const PINNED_BY_ENVIRONMENT = 'berth.dev/pinned-by-environment'
+/** berth's reconcilers, by the ServiceAccount name berth install gives them. */
+export const RECONCILER_USER = /^system:serviceaccount:[^:]+:berth-reconciler$/
 
 /** The leader-election Lease; the install manifests grant rights on this one only. */
 export const LEASE_NAME = 'berth-reconciler'

@@ -182,6 +182,7 @@ async function statusAcross(
 const byName = (a: Environment, b: Environment): number =>
   `${a.metadata.namespace}/${a.metadata.name}` < `${b.metadata.namespace}/${b.metadata.name}` ? -1 : 1
 
+type Approving = { version: string; reason?: string; registryConfig?: string }
 type Selecting = Common & Printing & { allNamespaces?: boolean; selector?: string }
 type Change = { patch: object; said: (key: string) => string; result: Record<string, unknown> }
 
@@ -524,6 +525,26 @@ export function registerEnvironmentCommands(program: Command): void {
           result: { frozen: false, by },
         }
       })
+    })
+
+  common(
+    program
+      .command('approve')
+      .description('approve one version of an Environment, by digest, in your own name (spec.promotion.approvals)'),
+  )
+    .argument('<env>', 'the Environment')
+    .requiredOption('--version <version>', 'the version approved (its digest is taken from the pin or the registry)')
+    .option('--reason <text>', 'why, kept with the approval')
+    .option('--registry-config <file>', 'credentials to look the digest up in the registry')
+    .addOption(outputOption())
+    .action(async (name: string, options: Common & Printing & Approving) => {
+      const { kube, namespace } = await connect(options)
+      const { getEnvironment, whoAmI } = await sre()
+      const { approve } = await import('../reconciler/promote/approve.ts')
+      const env = await getEnvironment(kube, namespace, name)
+      const approval = await approve(kube, env, await whoAmI(kube), options)
+      const { spec: a } = approval
+      await print(options.output, approval, () => `${namespace}/${name}: ${a.version} (${a.digest}) approved by ${a.approver}\n`)
     })
 
   common(program.command('reconcile').description('ask the reconciler for a pass now'))

@@ -70,6 +70,7 @@ describe('install manifests', () => {
     expect(scoped.filter((o) => o.kind.startsWith('Cluster')).map((o) => `${o.kind} ${o.metadata.name}`)).toEqual([
       'ClusterRole berth-view',
       'ClusterRole berth-promote',
+      'ClusterRole berth-approve',
     ])
     for (const kind of ['Role', 'RoleBinding'])
       expect(
@@ -87,6 +88,7 @@ describe('install manifests', () => {
     expect(locked.some((o) => o.metadata.name.startsWith('berth-apply'))).toBe(false)
     const rules = find(locked, 'ClusterRole', 'berth-reconciler').rules ?? []
     expect(rules.flatMap((r) => r.resources).sort()).toEqual([
+      'approvals',
       'environments',
       'environments/finalizers',
       'environments/status',

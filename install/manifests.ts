@@ -35,6 +35,7 @@ import { environmentCrd } from '../api/crd.ts'
 import { GROUP, PLURAL } from '../api/environment.ts'
 import { INSTALL_LABELS, leaseName, RECONCILER_SELECTOR } from '../api/well-known.ts'
 import { INSTALL_DEFAULTS } from './defaults.ts'
+import { admissionObjects } from './policies.ts'
 import { SHARD_LABEL } from '../api/well-known.ts'
 
 export type InstallOptions = {
@@ -98,6 +99,8 @@ export const RECONCILER_RULES: readonly Rule[] = [
   { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
   // Only needed where OwnerReferencesPermissionEnforcement guards finalizers.
   { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
+  // spec.promotion.approvals: who approved what.
+  { apiGroups: [GROUP], resources: ['approvals'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   // Acting as an Environment's ServiceAccount (spec.serviceAccountName); get tells a missing one apart.
   { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'impersonate'] },
@@ -116,6 +119,12 @@ export const VIEW_RULES: readonly Rule[] = [
 /** For SREs: also change the pin, suspend and resume, and ask for a pass. */
 export const PROMOTE_RULES: readonly Rule[] = [
   { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch'] },
+]
+
+/** For approvers (the two-person rule): see Environments, give (and take back) approvals in their own name. */
+export const APPROVE_RULES: readonly Rule[] = [
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [GROUP], resources: ['approvals'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
 ]
 
 /** The label that tells one install's objects from another's. */
@@ -165,6 +174,7 @@ export function installObjects(options: InstallOptions): Obj[] {
       },
     },
     environmentCrd(),
+    ...(admissionObjects((base) => clusterName(base, namespace), watchNamespace) as Obj[]),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
     ...rbac('berth-reconciler', lockdown ? LOCKDOWN_RULES : RECONCILER_RULES),
     ...(lockdown ? [] : rbac('berth-apply', applyRules(options.allow))),
@@ -231,7 +241,11 @@ function peopleRoles(): Obj[] {
     },
     rules,
   })
-  return [role('berth-view', VIEW_RULES, ['view']), role('berth-promote', PROMOTE_RULES, ['edit', 'admin'])]
+  return [
+    role('berth-view', VIEW_RULES, ['view']),
+    role('berth-promote', PROMOTE_RULES, ['edit', 'admin']),
+    role('berth-approve', APPROVE_RULES, []),
+  ]
 }
 
 /** Cluster-scoped objects of an install outside the default namespace carry its name: installs never share one. */

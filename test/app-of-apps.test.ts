@@ -9,6 +9,7 @@ import { API_VERSION, KIND } from '../api/environment.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, installCrd, passes, publishApp } from './support/environments.ts'
 import { useGround } from './support/ground.ts'
+import { Kube, loadKubeConfig } from '../shared/kube.ts'
 
 const g = useGround(import.meta.url)
 process.env.SOURCE_DATE_EPOCH = '1700000000'
@@ -16,7 +17,18 @@ process.env.SOURCE_DATE_EPOCH = '1700000000'
 describe('an artifact never promotes', () => {
   let platform = ''
   let app = ''
-  const { run, ready } = passes(g)
+  // Passes as the reconciler's own identity (with an admin's rights), as in a cluster: where berth install's admission
+  // policy stamps a child's promoter, it stamps the reconciler, and history names the parent that pinned it.
+  let asReconciler: Kube | undefined
+  const reconciler = (): Kube =>
+    (asReconciler ??= new Kube(
+      loadKubeConfig({
+        kubeconfig: g.ground.kubeconfig,
+        as: 'system:serviceaccount:berth-system:berth-reconciler',
+        asGroups: ['system:masters'],
+      }),
+    ))
+  const { run, ready } = passes(g, reconciler)
   const environmentObject = (name: string, version: string): object => ({
     apiVersion: API_VERSION,
     kind: KIND,
@@ -65,7 +77,7 @@ describe('an artifact never promotes', () => {
     expect(ready((await run('platform')).env)?.status).toBe('True')
     const { env: child } = await run('child')
     expect(ready(child)?.status).toBe('True')
-    expect(child.metadata.annotations?.['berth.dev/promoted-by']).toBe(`${g.namespace}/platform 1.2.0`)
+    expect(child.metadata.annotations?.['berth.dev/pinned-by-environment']).toBe(`${g.namespace}/platform 1.2.0`)
     expect(child.status?.history?.at(-1)).toMatchObject({ version: '1.0.0', by: `${g.namespace}/platform 1.2.0` })
     expect(await cm('app-settings')).toBe('1')
   })

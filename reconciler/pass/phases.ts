@@ -19,6 +19,7 @@ import {
   PROMOTED_BY,
   RECONCILE_REQUESTED_AT,
 } from '../../api/environment.ts'
+import { PINNED_BY_ENVIRONMENT, RECONCILER_USER } from '../../api/well-known.ts'
 import { type Applied, applyObjects, entryOf, type Owner, placeObjects } from '../apply/apply.ts'
 import { type Drift, findDrift } from '../apply/drift.ts'
 import { releasedTo } from '../apply/ownership.ts'
@@ -28,7 +29,7 @@ import { need, type Pass, type Phase, type Verdict } from './pass.ts'
 import { describeEntry, describeFailures, entryKey, prune } from '../apply/prune.ts'
 import { resolve, type Resolved, resolveDigest } from '../source/resolve.ts'
 import { type GateDecision, judgeAttested, provenSince, soaked } from './gate.ts'
-import { holdOf } from './policy.ts'
+import { awaitingApproval, holdOf } from './policy.ts'
 import { lastHealthy, rollbackTarget } from './rollback.ts'
 import { selectObjects } from '../source/source.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
@@ -125,7 +126,7 @@ async function policyPhase(pass: Pass): Promise<undefined> {
   const { status, source } = pass
   const target = need(pass.target, 'target')
   if (target.digest === status.lastAppliedDigest) return undefined
-  const hold = holdOf(pass.env, pass.spec, pass.now())
+  const hold = holdOf(pass.env, pass.spec, pass.now()) ?? (await awaitingApproval(pass, target))
   if (!hold) return undefined
   const { lastAppliedVersion: version, lastAppliedDigest: digest } = status
   if (!version || !digest) throw new WaitingError(hold.reason, hold.message, hold.retryMs)
@@ -199,7 +200,11 @@ function environmentsPinnedBy(pass: Pass, objects: readonly Located[], version: 
         + 'pin: refused. An artifact may hold other Environments (app of apps), never its own',
       )
     }
-    const annotations = { ...(object.metadata.annotations as Record<string, string> | undefined), [PROMOTED_BY]: by }
+    const annotations = {
+      ...(object.metadata.annotations as Record<string, string> | undefined),
+      [PROMOTED_BY]: by,
+      [PINNED_BY_ENVIRONMENT]: by,
+    }
     return { ...located, object: { ...object, metadata: { ...object.metadata, annotations } } }
   })
 }
@@ -405,8 +410,19 @@ export function recordAttempt(pass: Pass, target: Resolved, result: string): voi
     result,
   }
   const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest && !pass.held
-  const by = rolledBack ? AUTOMATIC_ROLLBACK : pass.env.metadata.annotations?.[PROMOTED_BY]
+  const by = rolledBack ? AUTOMATIC_ROLLBACK : promoterOf(pass.env)
   recordHistory(pass.status, by === undefined ? row : { ...row, by })
+}
+
+/**
+ * Who set the pin: the name the apiserver stamped (berth.dev/promoted-by); for a pin an app of apps set — stamped with
+ * a berth reconciler's name, or as the reconciler wrote it where no admission policy stamps — the parent and version.
+ */
+function promoterOf(env: Environment): string | undefined {
+  const annotations = env.metadata.annotations ?? {}
+  const by = annotations[PROMOTED_BY]
+  const parent = annotations[PINNED_BY_ENVIRONMENT]
+  return parent && (by === parent || RECONCILER_USER.test(by ?? '')) ? parent : by
 }
 
 function log(pass: Pass, msg: string, target: Resolved): void {

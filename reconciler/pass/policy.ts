@@ -3,11 +3,13 @@
  * (`berth freeze`) or the windows of `spec.promotion.windows` hold it; while held, the version running keeps running —
  * applied, drift-corrected, health-checked, rolled back as ever — and Ready says what holds the new one and until when.
  */
-import { FROZEN } from '../../api/well-known.ts'
+import { APPROVAL_API_VERSION, APPROVAL_KIND, type Approval } from '../../api/approval.ts'
+import { FROZEN, PROMOTED_BY } from '../../api/well-known.ts'
+import type { Resolved } from '../source/resolve.ts'
 import type { Environment, EnvironmentSpec } from '../../api/environment.ts'
 import { windowVerdict } from '../../api/windows.ts'
 import { durationMs } from '../../shared/duration.ts'
-import type { Hold, Verdict } from './pass.ts'
+import type { Hold, Pass, Verdict } from './pass.ts'
 
 /** What holds a new version of `env` at `now`, if anything: a freeze first, then the windows. */
 export function holdOf(env: Environment, spec: EnvironmentSpec, now: Date): Hold | undefined {
@@ -38,6 +40,35 @@ export function frozenNow(env: Environment, now: Date): Frozen | undefined {
   const until = a[FROZEN.until] ?? ''
   if (until && Date.parse(until) <= now.getTime()) return undefined
   return { reason, by: a[FROZEN.by] ?? '', at: a[FROZEN.at] ?? '', until }
+}
+
+/** How soon a version awaiting approval is looked at again (approvals are not watched). */
+const APPROVAL_RETRY_MS = 10_000
+
+/**
+ * `spec.promotion.approvals`: the new version (exactly this version and digest) must have been approved by `required`
+ * distinct people other than the one who pinned it. Both names come from the apiserver's admission policies
+ * (install/policies.ts): the pinner stamped in `berth.dev/promoted-by`, the approver admitted only as themselves.
+ */
+export async function awaitingApproval(pass: Pass, target: Resolved): Promise<Hold | undefined> {
+  const required = pass.spec.promotion?.approvals?.required
+  if (!required) return undefined
+  const { namespace, name } = pass.env.metadata
+  const by = pass.env.metadata.annotations?.[PROMOTED_BY] ?? ''
+  const approvals = await pass.ctx.kube.list<Approval>(APPROVAL_API_VERSION, APPROVAL_KIND, { namespace })
+  const approvers = [
+    ...new Set(
+      approvals
+        .filter((a) => a.spec.environment === name && a.spec.version === target.version)
+        .filter((a) => a.spec.digest === target.digest && a.spec.approver !== by)
+        .map((a) => a.spec.approver),
+    ),
+  ].sort()
+  if (approvers.length >= required) return undefined
+  const so = approvers.length > 0 ? ` (${approvers.join(', ')})` : ''
+  const message = `${target.version} (${target.digest}) pinned by ${by || 'someone unknown'} awaits approval: `
+    + `${approvers.length} of ${required}${so}; someone else runs \`berth approve ${name} --version ${target.version}\``
+  return { reason: 'AwaitingApproval', message, retryMs: APPROVAL_RETRY_MS }
 }
 
 /**
