@@ -7,5 +7,6 @@ export const NOTIFY_EVENTS = [
   'DriftCorrected',
   'Suspended',
   'Resumed',
+  'Overridden',
 ] as const
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number]

@@ -42,6 +42,11 @@ export const FROZEN = {
 export const TAKE_OVER_FROM = 'berth.dev/take-over-from'
 /** Left by `berth promote` and `berth rollback`: who set the pin, recorded in the history. */
 export const PROMOTED_BY = 'berth.dev/promoted-by'
+/**
+ * `berth promote --override`: the version that lands past windows, freezes and approvals, and why. Only holders of the
+ * berth-override role may set them (the ValidatingAdmissionPolicy berth install adds).
+ */
+export const OVERRIDE = { version: 'berth.dev/override-version', reason: 'berth.dev/override-reason' } as const
 /** On an Environment an app of apps pinned: `<namespace>/<name> <version>` of the parent that set the pin. */
 export const PINNED_BY_ENVIRONMENT = 'berth.dev/pinned-by-environment'
 /** berth's reconcilers, by the ServiceAccount name berth install gives them. */

@@ -5,7 +5,7 @@
  * the commands decide and wait on lives in reconciler/promote/.
  */
 import type { Command } from 'commander'
-import { FROZEN, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from '../api/well-known.ts'
+import { FROZEN, OVERRIDE, PROMOTED_BY, RECONCILE_REQUESTED_AT, SUSPENDED } from '../api/well-known.ts'
 import type { Environment } from '../api/environment.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { BerthError, UsageError } from '../shared/errors.ts'
@@ -313,6 +313,8 @@ export function registerEnvironmentCommands(program: Command): void {
       'print what would change in the cluster (created, changed with fields, pruned), computed server-side; change nothing',
     )
     .option('--registry-config <file>', 'credentials for --dry-run to pull the artifact (default: oras/Docker lookup)')
+    .option('--override', 'land it past windows, freezes and approvals (the berth-override role; recorded)')
+    .option('--reason <text>', 'with --override: why, kept in history, Events and notifications')
     .addOption(outputOption())
     .action(
       async (
@@ -326,8 +328,11 @@ export function registerEnvironmentCommands(program: Command): void {
           file?: string
           dryRun?: boolean
           registryConfig?: string
+          override?: boolean
+          reason?: string
         },
       ) => {
+        if (options.override && !options.reason) throw new UsageError('Usage', '--override needs --reason: it is on record')
         if ((options.to === undefined) === (options.from === undefined))
           throw new UsageError('Usage', 'give exactly one of --to <version> or --from <env>')
         if (options.file !== undefined && options.to !== undefined) {
@@ -391,8 +396,11 @@ export function registerEnvironmentCommands(program: Command): void {
           )
           return
         }
-        const patched = await change(kube, namespace, name, 'promote', {
-          metadata: { annotations: { [PROMOTED_BY]: await whoAmI(kube) } },
+        const overriding = options.override
+          ? { [OVERRIDE.version]: pin.version, [OVERRIDE.reason]: options.reason ?? '' }
+          : { [OVERRIDE.version]: null, [OVERRIDE.reason]: null }
+        const patched = await change(kube, namespace, name, options.override ? 'override' : 'promote', {
+          metadata: { annotations: { [PROMOTED_BY]: await whoAmI(kube), ...overriding } },
           spec: pin,
         })
         const result: Record<string, unknown> = { namespace, name, from: before, to: pin.version, digest: pin.digest }

@@ -127,6 +127,9 @@ export const APPROVE_RULES: readonly Rule[] = [
   { apiGroups: [GROUP], resources: ['approvals'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
 ]
 
+/** For the emergency path: override windows, freezes and approvals (berth promote --override), on record. */
+export const OVERRIDE_RULES: readonly Rule[] = [{ apiGroups: [GROUP], resources: [PLURAL], verbs: ['override'] }]
+
 /** The label that tells one install's objects from another's. */
 export const INSTANCE_LABEL = 'app.kubernetes.io/instance'
 
@@ -245,6 +248,7 @@ function peopleRoles(): Obj[] {
     role('berth-view', VIEW_RULES, ['view']),
     role('berth-promote', PROMOTE_RULES, ['edit', 'admin']),
     role('berth-approve', APPROVE_RULES, []),
+    role('berth-override', OVERRIDE_RULES, []),
   ]
 }
 

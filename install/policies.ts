@@ -7,10 +7,12 @@
  *   its children (they say which parent and version in `berth.dev/pinned-by-environment`).
  * - `berth-approvals` (ValidatingAdmissionPolicy): an Approval is admitted only when its approver is the requester,
  *   and never changes afterwards.
+ * - `berth-override` (ValidatingAdmissionPolicy): setting or changing an override (`berth promote --override`) takes
+ *   the `override` verb on environments, which only the berth-override ClusterRole grants.
  */
 import { APPROVAL_PLURAL, approvalCrd } from '../api/approval.ts'
 import { GROUP, PLURAL } from '../api/environment.ts'
-import { INSTALL_LABELS, PROMOTED_BY } from '../api/well-known.ts'
+import { INSTALL_LABELS, OVERRIDE, PROMOTED_BY } from '../api/well-known.ts'
 
 const API = 'admissionregistration.k8s.io/v1'
 
@@ -30,6 +32,10 @@ export function admissionObjects(
     ],
   })
   const pinned = (o: string): string => `(has(${o}.spec.digest) ? ${o}.spec.digest : '')`
+  // An annotation's value, '' when absent (oldObject is null on CREATE).
+  const annotation = (o: string, key: string): string =>
+    `${o} != null && has(${o}.metadata.annotations) && '${key}' in ${o}.metadata.annotations ? `
+    + `${o}.metadata.annotations['${key}'] : ''`
   // An install for one namespace binds its policies there only.
   const scope = watchNamespace
     ? { matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': watchNamespace } } } }
@@ -66,6 +72,37 @@ export function admissionObjects(
       kind: 'MutatingAdmissionPolicyBinding',
       metadata: meta('berth-promoted-by'),
       spec: { policyName: name('berth-promoted-by'), ...scope },
+    },
+    {
+      apiVersion: API,
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: meta('berth-override'),
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: rules(PLURAL),
+        variables: [
+          { name: 'after', expression: annotation('object', OVERRIDE.reason) },
+          { name: 'before', expression: annotation('oldObject', OVERRIDE.reason) },
+          { name: 'version', expression: annotation('object', OVERRIDE.version) },
+          { name: 'versionBefore', expression: annotation('oldObject', OVERRIDE.version) },
+        ],
+        validations: [
+          {
+            // The "override" verb on environments: granted by the berth-override ClusterRole only.
+            expression: '(variables.after == variables.before && variables.version == variables.versionBefore) || '
+              + `authorizer.group('${GROUP}').resource('${PLURAL}').namespace(object.metadata.namespace)`
+              + `.name(object.metadata.name).check('override').allowed()`,
+            messageExpression: `request.userInfo.username + ' may not override promotion policy: that takes the '`
+              + ` + 'berth-override role'`,
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: API,
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: meta('berth-override'),
+      spec: { policyName: name('berth-override'), validationActions: ['Deny'], ...scope },
     },
     {
       apiVersion: API,

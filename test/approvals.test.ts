@@ -8,10 +8,10 @@ import { execa } from 'execa'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { APPROVAL_API_VERSION, APPROVAL_KIND } from '../api/approval.ts'
 import { type Environment, environmentRef } from '../api/environment.ts'
-import { APPROVE_RULES, PROMOTE_RULES } from '../install/manifests.ts'
+import { APPROVE_RULES, OVERRIDE_RULES, PROMOTE_RULES } from '../install/manifests.ts'
 import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
 import { configMap } from './support/config-repo.ts'
-import { environment, publishApp } from './support/environments.ts'
+import { environment, eventsOf, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
 import { namespacedUser, type TestUser } from './support/users.ts'
@@ -102,4 +102,22 @@ describe('promotion policy: approvals (the two-person rule)', () => {
     const status = JSON.parse((await berth(['status', 'prod', '-o', 'json'], g.ground.kubeconfig)).stdout) as { applied: string }
     expect(status.applied).toBe('1.1.0')
   }, 180_000)
+
+  it('an override lands past the policy for a berth-override holder, on record; anyone else is refused by the apiserver', async () => {
+    const carol = await namespacedUser(g, 'carol', [...PROMOTE_RULES, ...OVERRIDE_RULES])
+    // A version nobody approved.
+    await publishApp(g.scratch(), repository(), '1.2.0', { cm: configMap('settings', { v: '3' }) })
+    const refused = await berth(['promote', 'prod', '--to', '1.2.0', '--override', '--reason', 'hotfix'], alice.kubeconfig)
+    expect(refused.exitCode).not.toBe(0)
+    expect(refused.stderr).toContain(`${alice.name} may not override promotion policy: that takes the berth-override role`)
+    expect((await g.kube().get<Environment>(environmentRef(g.namespace, 'prod')))?.spec).toMatchObject({ version: '1.1.0' })
+
+    const overridden = await berth(['promote', 'prod', '--to', '1.2.0', '--override', '--reason', 'hotfix for incident 7'], carol.kubeconfig)
+    expect(overridden.stderr).toBe('')
+    const landed = await pass()
+    expect(landed.status?.lastAppliedVersion).toBe('1.2.0')
+    expect(landed.status?.history?.at(-1)).toMatchObject({ version: '1.2.0', by: `${carol.name} (override: hotfix for incident 7)` })
+    const [event] = await eventsOf(g, 'prod', 'Overridden')
+    expect(event?.message).toBe(`1.2.0 lands by override of ${carol.name}, past AwaitingApproval: hotfix for incident 7`)
+  }, 120_000)
 })

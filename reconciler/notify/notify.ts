@@ -103,6 +103,7 @@ export function notifications(facts: PassFacts): Notification[] {
       case 'DriftCorrected':
       case 'Suspended':
       case 'Resumed':
+      case 'Overridden':
         out.push({
           ...base,
           ...about,

@@ -33,6 +33,7 @@ export function summary(n: Notification): string {
     DriftCorrected: `drift corrected on ${version}`,
     Suspended: 'suspended',
     Resumed: 'resumed',
+    Overridden: `${version} lands by override: ${n.message}`,
   }
   return `${where}: ${lines[n.event]}`
 }
@@ -89,6 +90,7 @@ export const GITHUB_STATES: Record<NotifyEvent, 'in_progress' | 'success' | 'fai
   DriftCorrected: 'success',
   Suspended: 'inactive',
   Resumed: 'in_progress',
+  Overridden: 'in_progress',
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   PROMOTED_BY,
   RECONCILE_REQUESTED_AT,
 } from '../../api/environment.ts'
-import { PINNED_BY_ENVIRONMENT, RECONCILER_USER } from '../../api/well-known.ts'
+import { OVERRIDE, PINNED_BY_ENVIRONMENT, RECONCILER_USER } from '../../api/well-known.ts'
 import { type Applied, applyObjects, entryOf, type Owner, placeObjects } from '../apply/apply.ts'
 import { type Drift, findDrift } from '../apply/drift.ts'
 import { releasedTo } from '../apply/ownership.ts'
@@ -128,6 +128,13 @@ async function policyPhase(pass: Pass): Promise<undefined> {
   if (target.digest === status.lastAppliedDigest) return undefined
   const hold = holdOf(pass.env, pass.spec, pass.now()) ?? (await awaitingApproval(pass, target))
   if (!hold) return undefined
+  // berth promote --override, allowed by the apiserver only to the berth-override role: past the hold, on record.
+  const override = overrideOf(pass.env)
+  if (override?.version === target.version) {
+    const message = `${target.version} lands by override of ${override.by}, past ${hold.reason}: ${override.reason}`
+    await pass.event('Warning', 'Overridden', message)
+    return undefined
+  }
   const { lastAppliedVersion: version, lastAppliedDigest: digest } = status
   if (!version || !digest) throw new WaitingError(hold.reason, hold.message, hold.retryMs)
   pass.held = hold
@@ -410,7 +417,10 @@ export function recordAttempt(pass: Pass, target: Resolved, result: string): voi
     result,
   }
   const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest && !pass.held
-  const by = rolledBack ? AUTOMATIC_ROLLBACK : promoterOf(pass.env)
+  const override = overrideOf(pass.env)
+  const promoter = promoterOf(pass.env)
+  const overridden = override?.version === target.version ? `${promoter ?? '?'} (override: ${override.reason})` : promoter
+  const by = rolledBack ? AUTOMATIC_ROLLBACK : overridden
   recordHistory(pass.status, by === undefined ? row : { ...row, by })
 }
 
@@ -423,6 +433,14 @@ function promoterOf(env: Environment): string | undefined {
   const by = annotations[PROMOTED_BY]
   const parent = annotations[PINNED_BY_ENVIRONMENT]
   return parent && (by === parent || RECONCILER_USER.test(by ?? '')) ? parent : by
+}
+
+/** The override on `env` (`berth promote --override`): which version, why, and by whom (the stamped promoter). */
+function overrideOf(env: Environment): { version: string; reason: string; by: string } | undefined {
+  const annotations = env.metadata.annotations ?? {}
+  const version = annotations[OVERRIDE.version]
+  if (!version) return undefined
+  return { version, reason: annotations[OVERRIDE.reason] ?? '', by: annotations[PROMOTED_BY] ?? 'someone' }
 }
 
 function log(pass: Pass, msg: string, target: Resolved): void {
