@@ -8,5 +8,6 @@ export const NOTIFY_EVENTS = [
   'Suspended',
   'Resumed',
   'Overridden',
+  'Held',
 ] as const
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number]

@@ -91,11 +91,18 @@ describe('promotion policy: windows and freezes', () => {
     }
     const status = JSON.parse((await berth(['status', 'frozen', '-n', other, '-o', 'json'])).stdout) as { frozen: object }
     expect(status.frozen).toMatchObject({ by: 'berth-admin', reason: 'incident 42' })
+    // History says the new version waits, frozen; Events say when the hold began.
+    const history = (await g.kube().get<Environment>(environmentRef(other, 'frozen')))?.status?.history ?? []
+    expect(history.map((h) => [h.version, h.result])).toEqual([['1.0.0', 'Succeeded'], ['1.1.0', 'Frozen']])
+    const events = await execa(g.ground.parts.kubectl, ['--kubeconfig', g.ground.kubeconfig, 'get', 'events', '-n', other,
+      '--field-selector', 'reason=Frozen', '-o', 'jsonpath={.items[*].message}'])
+    expect(events.stdout).toContain('frozen by berth-admin')
 
     await berth(['unfreeze', '-A', '-l', `team=shop-${g.namespace}`])
     for (const ns of [g.namespace, other]) {
       const landed = await pass(ns, 'frozen', now)
       expect(landed.env.status?.lastAppliedVersion).toBe('1.1.0')
+      expect(landed.env.status?.history?.at(-1)).toMatchObject({ version: '1.1.0', result: 'Succeeded' })
     }
   })
 })

@@ -8,6 +8,7 @@
  * same failure, is not said again on every interval.
  */
 import type { NotifyEvent } from '../../api/notify-events.ts'
+import { HELD_RESULTS } from '../pass/status.ts'
 import { PROMOTED_BY } from '../../api/well-known.ts'
 import type { Condition, Environment, EnvironmentStatus } from '../../api/environment.ts'
 import { readyCondition } from '../pass/status.ts'
@@ -104,12 +105,16 @@ export function notifications(facts: PassFacts): Notification[] {
       case 'Suspended':
       case 'Resumed':
       case 'Overridden':
+      case 'Frozen':
+      case 'OutsideWindow':
+      case 'AwaitingApproval':
         out.push({
           ...base,
           ...about,
           ...optional('version', note.version ?? after.lastAppliedVersion),
           ...optional('digest', note.digest ?? after.lastAppliedDigest),
-          event: note.reason,
+          // A new version held by policy (policy.ts): one event for the three reasons, the reason says which.
+          event: HELD_RESULTS.has(note.reason) ? 'Held' : (note.reason as NotifyEvent),
           result: note.reason === 'DriftCorrected' ? 'success' : 'info',
           reason: note.reason,
           message: note.message,

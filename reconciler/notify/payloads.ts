@@ -34,6 +34,7 @@ export function summary(n: Notification): string {
     Suspended: 'suspended',
     Resumed: 'resumed',
     Overridden: `${version} lands by override: ${n.message}`,
+    Held: `a new version is held (${n.reason}), ${version} keeps running: ${n.message}`,
   }
   return `${where}: ${lines[n.event]}`
 }
@@ -91,6 +92,8 @@ export const GITHUB_STATES: Record<NotifyEvent, 'in_progress' | 'success' | 'fai
   Suspended: 'inactive',
   Resumed: 'in_progress',
   Overridden: 'in_progress',
+  // The version the deployment is for keeps running as it did.
+  Held: 'success',
 }
 
 /**

@@ -92,6 +92,8 @@ export async function reconcileEnvironment(
         verdict = await attestAfter(pass, await runPhases(pass, PHASES))
         if (pass.held) {
           verdict = heldVerdict(verdict, pass.held, pass.target?.version ?? '')
+          // History says the new version is waiting, who pinned it, and why.
+          if (pass.pinned) recordAttempt(pass, pass.pinned, pass.held.reason)
           // A hold lasts: tell people when it starts, not at every pass.
           if (readyCondition(env.status)?.reason !== pass.held.reason) await event('Warning', pass.held.reason, pass.held.message)
         }

@@ -63,9 +63,14 @@ export function recordHistory(
 export function firstAttemptOf(status: EnvironmentStatus, digest: string): string | undefined {
   const history = status.history ?? []
   let since: string | undefined
-  for (let i = history.length - 1; i >= 0 && history[i]?.digest === digest; i--) since = history[i]?.started
+  // Rows of a version held by policy are no attempt: its health timeout starts when it is applied.
+  for (let i = history.length - 1; i >= 0 && history[i]?.digest === digest; i--)
+    if (!HELD_RESULTS.has(history[i]?.result ?? '')) since = history[i]?.started
   return since
 }
+
+/** History results of a new version held by promotion policy (policy.ts). */
+export const HELD_RESULTS = new Set(['Frozen', 'OutsideWindow', 'AwaitingApproval'])
 
 export type ReadyText = { status: string; reason: string; message: string }
 
