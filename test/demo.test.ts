@@ -48,9 +48,10 @@ describe('npm run demo', () => {
     expect(row(failing, 'eu-2', 'prod')).toMatch(applied('1.1.0', 'True'))
     expect(row(failing, 'eu-1', 'staging')).toMatch(applied('1.1.0', 'False'))
     expect(failing).toMatch(/1\.2\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+HealthCheckFailed\n1\.1\.0\s+\w{12}\s+berth \(automatic rollback\)/)
-    // prod's history: 1.0.0 then the promotion to 1.1.0, by the admin who promoted it.
+    // prod's history: 1.0.0, created by the admin (the apiserver's admission policy records who), then the promotion to
+    // 1.1.0 by the admin who promoted it.
     expect(after).toMatch(
-      /1\.0\.0\s+\w{12}\s+-\s+\S+\s+\S+\s+Succeeded\n1\.1\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+Succeeded/,
+      /1\.0\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+Succeeded\n1\.1\.0\s+\w{12}\s+berth-admin\s+\S+\s+\S+\s+Succeeded/,
     )
 
     const grounds = [/up in (\S+):/.exec(out)?.[1] ?? '', /and in (\S+):/.exec(out)?.[1] ?? '']

@@ -83,7 +83,7 @@ describe('provenance: cosign signatures, signed in CI and verified in the cluste
       keyId: expect.stringMatching(/^sha256:/),
     })
     const table = await berth(['status', 'app', '-n', g.namespace, '--kubeconfig', g.ground.kubeconfig])
-    expect(table.stdout).toMatch(/\s+True\s+no\s+team\.pub\s+/)
+    expect(table.stdout).toMatch(/\s+True\s+no\s+-\s+team\.pub\s+/)
     // Not verified again while the digest and the keys stay the same.
     const before = env.status?.conditions
     const again = await run('app')
