@@ -15,3 +15,25 @@ export async function waitEstablished<T extends object>(
     timeoutMs,
   )
 }
+
+/**
+ * Wait until `probe` would be admitted (a server-side dry run of applying it): after a CRD is Established, the
+ * apiserver — its storage, and admission policies that need the new kind's schema — may still answer "not found" or
+ * "unavailable" for a moment, and a client creating one at once fails.
+ */
+export async function waitAdmitted(
+  kube: Kube,
+  probe: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } & Record<string, unknown>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await kube.apply(probe, { dryRun: true })
+      return
+    } catch (error: unknown) {
+      if (Date.now() > deadline) throw error
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+}
