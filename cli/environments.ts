@@ -10,6 +10,7 @@ import type { Environment } from '../api/environment.ts'
 import { firstSignal } from '../shared/signals.ts'
 import { BerthError, UsageError } from '../shared/errors.ts'
 import type { Kube } from '../shared/kube.ts'
+import type { Frozen } from '../reconciler/pass/policy.ts'
 import {
   connectionFlags as common,
   type Connection,
@@ -52,18 +53,12 @@ const progress = (line: string): void => {
   process.stderr.write(`${line}\n`)
 }
 
-/** `berth freeze`'s record on `env`: who, why, since and until when; undefined when it is not frozen (or it ended). */
-function frozenOf(env: Environment): { by: string; reason: string; at: string; until?: string } | undefined {
-  const a = env.metadata.annotations ?? {}
-  const reason = a[FROZEN.reason]
-  const until = a[FROZEN.until]
-  if (reason === undefined || (until && Date.parse(until) <= Date.now())) return undefined
-  return { by: a[FROZEN.by] ?? '', reason, at: a[FROZEN.at] ?? '', ...(until ? { until } : {}) }
-}
-
 /** One row of `berth status`, also its JSON form. */
 export async function summaries(envs: readonly Environment[]): Promise<Array<Record<string, unknown>>> {
-  const { readyOf } = await import('../reconciler/pass/status.ts')
+  const [{ readyOf }, { frozenNow }] = await Promise.all([
+    import('../reconciler/pass/status.ts'),
+    import('../reconciler/pass/policy.ts'),
+  ])
   return envs.map((env) => {
     const ready = readyOf(env)
     const lastChange = env.status?.conditions
@@ -80,7 +75,7 @@ export async function summaries(envs: readonly Environment[]): Promise<Array<Rec
       reason: ready.reason,
       message: ready.message,
       suspended: spec(env).suspend === true,
-      frozen: frozenOf(env),
+      frozen: frozenNow(env, new Date()),
       // The key that verified what runs, when spec.verify asks for signatures.
       verified: env.status?.verified?.digest === env.status?.lastAppliedDigest ? (env.status?.verified?.key ?? '') : '',
       ...(spec(env).suspend
@@ -103,7 +98,7 @@ const statusCells = (r: Record<string, unknown>): string[] => [
   String(r.digest).replace('sha256:', '').slice(0, 12),
   String(r.ready),
   r.suspended ? 'yes' : 'no',
-  frozenCell(r.frozen as ReturnType<typeof frozenOf>),
+  frozenCell(r.frozen as Frozen | undefined),
   String(r.verified) || '-',
   String(r.lastChange),
   String(r.message),
@@ -122,7 +117,7 @@ const STATUS_HEADER = [
   'LAST CHANGE',
   'MESSAGE',
 ]
-const frozenCell = (f: ReturnType<typeof frozenOf>): string =>
+const frozenCell = (f: Frozen | undefined): string =>
   f ? `${f.by}: ${f.reason}${f.until ? ` (until ${f.until})` : ''}` : '-'
 
 async function printStatus(

@@ -30,7 +30,7 @@ export function holdOf(env: Environment, spec: EnvironmentSpec, now: Date): Hold
   return { reason: 'OutsideWindow', message: `a new version waits: ${verdict.why}; ${opens}`, retryMs: Math.max(waitMs, 1000) }
 }
 
-export type Frozen = { reason: string; by: string; at: string; until: string }
+export type Frozen = { reason: string; by: string; at: string; until?: string }
 
 /** The freeze on `env`, when one is in force at `now` (an `until` in the past has ended it). */
 export function frozenNow(env: Environment, now: Date): Frozen | undefined {
@@ -39,7 +39,7 @@ export function frozenNow(env: Environment, now: Date): Frozen | undefined {
   if (reason === undefined) return undefined
   const until = a[FROZEN.until] ?? ''
   if (until && Date.parse(until) <= now.getTime()) return undefined
-  return { reason, by: a[FROZEN.by] ?? '', at: a[FROZEN.at] ?? '', until }
+  return { reason, by: a[FROZEN.by] ?? '', at: a[FROZEN.at] ?? '', ...(until ? { until } : {}) }
 }
 
 /** How soon a version awaiting approval is looked at again (approvals are not watched). */

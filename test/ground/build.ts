@@ -46,15 +46,19 @@ export type PartLocations = {
   kubectl: string
 }
 
-/** Ensure every part exists, building what is missing; returns where each one is. */
-export async function ensureParts(say: Say): Promise<PartLocations> {
+/**
+ * Ensure every part exists, building what is missing; returns where each one is. With `bases` (npm run testground,
+ * as CI runs it), also the base images berth's Dockerfile names — not on every ground start: checking them hashes the
+ * Node and Go binaries, and only an image build needs them (it makes them itself when missing).
+ */
+export async function ensureParts(say: Say, options: { bases?: boolean } = {}): Promise<PartLocations> {
   await ensureAptTools(say)
   // The Go builds take the CPU; making the base images mostly waits on Debian's mirror: both at once.
   await Promise.all([
     (async () => {
       for (const part of GO_PARTS) await ensureGoPart(part, say)
     })(),
-    ensureBases(join(GROUND_DIR, '..', '..', 'Dockerfile'), { say }),
+    options.bases ? ensureBases(join(GROUND_DIR, '..', '..', 'Dockerfile'), { say }) : undefined,
   ])
   const kubectl = await which('kubectl')
   if (!kubectl) {

@@ -23,7 +23,7 @@ const say = (line: string): void => {
 async function main(command: string): Promise<void> {
   switch (command) {
     case 'build': {
-      const parts = await ensureParts(say)
+      const parts = await ensureParts(say, { bases: true })
       const versions = Object.fromEntries(GO_PARTS.map((p) => [p.name, p.version]))
       process.stdout.write(
         [
