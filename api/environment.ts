@@ -4,11 +4,12 @@
  */
 import semver from 'semver'
 import { cronProblem } from './windows.ts'
+import { celProblem } from './cel.ts'
 import { z } from 'zod'
 import { OCI_REPOSITORY, repositoryPath } from '../shared/artifact.ts'
 import type { OrasOptions } from '../shared/oras.ts'
 import { SUBDOMAIN_RULE } from '../shared/names.ts'
-import { DURATION, POSITIVE_DURATION } from '../shared/duration.ts'
+import { DURATION, durationMs, POSITIVE_DURATION } from '../shared/duration.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { NOTIFY_EVENTS } from './notify-events.ts'
 
@@ -53,6 +54,43 @@ const windowSchema = z
 
 /** `<cluster>/<namespace>/<name>`: an Environment anywhere, as its attestations name it. */
 const ATTESTED_IDENTITY = /^[^/\s]+\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
+
+/** `< 0.01`, `>= 1`: how a metric check's value must compare. RE2-safe, as the CRD's pattern. */
+export const METRIC_CONDITION = /^(<|<=|>|>=|==|!=) *-?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$/
+
+const metricCheckSchema = z.strictObject({
+  name: z.string().max(63).regex(DNS_LABEL, 'must be a DNS label, such as error-rate').describe('names the check in status'),
+  query: z.string().min(1).max(4096).describe('PromQL, evaluated as an instant query: one number, or a vector'),
+  condition: z
+    .string()
+    .regex(METRIC_CONDITION, 'must be a comparison with a number, such as "< 0.01" or ">= 1"')
+    .describe('what every value must satisfy, such as "< 0.01"'),
+  for: duration.default('2m').describe('how long the condition must hold at every evaluation before Ready'),
+  interval: z
+    .string()
+    .regex(POSITIVE_DURATION, 'must be a duration longer than 0s, such as 30s')
+    .default('30s')
+    .describe('how often to evaluate'),
+  secretRef: z
+    .strictObject({ name: z.string().min(1) })
+    .optional()
+    .describe('a Secret: the Prometheus URL under "address", a bearer token under "token", a CA under "ca.crt"; '
+      + 'default the reconciler\'s --prometheus-address'),
+})
+
+/** A CEL expression: refused here, naming it, when it does not parse or names what an object lacks. */
+const celExpr = z.string().min(1).max(2048).superRefine((source, ctx) => {
+  const problem = celProblem(source)
+  if (problem) ctx.addIssue({ code: 'custom', message: `"${source}" ${problem}` })
+})
+
+const healthExprSchema = z.strictObject({
+  apiVersion: z.string().min(1).describe('apiVersion of the kind, such as cert-manager.io/v1'),
+  kind: z.string().min(1).describe('the kind these expressions judge, instead of kstatus'),
+  current: celExpr.describe('CEL: true when the object is healthy'),
+  failed: celExpr.optional().describe('CEL: true when it has failed'),
+  inProgress: celExpr.optional().describe('CEL: true while it is still on its way'),
+})
 
 export const specSchema = z.strictObject({
   source: z.strictObject({
@@ -162,6 +200,35 @@ export const specSchema = z.strictObject({
     })
     .optional()
     .describe('sign and push a health attestation for each digest that runs healthy here (and one when it fails)'),
+  health: z
+    .strictObject({
+      metrics: z
+        .array(metricCheckSchema)
+        .max(10)
+        .optional()
+        .describe('Prometheus queries a new version must satisfy, after its objects are Ready, before it is Ready'),
+      exprs: z
+        .array(healthExprSchema)
+        .max(20)
+        .optional()
+        .describe('CEL health rules for kinds kstatus cannot judge (as Flux\'s healthCheckExprs); they take precedence'),
+    })
+    .refine((h) => new Set(h.metrics?.map((m) => m.name)).size === (h.metrics?.length ?? 0), {
+      message: 'metrics: each check needs a name of its own',
+    })
+    .optional()
+    .describe('what makes a version healthy beyond kstatus: metric gates and CEL rules'),
+  dependsOn: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of an Environment in this namespace'),
+      }),
+    )
+    .max(20)
+    .optional()
+    .describe('Environments of this namespace that must be Ready on their current version before a new one lands here'),
   notify: z
     .array(
       z.strictObject({
@@ -179,6 +246,19 @@ export const specSchema = z.strictObject({
     .max(10)
     .optional()
     .describe('receivers told when a version is applied, becomes Ready, fails, is rolled back, and more'),
+}).superRefine((spec, ctx) => {
+  // A check that must hold longer than the version may take to become healthy could never pass.
+  const timeout = durationMs(spec.timeout)
+  for (const [i, check] of (spec.health?.metrics ?? []).entries()) {
+    if (durationMs(check.for) >= timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['health', 'metrics', i, 'for'],
+        message: `${check.for} must be shorter than spec.timeout (${spec.timeout}), which bounds the rollout and the `
+          + 'checks together: raise the timeout or shorten for',
+      })
+    }
+  }
 })
 export type EnvironmentSpec = z.infer<typeof specSchema>
 export type Receiver = NonNullable<EnvironmentSpec['notify']>[number]
@@ -204,6 +284,10 @@ const historyEntrySchema = z.object({
   finished: z.string().describe('when it reached its result'),
   result: z.string().describe('Succeeded, Progressing, or the reason it failed (HealthCheckFailed, …)'),
   by: z.string().optional().describe('who pinned it (berth.dev/promoted-by), or "berth (automatic rollback)"'),
+  check: z
+    .string()
+    .optional()
+    .describe('what decided the result, when more than kstatus did: a metric check, a CEL rule'),
 })
 
 const attestedEntrySchema = z.object({
@@ -213,6 +297,18 @@ const attestedEntrySchema = z.object({
   readySince: z.string().describe('when the digest became Ready here'),
   at: z.string().describe('when the attestation was pushed'),
   reference: z.string().describe('where: <repository>:sha256-<hex>.att'),
+})
+
+const metricStateSchema = z.object({
+  name: z.string(),
+  condition: z.string().describe('what the value must satisfy'),
+  result: z
+    .enum(['Waiting', 'Passing', 'Passed', 'Failed'])
+    .describe('Waiting: no value yet; Passing: holding, not for long enough; Passed; Failed'),
+  value: z.string().optional().describe('the last value read'),
+  at: z.string().optional().describe('when it was last evaluated'),
+  passingSince: z.string().optional().describe('since when every evaluation satisfied the condition'),
+  message: z.string().optional().describe('why there is no value, or what failed'),
 })
 
 /**
@@ -244,6 +340,14 @@ export const statusSchema = z.object({
     .array(attestedEntrySchema)
     .optional()
     .describe('the health attestations this Environment pushed (spec.attest), the last 10, oldest first'),
+  metrics: z
+    .object({
+      digest: z.string().describe('the version these checks judge'),
+      generation: z.number().int().optional().describe('the spec generation they were judged under'),
+      checks: z.array(metricStateSchema),
+    })
+    .optional()
+    .describe('the metric checks of spec.health.metrics for the last version they judged: last value and time each'),
   history: z.array(historyEntrySchema).optional().describe('the last 10 applications, oldest first'),
 })
 
@@ -251,6 +355,9 @@ export type Condition = z.infer<typeof conditionSchema>
 export type InventoryEntry = z.infer<typeof inventoryEntrySchema>
 export type HistoryEntry = z.infer<typeof historyEntrySchema>
 export type AttestedEntry = z.infer<typeof attestedEntrySchema>
+export type MetricState = z.infer<typeof metricStateSchema>
+export type MetricCheck = z.infer<typeof metricCheckSchema>
+export type HealthExpr = z.infer<typeof healthExprSchema>
 export type EnvironmentStatus = z.infer<typeof statusSchema>
 /** Every field of the status: a pass that drops one sends it as null, so the apiserver drops it too. */
 export const STATUS_FIELDS = Object.keys(statusSchema.shape) as ReadonlyArray<keyof EnvironmentStatus>

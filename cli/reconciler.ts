@@ -59,6 +59,11 @@ export function registerReconciler(program: Command): void {
       'notification receivers may not resolve into this range (repeatable; link-local and cloud metadata always denied)',
       cidrs,
     )
+    .option(
+      '--prometheus-address <url>',
+      'the Prometheus metric checks (spec.health.metrics) ask when they name no Secret, such as '
+      + 'http://prometheus.monitoring:9090',
+    )
     .option('--leader-elect', 'run several replicas safely: only the holder of a Lease reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default $POD_NAMESPACE, else berth-system)')
     .option('--lease-duration <duration>', 'how long a silent leader keeps the Lease', duration, 15_000)
@@ -73,6 +78,7 @@ export function registerReconciler(program: Command): void {
             clusterName?: string
             denyReceiverCidr?: string[]
             minInterval: number
+            prometheusAddress?: string
           },
       ) => {
         const [{ Kube }, { Controller }, { Metrics, serveObservability }, { LeaderElector }]
@@ -109,6 +115,7 @@ export function registerReconciler(program: Command): void {
           clusterName: options.clusterName,
           notify: { denyCidrs: options.denyReceiverCidr ?? [] },
           minIntervalMs: options.minInterval,
+          prometheusAddress: options.prometheusAddress,
         })
         // The Lease has a client of its own, with a deadline inside the renew deadline: its requests
         // never wait behind a reconcile's, and one that hangs ends in time for the watchdog to decide.
@@ -190,6 +197,7 @@ export function registerReconciler(program: Command): void {
     )
     .option('--cluster-name <name>', 'the cluster\'s name in notifications (berth reconciler --cluster-name)')
     .option('--deny-receiver-cidr <cidr>', 'passed to the reconciler: receivers may not resolve into this range (repeatable)', cidrs)
+    .option('--prometheus-address <url>', 'passed to the reconciler: the Prometheus metric checks ask by default')
     .option('--crds-only', 'just the Environment CRD')
     .option(
       '--apply',

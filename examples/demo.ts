@@ -293,6 +293,9 @@ async function main(): Promise<void> {
   }
 }
 
+/** The apps use the FeatureFlag kind platform's CRD brings: a new version lands once platform is Ready on its own. */
+const AFTER_PLATFORM = '  dependsOn: [{name: platform}]   # the FeatureFlag CRD first\n'
+
 function environmentsYaml(repository: string, cluster: 'eu-1' | 'eu-2'): string {
   const one = (name: string, version: string, extra = ''): string => `apiVersion: berth.dev/v1alpha1
 kind: Environment
@@ -313,7 +316,8 @@ ${extra}`
       one(
         'prod',
         '1.0.0',
-        '  promotion:              # only digests eu-1/shop/staging attested healthy, for 10s at least\n'
+        AFTER_PLATFORM
+        + '  promotion:              # only digests eu-1/shop/staging attested healthy, for 10s at least\n'
         + '    attested: {environment: eu-1/shop/staging, secretRef: {name: staging-keys}}\n'
         + '    soak: 10s\n',
       ),
@@ -321,8 +325,8 @@ ${extra}`
   }
   return [
     one('platform', '~1'),
-    one('dev', '~1.1'),
-    one('staging', '1.0.0').replace('timeout: 2m', 'timeout: 20s')
+    one('dev', '~1.1', AFTER_PLATFORM),
+    one('staging', '1.0.0', AFTER_PLATFORM).replace('timeout: 2m', 'timeout: 20s')
     + '  rollback: onFailure    # a version that fails health goes back to the last healthy one\n'
     + '  attest: {secretRef: {name: attest}}   # sign and push a health attestation for what runs healthy\n',
   ].join('---\n')

@@ -57,6 +57,8 @@ export type InstallOptions = {
   clusterName?: string | undefined
   /** Ranges notification receivers may not resolve to (`berth reconciler --deny-receiver-cidr`). */
   denyReceiverCidrs?: readonly string[] | undefined
+  /** The Prometheus metric checks ask when they name no Secret (`berth reconciler --prometheus-address`). */
+  prometheusAddress?: string | undefined
 }
 
 export const DEFAULT_INSTALL: InstallOptions = { ...INSTALL_DEFAULTS, allow: [] }
@@ -316,6 +318,7 @@ function deployment(
                 ...(shard ? [`--shard=${shard}`] : []),
                 ...(options.clusterName ? [`--cluster-name=${options.clusterName}`] : []),
                 ...(options.denyReceiverCidrs ?? []).map((cidr) => `--deny-receiver-cidr=${cidr}`),
+                ...(options.prometheusAddress ? [`--prometheus-address=${options.prometheusAddress}`] : []),
                 ...(options.defaultServiceAccount
                   ? [`--default-service-account=${options.defaultServiceAccount}`]
                   : []),

@@ -21,6 +21,7 @@ import { Notifier, type NotifierOptions } from '../notify/notifier.ts'
 import { OwnedObjects } from '../apply/owned.ts'
 import { KeyedQueue } from './queue.ts'
 import { readyCondition } from '../pass/status.ts'
+import { dependsOnOf } from '../pass/depends-on.ts'
 import { type ReconcileContext, reconcileEnvironment } from '../pass/reconcile.ts'
 
 export type ControllerOptions = {
@@ -38,6 +39,8 @@ export type ControllerOptions = {
   clusterName?: string | undefined
   /** The shortest interval an Environment gets (`--min-interval`); none when undefined. */
   minIntervalMs?: number | undefined
+  /** The Prometheus metric checks ask when they name no Secret (`--prometheus-address`). */
+  prometheusAddress?: string | undefined
   /** How notifications are delivered (tries, delays, deadline); defaults in Notifier. */
   notify?: Omit<NotifierOptions, 'kube' | 'log' | 'count'>
 }
@@ -49,6 +52,10 @@ export class Controller {
   private readonly environments = new Map<string, Environment>()
   /** Environments whose next pass must read them from the apiserver: something happened since the timer was set. */
   private readonly stale = new Set<string>()
+  /** `namespace/name` of a dependency → the Environments whose spec.dependsOn names it. */
+  private readonly dependents = new Map<string, Set<string>>()
+  /** The passes running now, each cancellable when its pin changes (a health wait ends at once). */
+  private readonly running = new Map<string, AbortController>()
   /** The objects berth applied, watched for changes by others. */
   readonly owned: OwnedObjects
   /** Registry lookups shared between Environments. */
@@ -78,6 +85,8 @@ export class Controller {
       kube,
       cacheDir: options.cacheDir,
       minIntervalMs: options.minIntervalMs,
+      prometheusAddress: options.prometheusAddress,
+      peer: (namespace, name) => this.environments.get(`${namespace}/${name}`),
       // Half the slots at most for any one registry host: the other half always serves Environments elsewhere.
       registries: new RegistryGate({
         perHost: Math.max(1, Math.floor(concurrency / 2)),
@@ -121,12 +130,15 @@ export class Controller {
         durations.set(key, started)
         // A pass the timer started reads the Environment as watched; one an event asked for reads it afresh.
         const known = this.stale.delete(key) ? undefined : this.environments.get(key)
+        const superseded = new AbortController()
+        this.running.set(key, superseded)
         try {
-          const outcome = await reconcileEnvironment(ctx, { namespace, name }, known)
+          const outcome = await reconcileEnvironment(ctx, { namespace, name }, known, superseded.signal)
           // The queue backs off on a failure, by its own count; requeues are fixed delays.
           if (outcome.next === 'backoff') throw outcome.error
           return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
         } finally {
+          this.running.delete(key)
           this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })
         }
       },
@@ -178,6 +190,8 @@ export class Controller {
 
   private onEvent(type: 'add' | 'update' | 'delete', env: Environment): void {
     const key = `${env.metadata.namespace}/${env.metadata.name}`
+    const previous = this.environments.get(key)
+    this.indexDependencies(key, previous, type === 'delete' ? undefined : env)
     if (type === 'delete') {
       this.environments.delete(key)
       this.stale.delete(key)
@@ -186,21 +200,50 @@ export class Controller {
       this.metrics?.forget(env.metadata.namespace, env.metadata.name)
       return
     }
-    const before = this.environments.get(key)?.metadata
+    const before = previous?.metadata
     // Kept for the passes the timer starts; managedFields is most of an object's size and no pass reads it.
     const metadata: Environment['metadata'] & { managedFields?: unknown } = { ...env.metadata }
     delete metadata.managedFields
     this.environments.set(key, { ...env, metadata })
     const requested = (m: Environment['metadata']): string | undefined => m.annotations?.[RECONCILE_REQUESTED_AT]
+    const respecified = before !== undefined && before.generation !== metadata.generation
     if (
       type === 'add'
       || !before
-      || before.generation !== metadata.generation
+      || respecified
       || requested(before) !== requested(metadata)
       || (metadata.deletionTimestamp && !before.deletionTimestamp)
     ) {
+      // A pass waiting on health for the old pin gives up now; the queue runs the new one right after it.
+      if (respecified) this.running.get(key)?.abort()
       this.stale.add(key)
       this.queue.add(key)
     }
+    // Turned Ready (or stopped being): what waits on it (dependsOn) looks again now, not at its next retry.
+    if (previous && readyKey(previous) !== readyKey(env)) {
+      for (const dependent of this.dependents.get(key) ?? []) this.changed(dependent)
+    }
   }
+
+  /** Keep {@link dependents} in step with each Environment's spec.dependsOn. */
+  private indexDependencies(key: string, before: Environment | undefined, after: Environment | undefined): void {
+    const namespace = (before ?? after)?.metadata.namespace ?? ''
+    for (const name of dependsOnOf(before)) {
+      const set = this.dependents.get(`${namespace}/${name}`)
+      set?.delete(key)
+      if (set?.size === 0) this.dependents.delete(`${namespace}/${name}`)
+    }
+    for (const name of dependsOnOf(after)) {
+      const dependency = `${namespace}/${name}`
+      const set = this.dependents.get(dependency) ?? new Set<string>()
+      set.add(key)
+      this.dependents.set(dependency, set)
+    }
+  }
+}
+
+/** What dependents care about: whether it is Ready, for which generation and version. */
+function readyKey(env: Environment): string {
+  const ready = readyCondition(env.status)
+  return `${ready?.status ?? ''}|${env.status?.observedGeneration ?? ''}|${env.status?.lastAppliedDigest ?? ''}`
 }

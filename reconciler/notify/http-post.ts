@@ -1,5 +1,5 @@
 /**
- * One HTTP(S) POST with a deadline, for notifications: node:http(s) rather than fetch, because a
+ * One HTTP(S) POST with a deadline, for notifications and Prometheus queries: node:http(s) rather than fetch, because a
  * receiver's own CA (`ca.crt` in its Secret) must be trusted for that request alone.
  */
 import { request as httpRequest } from 'node:http'
@@ -20,7 +20,7 @@ const MAX_ANSWER = 64 * 1024
  */
 export async function post(
   req: HttpRequest,
-  options: { ca?: string | undefined; timeoutMs: number; guard?: AddressGuard | undefined },
+  options: { ca?: string | undefined; timeoutMs: number; guard?: AddressGuard | undefined; signal?: AbortSignal },
 ): Promise<HttpAnswer> {
   const url = new URL(req.url)
   // Refused before anything is resolved or sent.
@@ -42,6 +42,14 @@ export async function post(
     const timer = setTimeout(() => {
       outgoing.destroy(new Error(`no answer within ${options.timeoutMs / 1000} s`))
     }, options.timeoutMs)
+    // Cancelled (shutdown, or a new pin while a health check waits): the request ends now, whatever it waits for.
+    const signal = options.signal
+    const cancel = (): void => {
+      outgoing.destroy(new Error('cancelled', { cause: signal?.reason }))
+    }
+    if (signal?.aborted) cancel()
+    signal?.addEventListener('abort', cancel, { once: true })
+    outgoing.on('close', () => signal?.removeEventListener('abort', cancel))
     outgoing.on('response', (answer) => {
       const chunks: Buffer[] = []
       let size = 0

@@ -53,6 +53,13 @@ export type ReconcileContext = {
   notifier?: Notifier
   /** The cluster's name in notifications (`--cluster-name`). */
   clusterName?: string | undefined
+  /** The Prometheus metric checks ask when they name no Secret (`--prometheus-address`). */
+  prometheusAddress?: string | undefined
+  /**
+   * Environments as the controller's watch last delivered them (dependsOn reads its dependencies here); undefined
+   * when not among them, and then the apiserver is asked.
+   */
+  peer?: (namespace: string, name: string) => Environment | undefined
 }
 
 /** Where a pass hands its notifications: queued per receiver, sent in order, never awaited by the pass. */
@@ -77,6 +84,8 @@ export type Verdict = {
   reconciling: ConditionText
   /** A result for the history row of the applied version (Succeeded, Progressing, HealthCheckFailed). */
   history?: string
+  /** What decided that result, when more than kstatus did (a metric check): the history row says so. */
+  check?: string
   /** The spec cannot work as written: the Stalled condition says so. */
   stalled?: boolean
   /** Suspended (spec.suspend): the Suspended condition carries this message. */
@@ -104,6 +113,8 @@ export type Pass = {
   readonly kube: Kube
   /** Record a Kubernetes Event about this Environment (best effort). */
   readonly event: (type: EventType, reason: string, message: string) => Promise<void>
+  /** Aborted when the pin changes while this pass waits on health: what it waits for is given up at once. */
+  readonly superseded?: AbortSignal | undefined
   /** The version the spec names. */
   pinned?: Resolved
   /** The version applied: the pin, or after an automatic rollback the last healthy one. */

@@ -1,7 +1,8 @@
 /**
  * The phases of a reconcile pass, in order, one function each: resolve the pin, hold it at the
  * promotion gate, choose the target (the pin, or the last healthy version after an automatic
- * rollback), fetch, select, apply, prune, and judge health. Each reads what earlier phases left
+ * rollback), hold it by policy, wait for dependencies (dependsOn), verify, fetch, select, apply,
+ * prune, and judge health (kstatus or CEL, then metric checks). Each reads what earlier phases left
  * on the {@link Pass}, owns its own condition and events, and may end the pass with a verdict.
  * Adding a phase (verifying a signature, say) is one function and one line in {@link PHASES}.
  */
@@ -33,7 +34,11 @@ import { awaitingApproval, holdOf } from './policy.ts'
 import { lastHealthy, rollbackTarget } from './rollback.ts'
 import { selectObjects } from '../source/source.ts'
 import { firstAttemptOf, recordHistory, removeCondition, setCondition } from './status.ts'
-import { healthOf, healthVerdict, requeue } from './verdict.ts'
+import { FAILED_HEALTH, healthOf, healthVerdict, metricVerdict, requeue } from './verdict.ts'
+import { healthJudge } from '../health/rules.ts'
+import { judgeMetrics } from '../health/metrics.ts'
+import { instantQuery, prometheusFor } from '../health/prometheus.ts'
+import { dependencyWait } from './depends-on.ts'
 import { trustedKeys } from '../source/verify.ts'
 
 /** How soon a version held at the promotion gate is looked at again. */
@@ -139,6 +144,20 @@ async function policyPhase(pass: Pass): Promise<undefined> {
   if (!version || !digest) throw new WaitingError(hold.reason, hold.message, hold.retryMs)
   pass.held = hold
   pass.target = await resolveDigest(source.repository, version, digest, source.access)
+  return undefined
+}
+
+/**
+ * `spec.dependsOn`: a new version lands only while every dependency is Ready on its current version (the platform's
+ * CRDs before the apps that use them). What runs already is still corrected and health-checked meanwhile. A cycle
+ * can never be satisfied: refused whenever it is there, whatever version is pinned.
+ */
+async function dependsOnPhase(pass: Pass): Promise<undefined> {
+  const names = pass.spec.dependsOn?.map((d) => d.name) ?? []
+  if (names.length === 0) return undefined
+  const target = need(pass.target, 'target')
+  const wait = await dependencyWait(pass, names, target.digest !== pass.status.lastAppliedDigest)
+  if (wait) throw wait
   return undefined
 }
 
@@ -356,27 +375,76 @@ async function prunePhase(pass: Pass): Promise<undefined> {
 }
 
 /**
- * Judge the health of what runs now (the apply responses carry status: no second read), from
- * the first attempt of this digest on. A version that fails health rolls back, here and only
- * here, when `spec.rollback: onFailure` and a healthy version came before.
+ * Judge the health of what runs now (the apply responses carry status: no second read), from the first attempt of
+ * this digest on: by kstatus, or the CEL rules of spec.health.exprs for the kinds they name; then, for a new version
+ * whose objects are all Ready, by its metric checks. A version that fails health rolls back, here and only here, when
+ * `spec.rollback: onFailure` and a healthy version came before.
  */
 async function healthPhase(pass: Pass): Promise<Verdict> {
-  const { status } = pass
+  const { status, spec } = pass
   const target = need(pass.target, 'target')
   const pinned = need(pass.pinned, 'pinned')
-  const since = firstAttemptOf(status, target.digest) ?? pass.started.toISOString()
-  const verdict = healthVerdict({
-    report: healthOf(need(pass.applied, 'applied').live),
-    spec: pass.spec,
+  const since = new Date(firstAttemptOf(status, target.digest) ?? pass.started.toISOString())
+  const rolledBackFrom = target.digest === pinned.digest || pass.held ? undefined : pinned.version
+  const input = {
+    report: healthOf(need(pass.applied, 'applied').live, healthJudge(spec.health?.exprs)),
+    spec,
     version: target.version,
-    since: new Date(since),
+    since,
     now: pass.now(),
     pruneFailed: (pass.pruned?.failed ?? []).map((f) => describeEntry(f.entry)),
     pruneBlocked: (pass.pruned?.blocked ?? []).map((f) => `${describeEntry(f.entry)} ${f.error}`),
-    rolledBackFrom: target.digest === pinned.digest || pass.held ? undefined : pinned.version,
-  })
-  if (verdict.history !== 'HealthCheckFailed') return verdict
+    rolledBackFrom,
+  }
+  let verdict = healthVerdict(input)
+  // The version that runs while a new one is held, or the one rolled back to, proved itself before.
+  const proving = verdict.ready?.reason === 'Succeeded' && !rolledBackFrom && !pass.held
+  if (proving) verdict = (await metricGate(pass, (judgement) => metricVerdict(judgement, input, verdict))) ?? verdict
+  if (!FAILED_HEALTH.has(verdict.history ?? '')) return verdict
   return (await rollBack(pass, verdict)) ?? verdict
+}
+
+/**
+ * spec.health.metrics for the target, once its objects are Ready: evaluated when due, recorded in status.metrics
+ * (per digest, so a new version starts afresh), and judged. A digest whose checks all passed is not asked again.
+ */
+async function metricGate(
+  pass: Pass,
+  verdictOf: (judgement: Awaited<ReturnType<typeof judgeMetrics>>) => Verdict,
+): Promise<Verdict | undefined> {
+  const { status, spec } = pass
+  const checks = spec.health?.metrics ?? []
+  const target = need(pass.target, 'target')
+  if (checks.length === 0) {
+    delete status.metrics
+    return undefined
+  }
+  const generation = pass.env.metadata.generation ?? 0
+  const record = status.metrics?.digest === target.digest ? status.metrics : undefined
+  // A failure stands for its version until the spec changes (a corrected query or threshold): then judged afresh.
+  const failedBefore = record?.checks.some((c) => c.result === 'Failed') ?? false
+  const before = record && !(failedBefore && record.generation !== generation) ? record.checks : undefined
+  if (before && before.length === checks.length && before.every((c) => c.result === 'Passed')) return undefined
+  const namespace = pass.env.metadata.namespace
+  const signal = anySignal(pass.ctx.signal, pass.superseded)
+  const judgement = await judgeMetrics({
+    checks,
+    before,
+    now: pass.now(),
+    read: async (check) => {
+      const access = await prometheusFor(pass.kube, namespace, check.secretRef?.name, pass.ctx.prometheusAddress)
+      return 'kind' in access ? access : await instantQuery(access, check.query, signal ? { signal } : {})
+    },
+  })
+  status.metrics = { digest: target.digest, generation, checks: judgement.checks }
+  const newly = !before?.some((c) => c.result === 'Failed')
+  if (judgement.outcome === 'failed' && newly) await pass.event('Warning', 'MetricCheckFailed', judgement.message)
+  return verdictOf(judgement)
+}
+
+const anySignal = (...signals: Array<AbortSignal | undefined>): AbortSignal | undefined => {
+  const given = signals.filter((s): s is AbortSignal => s !== undefined)
+  return given.length > 1 ? AbortSignal.any(given) : given[0]
 }
 
 /** Re-apply the last healthy version in this same pass; undefined when rollback is off or has nothing to go to. */
@@ -386,7 +454,7 @@ async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefine
   if (pass.spec.rollback !== 'onFailure' || status.rolledBackFrom) return undefined
   const good = lastHealthy(status.history, { digest: target.digest })
   if (!good) return undefined
-  recordAttempt(pass, target, 'HealthCheckFailed')
+  recordAttempt(pass, target, failed.history ?? 'HealthCheckFailed', failed.check)
   const why = failed.reconciling.message
   const message
     = `${target.version} is unhealthy (${why}); berth rolls back on its own (spec.rollback: onFailure) to `
@@ -408,13 +476,14 @@ async function rollBack(pass: Pass, failed: Verdict): Promise<Verdict | undefine
 export const AUTOMATIC_ROLLBACK = 'berth (automatic rollback)'
 
 /** Record the outcome of applying `target` in the history, with who chose it. */
-export function recordAttempt(pass: Pass, target: Resolved, result: string): void {
+export function recordAttempt(pass: Pass, target: Resolved, result: string, check?: string): void {
   const row: HistoryEntry = {
     version: target.version,
     digest: target.digest,
     started: firstAttemptOf(pass.status, target.digest) ?? pass.started.toISOString(),
     finished: pass.now().toISOString(),
     result,
+    ...(check ? { check } : {}),
   }
   const rolledBack = pass.pinned !== undefined && target.digest !== pass.pinned.digest && !pass.held
   const override = overrideOf(pass.env)
@@ -454,7 +523,14 @@ function log(pass: Pass, msg: string, target: Resolved): void {
 const APPLICATION: readonly Phase[] = [verifyPhase, fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
 
 /** Every phase of a pass, in order. */
-export const PHASES: readonly Phase[] = [resolvePhase, promotionGatePhase, targetPhase, policyPhase, ...APPLICATION]
+export const PHASES: readonly Phase[] = [
+  resolvePhase,
+  promotionGatePhase,
+  targetPhase,
+  policyPhase,
+  dependsOnPhase,
+  ...APPLICATION,
+]
 
 /** Run `phases` until one ends the pass. */
 export async function runPhases(pass: Pass, phases: readonly Phase[]): Promise<Verdict> {

@@ -38,7 +38,7 @@ import { describeFailures, prune } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
 import { openSource, type Source } from '../source/source.ts'
 import { readyCondition, removeCondition, sameStatus, setCondition, statusPatch } from './status.ts'
-import { failureVerdict } from './verdict.ts'
+import { FAILED_HEALTH, failureVerdict } from './verdict.ts'
 
 export type { Outcome, ReconcileContext } from './pass.ts'
 
@@ -47,12 +47,13 @@ const STOP: Outcome = { next: 'stop' }
 /**
  * One pass over the Environment `key`. `known` is the Environment as the controller's watch
  * delivered it, when nothing happened since the pass was scheduled: a periodic pass then reads
- * nothing from the apiserver.
+ * nothing from the apiserver. `superseded` is aborted when the pin changes meanwhile: a health wait ends at once.
  */
 export async function reconcileEnvironment(
   ctx: ReconcileContext,
   key: { namespace: string; name: string },
   known?: Environment,
+  superseded?: AbortSignal,
 ): Promise<Outcome> {
   const env = known ?? (await ctx.kube.get<Environment>(environmentRef(key.namespace, key.name)))
   // Gone, or relabelled to another shard since it was queued: not this reconciler's any more.
@@ -87,7 +88,7 @@ export async function reconcileEnvironment(
     } else {
       const kube = await actingAs(ctx, env, spec)
       const source = gated(ctx, await openSource(kube, env.metadata.namespace, spec, signalOf(ctx)))
-      pass = { ctx, env, spec, status, owner, now, started, source, event, kube }
+      pass = { ctx, env, spec, status, owner, now, started, source, event, kube, superseded }
       try {
         verdict = await attestAfter(pass, await runPhases(pass, PHASES))
         if (pass.held) {
@@ -109,7 +110,7 @@ export async function reconcileEnvironment(
   if (verdict.ready && raised) verdict.ready = { ...verdict.ready, message: `${verdict.ready.message}${raised}` }
   summarize(env, status, verdict, now(), pass)
   await writeStatus(ctx, env, status)
-  notify(ctx, { env, spec, status, noted, failed: failedPass || verdict.history === 'HealthCheckFailed', pass })
+  notify(ctx, { env, spec, status, noted, failed: failedPass || FAILED_HEALTH.has(verdict.history ?? ''), pass })
   return verdict.outcome
 }
 
@@ -175,7 +176,7 @@ function summarize(env: Environment, status: EnvironmentStatus, verdict: Verdict
   else removeCondition(status, 'Reconciling')
   if (verdict.suspended) set('Suspended', { status: 'True', reason: 'Suspended', message: verdict.suspended })
   else removeCondition(status, 'Suspended')
-  if (verdict.history && pass?.target) recordAttempt(pass, pass.target, verdict.history)
+  if (verdict.history && pass?.target) recordAttempt(pass, pass.target, verdict.history, verdict.check)
   status.observedGeneration = observedGeneration
   const requested = env.metadata.annotations?.[RECONCILE_REQUESTED_AT]
   if (requested) status.lastHandledReconcileAt = requested

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import type { EnvironmentStatus } from '../../api/environment.ts'
-import { firstAttemptOf, recordHistory, sameStatus, statusPatch } from './status.ts'
+import type { Environment, EnvironmentStatus } from '../../api/environment.ts'
+import { firstAttemptOf, recordHistory, sameStatus, settled, statusPatch } from './status.ts'
 
 const A = `sha256:${'a'.repeat(64)}`
 const B = `sha256:${'b'.repeat(64)}`
@@ -42,6 +42,23 @@ describe('history', () => {
     ])
     expect(firstAttemptOf(status, B)).toBe('t6')
     expect(firstAttemptOf(status, A)).toBeUndefined()
+  })
+
+  it('a version still on its way when another is applied never got a result: Superseded; a held one leaves it be', () => {
+    const status: EnvironmentStatus = {}
+    recordHistory(status, row(A, 'Progressing', 't1', 't2'))
+    recordHistory(status, row(B, 'Frozen', 't3', 't3'))
+    expect(status.history?.[0]?.result).toBe('Progressing')
+    recordHistory(status, row(B, 'Progressing', 't4', 't4'))
+    expect(status.history?.map((h) => `${h.version} ${h.result} ${h.finished}`)).toEqual([
+      '1.0.0 Progressing t2',
+      '1.1.0 Frozen t3',
+      '1.1.0 Progressing t4',
+    ])
+    const moved: EnvironmentStatus = {}
+    recordHistory(moved, row(A, 'Progressing', 't1', 't2'))
+    recordHistory(moved, row(B, 'Progressing', 't5', 't5'))
+    expect(moved.history?.[0]).toMatchObject({ result: 'Superseded', finished: 't5' })
   })
 
   it('keeps the last ten rows', () => {
@@ -93,5 +110,30 @@ describe('statusPatch: a merge patch that removes what the pass dropped', () => 
     const before: EnvironmentStatus = { inventory: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'a' }] }
     const after: EnvironmentStatus = { inventory: [] }
     expect(statusPatch(before, after).inventory).toEqual([])
+  })
+})
+
+describe('settled: what promote --wait makes of Ready', () => {
+  const env = (reason: string, status = 'False', message = ''): Environment => ({
+    apiVersion: 'berth.dev/v1alpha1',
+    kind: 'Environment',
+    metadata: { name: 'prod', namespace: 'shop', generation: 2 },
+    spec: {},
+    status: {
+      observedGeneration: 2,
+      conditions: [{ type: 'Ready', status: status as 'True', reason, message, lastTransitionTime: 't' }],
+    },
+  })
+
+  it('waits through what ends by itself: a rollout, metric checks, a dependency rolling out', () => {
+    expect(settled(env('Progressing'), 2)).toBe('pending')
+    expect(settled(env('DependencyNotReady'), 2)).toBe('pending')
+    expect(settled(env('Succeeded', 'True'), 2)).toBe('ready')
+  })
+
+  it('a failed metric check is a failure', () => {
+    expect(settled(env('MetricCheckFailed', 'False', 'q is 0.5'), 2)).toEqual({
+      failed: { status: 'False', reason: 'MetricCheckFailed', message: 'q is 0.5' },
+    })
   })
 })

@@ -49,6 +49,7 @@ export function recordHistory(
       last,
       { finished: entry.finished, result: entry.result },
       entry.by === undefined ? {} : { by: entry.by },
+      entry.check === undefined ? {} : { check: entry.check },
     )
     status.history = history
     return
@@ -56,6 +57,10 @@ export function recordHistory(
   // The same outcome again (a periodic pass) is the same application: its row stays as it is, so a pass
   // that changes nothing writes nothing.
   if (last && last.digest === entry.digest && last.result === entry.result) return
+  // Another version applied while this one was still on its way (a new pin mid-wait): this one never got a result.
+  if (last?.result === 'Progressing' && !HELD_RESULTS.has(entry.result)) {
+    Object.assign(last, { result: 'Superseded', finished: entry.started })
+  }
   status.history = [...history, entry].slice(-HISTORY)
 }
 
@@ -99,6 +104,8 @@ export function settled(env: Environment, generation: number): 'pending' | 'read
   if (ready.reason === 'Progressing' || ready.reason === '') return 'pending'
   // Held only until the upstream has been healthy for `soak`: that comes by itself, so a wait goes on.
   if (ready.reason === 'PromotionBlocked' && SOAKING.test(ready.message)) return 'pending'
+  // Waiting on another Environment's rollout (dependsOn) ends by itself too, or at the wait's own timeout.
+  if (ready.reason === 'DependencyNotReady') return 'pending'
   return { failed: ready }
 }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidInputError, RemoteError, WaitingError } from '../../shared/errors.ts'
 import { specSchema } from '../../api/environment.ts'
-import { failureVerdict, HEALTH_POLL_MS, healthVerdict, type HealthInput } from './verdict.ts'
+import { failureVerdict, HEALTH_POLL_MS, healthVerdict, type HealthInput, metricVerdict } from './verdict.ts'
+import type { MetricJudgement } from '../health/metrics.ts'
 
 const spec = specSchema.parse({ source: { repository: 'oci://r.example/app' }, version: '1.2.0', interval: '1m' })
 const t0 = new Date('2026-01-01T00:00:00Z')
@@ -88,5 +89,47 @@ describe('failureVerdict: the error kind decides what comes next', () => {
     expect(v.outcome).toEqual({ next: 'backoff', error })
     expect(v.reconciling).toMatchObject({ status: 'True', reason: 'RetryingAfterFailure' })
     expect(failureVerdict(new Error('surprise'), undefined, '').ready?.reason).toBe('ReconcileFailed')
+  })
+})
+
+describe('metricVerdict: what the metric checks ask for, once the objects are Ready', () => {
+  const judged = (over: Partial<MetricJudgement>): MetricJudgement => ({
+    checks: [],
+    outcome: 'waiting',
+    message: 'metric error-rate is 0 (< 0.01); must hold 1m more',
+    decidedBy: 'error-rate',
+    nextMs: 30_000,
+    ...over,
+  })
+  const healthy = healthVerdict(input({}))
+
+  it('waiting: Progressing, back when the next check is due', () => {
+    const v = metricVerdict(judged({}), input({}), healthy)
+    expect(v.ready).toEqual({
+      status: 'False',
+      reason: 'Progressing',
+      message: 'objects Ready; waiting for metric error-rate is 0 (< 0.01); must hold 1m more',
+    })
+    expect(v.history).toBe('Progressing')
+    expect(v.outcome).toEqual({ next: 'requeue', afterMs: 30_000 })
+  })
+
+  it('passed: Ready says which checks held, the history row too', () => {
+    const v = metricVerdict(judged({ outcome: 'passed', message: 'metrics held: error-rate' }), input({}), healthy)
+    expect(v.ready).toMatchObject({ status: 'True', reason: 'Succeeded', message: 'applied 1.2.0; metrics held: error-rate' })
+    expect(v).toMatchObject({ history: 'Succeeded', check: 'metrics error-rate' })
+  })
+
+  it('failed: MetricCheckFailed, naming the check; back at the interval', () => {
+    const message = 'metric error-rate: q is 0.5, which is not < 0.01'
+    const v = metricVerdict(judged({ outcome: 'failed', message }), input({}), healthy)
+    expect(v.ready).toEqual({ status: 'False', reason: 'MetricCheckFailed', message: `1.2.0 is unhealthy: ${message}` })
+    expect(v).toMatchObject({ history: 'MetricCheckFailed', check: 'metric error-rate', outcome: { next: 'requeue', afterMs: 60_000 } })
+  })
+
+  it('nothing to judge past the timeout: MetricCheckFailed, saying so', () => {
+    const v = metricVerdict(judged({ message: 'metric error-rate: no data yet' }), input({ now: at(301) }), healthy)
+    expect(v.ready?.reason).toBe('MetricCheckFailed')
+    expect(v.ready?.message).toBe('1.2.0 is unhealthy: not proven within spec.timeout 5m: metric error-rate: no data yet')
   })
 })

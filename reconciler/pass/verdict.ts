@@ -7,20 +7,27 @@ import { BerthError, kindOf, messageOf, WaitingError } from '../../shared/errors
 import { describeObject, type KubeObject } from '../../shared/manifests.ts'
 import type { EnvironmentSpec } from '../../api/environment.ts'
 import { durationMs } from '../../shared/duration.ts'
-import { health } from './health.ts'
+import { type Health, health } from '../health/kstatus.ts'
+import type { MetricJudgement } from '../health/metrics.ts'
 import type { Outcome, Verdict } from './pass.ts'
 import { isRange } from '../source/resolve.ts'
 
 /** How soon to look again while objects are still rolling out, or a failed prune waits for a retry. */
 export const HEALTH_POLL_MS = 2_000
 
+/** History results of a version that failed health: what rolls back (spec.rollback: onFailure). */
+export const FAILED_HEALTH: ReadonlySet<string> = new Set(['HealthCheckFailed', 'MetricCheckFailed'])
+
 export type HealthReport = { failed: string[]; waiting: string[] }
 
-/** Every object that is not Current, named with its kstatus message. */
-export function healthOf(objects: readonly KubeObject[]): HealthReport {
+/** Every object that is not Current, named with its health message (kstatus, or `judge`: the CEL rules). */
+export function healthOf(
+  objects: readonly KubeObject[],
+  judge: (object: object) => Health = health,
+): HealthReport {
   const report: HealthReport = { failed: [], waiting: [] }
   for (const object of objects) {
-    const h = health(object)
+    const h = judge(object)
     if (h.status === 'Failed') report.failed.push(`${describeObject(object)}: ${h.message}`)
     else if (h.status === 'InProgress') report.waiting.push(`${describeObject(object)}: ${h.message}`)
   }
@@ -78,6 +85,34 @@ export function healthVerdict(input: HealthInput): Verdict {
     reconciling: { status: 'True', reason: 'Progressing', message: `rolling out ${version}` },
     history: 'Progressing',
     outcome: requeue(HEALTH_POLL_MS),
+  }
+}
+
+/**
+ * A version whose objects are Ready (`healthy`, the verdict of {@link healthVerdict}), judged by its metric checks:
+ * Ready once they all held for their `for`; MetricCheckFailed, naming the check, on a value that breaks a condition
+ * or when the timeout passes with none to judge; else still progressing, back when the next check is due.
+ */
+export function metricVerdict(judgement: MetricJudgement, input: HealthInput, healthy: Verdict): Verdict {
+  const { version, spec, now } = input
+  const check = `metric ${judgement.decidedBy}`
+  if (judgement.outcome === 'passed') {
+    const ready = healthy.ready && { ...healthy.ready, message: `${healthy.ready.message}; ${judgement.message}` }
+    return { ...healthy, ...(ready ? { ready } : {}), check: `metrics ${judgement.decidedBy}` }
+  }
+  const timedOut = now.getTime() - input.since.getTime() > durationMs(spec.timeout)
+  if (judgement.outcome === 'failed' || timedOut) {
+    const message = judgement.outcome === 'failed'
+      ? judgement.message
+      : `not proven within spec.timeout ${spec.timeout}: ${judgement.message}`
+    const next = requeue(durationMs(spec.interval))
+    return { ...ended('False', 'MetricCheckFailed', `${version} is unhealthy: ${message}`, message, 'MetricCheckFailed', next), check }
+  }
+  return {
+    ready: { status: 'False', reason: 'Progressing', message: `objects Ready; waiting for ${judgement.message}` },
+    reconciling: { status: 'True', reason: 'Progressing', message: `verifying ${version} by its metrics` },
+    history: 'Progressing',
+    outcome: requeue(judgement.nextMs),
   }
 }
 

@@ -24,6 +24,9 @@ const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
   // berth's image: buildah builds the Dockerfile, mmdebstrap makes the base images' Debian root.
   { command: 'buildah', pkg: 'buildah' },
   { command: 'mmdebstrap', pkg: 'mmdebstrap' },
+  // Metric gates: a real Prometheus scraping a real Pushgateway the tests push values to.
+  { command: 'prometheus', pkg: 'prometheus' },
+  { command: 'prometheus-pushgateway', pkg: 'prometheus-pushgateway' },
   // The real node: containerd, runc, the CNI plugins, iptables for kube-proxy.
   ...NODE_TOOLS,
 ]
@@ -42,6 +45,8 @@ export type PartLocations = {
   kubeProxy: string
   pause: string
   registry: string
+  prometheus: string
+  pushgateway: string
   openssl: string
   kubectl: string
 }
@@ -81,6 +86,8 @@ export async function ensureParts(say: Say, options: { bases?: boolean } = {}): 
     pause: binaryPath({ name: 'pause', version: partVersion('pause') }),
     kwok: binaryPath({ name: 'kwok', version: partVersion('kwok') }),
     registry: (await which('docker-registry')) ?? 'docker-registry',
+    prometheus: (await which('prometheus')) ?? 'prometheus',
+    pushgateway: (await which('prometheus-pushgateway')) ?? 'prometheus-pushgateway',
     openssl: (await which('openssl')) ?? 'openssl',
     kubectl,
   }

@@ -16,6 +16,7 @@ import { writeYaml } from '../../shared/yaml-writer.ts'
 import { ensureParts, type PartLocations, type Say } from './build.ts'
 import { createBridge, KUBERNETES_SERVICE_IP, NODE_NAME, SERVICE_CIDR, startNode, type Bridge } from './node.ts'
 import { cacheDir } from './parts.ts'
+import { startPrometheus, startPushgateway } from './prometheus.ts'
 import { startCluster } from './cluster.ts'
 import { issueCert, type KeyPair, makeCa, makeServiceAccountKeys } from './certs.ts'
 import {
@@ -46,6 +47,8 @@ export type GroundInfo = {
   apiserverUrl: string
   ca: KeyPair
   registries: { plain: RegistryInfo; secure: RegistryInfo }
+  /** `host:port` of Prometheus and of the Pushgateway it scrapes (prometheus.ts). */
+  metrics: { prometheus: string; pushgateway: string }
   parts: PartLocations
   processes: Started[]
   guardianPid?: number
@@ -94,12 +97,14 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
       issueCert(ca, pki, { name: 'admin', commonName: ADMIN_USER, groups: ['system:masters'], usage: 'client' }),
       makeServiceAccountKeys(pki),
     ])
-    const { etcdPort, etcdPeerPort, apiPort, plainPort, securePort } = await distinctFreePorts([
+    const { etcdPort, etcdPeerPort, apiPort, plainPort, securePort, pushPort, promPort } = await distinctFreePorts([
       'etcdPort',
       'etcdPeerPort',
       'apiPort',
       'plainPort',
       'securePort',
+      'pushPort',
+      'promPort',
     ])
 
     const etcd = startProcess(
@@ -160,7 +165,12 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
     await track(apiserver)
 
     const apiserverUrl = `https://${address}:${apiPort}`
+    const metrics = { prometheus: `${address}:${promPort}`, pushgateway: `${address}:${pushPort}` }
     await Promise.all([
+      (async () => {
+        await track(await startPushgateway(parts.pushgateway, dir, metrics.pushgateway))
+        await track(await startPrometheus(parts.prometheus, dir, 'prometheus', metrics.prometheus, metrics.pushgateway))
+      })(),
       waitUntil(plain.started, async () => (await statusOf(`http://${plain.host}/v2/`)) === 200, 20_000),
       waitUntil(
         secure.started,
@@ -194,6 +204,7 @@ export async function startGround(options: StartOptions): Promise<GroundInfo> {
         plain: { host: plain.host, tls: false },
         secure: { host: secure.host, tls: true, username: 'berth', password },
       },
+      metrics,
       parts,
       processes,
       ...(guardianPid === undefined ? {} : { guardianPid }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { health } from './health.ts'
+import { health } from './kstatus.ts'
 
 const deployment = (status: Record<string, unknown>, replicas = 2, generation = 3): object => ({
   kind: 'Deployment',
