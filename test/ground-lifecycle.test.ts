@@ -40,8 +40,9 @@ describe('the test ground leaves no process behind', () => {
   it('stops every server and removes its folder on SIGTERM', async () => {
     const { child, info } = await startChildGround()
     const pids = info.processes.map((p) => p.pid)
-    // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the two registries.
-    expect(pids).toHaveLength(7)
+    // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the two registries, Prometheus and the
+    // Pushgateway.
+    expect(pids).toHaveLength(9)
     expect(pids.every(isAlive)).toBe(true)
 
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
