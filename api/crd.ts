@@ -25,7 +25,19 @@ const PROMOTION_RULES = [
 export function structural(node: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(node)) {
-    if (key === '$schema' || key === 'additionalProperties') continue
+    // Not in a CRD's schema language: a map's keys are strings anyway.
+    if (key === '$schema' || key === 'propertyNames') continue
+    if (key === 'additionalProperties') {
+      // false (a strict object) is what a structural schema says by listing properties; a map keeps its value
+      // schema; anything at all ({}) is kept as it is written.
+      if (value && typeof value === 'object') {
+        if (Object.keys(value).length === 0) out['x-kubernetes-preserve-unknown-fields'] = true
+        else out.additionalProperties = structural(value as Record<string, unknown>)
+      }
+      continue
+    }
+    // The apiserver stores no empty `properties`: written, it would differ from what is stored (an SSA conflict).
+    if (key === 'properties' && value && typeof value === 'object' && Object.keys(value).length === 0) continue
     if (key === 'properties' && value && typeof value === 'object') {
       out.properties = Object.fromEntries(
         Object.entries(value as Record<string, Record<string, unknown>>).map(([k, v]) => [k, structural(v)]),
@@ -51,29 +63,39 @@ export function objectSchema(parts: { spec: Record<string, unknown>; status?: Re
 }
 
 /** The OpenAPI v3 schema of `status`: structural, so the apiserver keeps only what berth defines. */
-export function statusOpenApi(): Record<string, unknown> {
-  return structural(z.toJSONSchema(statusSchema, { io: 'output' }))
+export function statusOpenApi(schema: z.ZodType = statusSchema): Record<string, unknown> {
+  return structural(z.toJSONSchema(schema, { io: 'output' }))
 }
 
-/** The CustomResourceDefinition for `Environment`. */
-export function environmentCrd(): {
+export type Crd = {
   apiVersion: string
   kind: string
   metadata: { name: string; labels: Record<string, string> }
-} & Record<string, unknown> {
+} & Record<string, unknown>
+
+/** A namespaced berth kind with a status subresource: its CRD, one served version. */
+export function berthCrd(kind: {
+  plural: string
+  singular: string
+  kind: string
+  shortNames: string[]
+  columns: Array<{ name: string; type: string; jsonPath: string }>
+  spec: Record<string, unknown>
+  status: Record<string, unknown>
+}): Crd {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${PLURAL}.${GROUP}`, labels: INSTALL_LABELS },
+    metadata: { name: `${kind.plural}.${GROUP}`, labels: INSTALL_LABELS },
     spec: {
       group: GROUP,
       scope: 'Namespaced',
       names: {
-        plural: PLURAL,
-        singular: 'environment',
-        kind: KIND,
-        listKind: `${KIND}List`,
-        shortNames: ['env', 'envs'],
+        plural: kind.plural,
+        singular: kind.singular,
+        kind: kind.kind,
+        listKind: `${kind.kind}List`,
+        shortNames: kind.shortNames,
         categories: ['berth'],
       },
       versions: [
@@ -83,15 +105,36 @@ export function environmentCrd(): {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            { name: 'Version', type: 'string', jsonPath: '.status.lastAppliedVersion' },
-            { name: 'Digest', type: 'string', jsonPath: '.status.shortDigest' },
-            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].status' },
-            { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message' },
+            ...kind.columns,
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
-          schema: objectSchema({ spec: specOpenApi(), status: statusOpenApi() }),
+          schema: objectSchema({ spec: kind.spec, status: kind.status }),
         },
       ],
     },
   }
+}
+
+/** Ready's status and message, as `kubectl get` columns. */
+export const READY_COLUMNS = {
+  status: { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].status' },
+  message: { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type==\'Ready\')].message' },
+}
+
+/** The CustomResourceDefinition for `Environment`. */
+export function environmentCrd(): Crd {
+  return berthCrd({
+    plural: PLURAL,
+    singular: 'environment',
+    kind: KIND,
+    shortNames: ['env', 'envs'],
+    columns: [
+      { name: 'Version', type: 'string', jsonPath: '.status.lastAppliedVersion' },
+      { name: 'Digest', type: 'string', jsonPath: '.status.shortDigest' },
+      READY_COLUMNS.status,
+      READY_COLUMNS.message,
+    ],
+    spec: specOpenApi(),
+    status: statusOpenApi(),
+  })
 }

@@ -381,7 +381,7 @@ export type Environment = {
 }
 
 /** Where an Environment's artifacts are, as oras takes it (`host/path`), and how to reach it. */
-export function sourceOf(spec: EnvironmentSpec, extra: OrasOptions = {}): { repository: string; access: OrasOptions } {
+export function sourceOf(spec: Pick<EnvironmentSpec, 'source'>, extra: OrasOptions = {}): { repository: string; access: OrasOptions } {
   const { source } = spec
   return {
     // The schema has checked the URL; repositoryPath only strips oci://.

@@ -12,7 +12,7 @@ import { registerCompletion } from './completion.ts'
 import { registerDiff } from './diff.ts'
 import { registerEnvironmentCommands } from './environments.ts'
 import { registerPackage } from './package.ts'
-import { registerPush } from './push.ts'
+import { registerPush, registerUnpublish } from './push.ts'
 import { registerReconciler } from './reconciler.ts'
 import { registerSigning } from './signing.ts'
 
@@ -35,6 +35,7 @@ export function buildProgram(name: string): Command {
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
   registerPackage(program)
   registerPush(program)
+  registerUnpublish(program)
   registerReconciler(program)
   registerSigning(program)
   registerDiff(program)

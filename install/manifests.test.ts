@@ -92,8 +92,13 @@ describe('install manifests', () => {
     expect(rules.flatMap((r) => r.resources).sort()).toEqual([
       'approvals',
       'environments',
+      // create and delete: the Environments an EnvironmentSet makes, in its own namespace.
+      'environments',
       'environments/finalizers',
       'environments/status',
+      'environmentsets',
+      'environmentsets/finalizers',
+      'environmentsets/status',
       'events',
       'serviceaccounts',
     ])
@@ -109,7 +114,7 @@ describe('install manifests', () => {
       metadata: { labels: Record<string, string> }
     }
     expect(view.rules).toEqual([
-      { apiGroups: ['berth.dev'], resources: ['environments'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['berth.dev'], resources: ['environments', 'environmentsets'], verbs: ['get', 'list', 'watch'] },
     ])
     expect(promote.rules?.[0]?.verbs).toEqual(['get', 'list', 'watch', 'patch'])
     expect(view.metadata.labels['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true')

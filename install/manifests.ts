@@ -32,6 +32,7 @@ import { nameProblem, SUBDOMAIN_RULE } from '../shared/names.ts'
 import { BERTH } from '../shared/package-info.ts'
 import { DNS_LABEL } from '../shared/validation.ts'
 import { environmentCrd } from '../api/crd.ts'
+import { environmentSetCrd, SET_PLURAL } from '../api/environment-set.ts'
 import { GROUP, PLURAL } from '../api/environment.ts'
 import { INSTALL_LABELS, leaseName, RECONCILER_SELECTOR } from '../api/well-known.ts'
 import { INSTALL_DEFAULTS } from './defaults.ts'
@@ -101,6 +102,11 @@ export const RECONCILER_RULES: readonly Rule[] = [
   { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
   // Only needed where OwnerReferencesPermissionEnforcement guards finalizers.
   { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
+  // EnvironmentSets: their Environments, made and removed by the reconciler in the set's namespace.
+  { apiGroups: [GROUP], resources: [SET_PLURAL], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: [GROUP], resources: [`${SET_PLURAL}/status`], verbs: ['patch'] },
+  { apiGroups: [GROUP], resources: [`${SET_PLURAL}/finalizers`], verbs: ['update'] },
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['create', 'delete'] },
   // spec.promotion.approvals: who approved what.
   { apiGroups: [GROUP], resources: ['approvals'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
@@ -114,9 +120,9 @@ export const RECONCILER_RULES: readonly Rule[] = [
 /** Lockdown: the reconciler reads no Secret; each Environment's ServiceAccount reads its own. */
 export const LOCKDOWN_RULES: readonly Rule[] = RECONCILER_RULES.filter((r) => !r.resources.includes('secrets'))
 
-/** For people: see Environments (`berth status`, `kubectl get environments`). */
+/** For people: see Environments and EnvironmentSets (`berth status`, `kubectl get environments`). */
 export const VIEW_RULES: readonly Rule[] = [
-  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [GROUP], resources: [PLURAL, SET_PLURAL], verbs: ['get', 'list', 'watch'] },
 ]
 /** For SREs: also change the pin, suspend and resume, and ask for a pass. */
 export const PROMOTE_RULES: readonly Rule[] = [
@@ -179,6 +185,7 @@ export function installObjects(options: InstallOptions): Obj[] {
       },
     },
     environmentCrd(),
+    environmentSetCrd(),
     ...(admissionObjects((base) => clusterName(base, namespace), watchNamespace) as Obj[]),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(NAME, namespace) },
     ...rbac('berth-reconciler', lockdown ? LOCKDOWN_RULES : RECONCILER_RULES),

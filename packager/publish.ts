@@ -18,8 +18,9 @@ import {
 } from '../shared/artifact.ts'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
 import type { KeyObject } from 'node:crypto'
-import { copyFromLayout, fetchManifest, login, OrasError, type RegistryAccess } from '../shared/oras.ts'
+import { copyFromLayout, fetchManifest, listTags, login, OrasError, type RegistryAccess } from '../shared/oras.ts'
 import { writeLayout } from '../shared/oci-layout.ts'
+import { previewOf, previewVersion } from '../shared/previews.ts'
 import { loadConfig } from './config.ts'
 import { packArchive } from './pack.ts'
 import { renderRepository, versionTag } from './package.ts'
@@ -29,7 +30,10 @@ import { provenance } from './provenance.ts'
 export type PublishRequest = {
   /** A config repository folder (packaged first) or a tar.gz made by `berth package`. */
   input: string
-  version: string
+  /** The release's version; or, with `preview`, none: the version is the pull request's next preview. */
+  version?: string
+  /** Publish a preview of this pull request: `0.0.0-pr.<preview>.<push>`, the push after the newest published. */
+  preview?: number
   /** `oci://host/path`; default the config repository's `artifact.repository`. */
   repository?: string
   source?: string
@@ -60,7 +64,8 @@ const LAYER_FILE = 'artifact.tgz'
 
 export async function publish(request: PublishRequest): Promise<PublishResult> {
   const say = request.progress ?? ((): void => undefined)
-  const tag = versionTag(request.version)
+  if ((request.version === undefined) === (request.preview === undefined))
+    throw new UsageError('VersionOrPreview', 'give a release version (--version) or a pull request (--preview), one of them')
   const input = resolve(request.input)
   const info = await stat(input).catch(() => undefined)
   const isDir = info?.isDirectory() ?? false
@@ -75,14 +80,22 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       throw new UsageError('NoRepository', 'pushing a .tgz needs --repository oci://<registry>/<path>')
     const repository = ociRepository(repositoryUrl)
     const access: RegistryAccess = { ...request.access }
+    const loggedIn = handledLater(
+      (async (): Promise<void> => {
+        if (!request.credentials) return
+        access.registryConfig = join(work, 'registry-auth.json')
+        await login(repository.split('/')[0] ?? repository, request.credentials, access)
+      })(),
+    )
+    // A preview's version is its pull request's next push: known once the registry has said which it holds.
+    const tag = request.preview === undefined
+      ? versionTag(request.version ?? '')
+      : await nextPreview(repository, request.preview, access, loggedIn)
     const reference = `${repository}:${tag}`
     // Asked now, answered while the release is rendered and packed: neither waits for the other.
     const existing = handledLater(
       (async (): Promise<string | undefined> => {
-        if (request.credentials) {
-          access.registryConfig = join(work, 'registry-auth.json')
-          await login(repository.split('/')[0] ?? repository, request.credentials, access)
-        }
+        await loggedIn
         return await digestOf(reference, access)
       })(),
     )
@@ -151,6 +164,24 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
   } finally {
     await rm(work, { recursive: true, force: true })
   }
+}
+
+/** `0.0.0-pr.<number>.<push>` for the push after the newest of pull request `number` in `repository`. */
+async function nextPreview(
+  repository: string,
+  number: number,
+  access: RegistryAccess,
+  loggedIn: Promise<void>,
+): Promise<string> {
+  if (!Number.isInteger(number) || number < 1) {
+    throw new UsageError('InvalidPreview', `--preview ${number}: give the pull request's number (1, 2, …)`)
+  }
+  await loggedIn
+  const pushes = (await listTags(repository, access)).flatMap((tag) => {
+    const preview = previewOf(tag)
+    return preview?.number === number ? [preview.push] : []
+  })
+  return previewVersion(number, Math.max(0, ...pushes) + 1)
 }
 
 /**

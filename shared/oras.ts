@@ -214,6 +214,13 @@ export async function fetchManifest(reference: string, options: OrasOptions = {}
   )
 }
 
+/** Delete the manifest `reference` (`host/path@sha256:…`) from the registry, and so every tag that points at it. */
+export async function deleteManifest(reference: string, options: OrasOptions = {}): Promise<void> {
+  await run(['manifest', 'delete', '--force', reference, ...accessFlags(options)], options, {
+    what: `delete the manifest ${reference}`,
+  })
+}
+
 function accessFlags(access: RegistryAccess): string[] {
   const flags: string[] = []
   if (access.plainHttp) flags.push('--plain-http')

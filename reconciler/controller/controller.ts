@@ -22,6 +22,11 @@ import { OwnedObjects } from '../apply/owned.ts'
 import { KeyedQueue } from './queue.ts'
 import { readyCondition } from '../pass/status.ts'
 import { dependsOnOf } from '../pass/depends-on.ts'
+import { type EnvironmentSet, SET_API_VERSION, SET_KIND, SET_LABEL } from '../../api/environment-set.ts'
+import { reconcileSet } from '../sets/set-pass.ts'
+
+/** Queue keys of EnvironmentSets: `set:<namespace>/<name>`, beside Environments' `<namespace>/<name>`. */
+const SET_KEY = 'set:'
 import { type ReconcileContext, reconcileEnvironment } from '../pass/reconcile.ts'
 
 export type ControllerOptions = {
@@ -63,6 +68,7 @@ export class Controller {
   /** Delivers spec.notify notifications in the background. */
   readonly notifier: Notifier
   private watch: Watching | undefined
+  private setWatch: Watching | undefined
   private readonly cancel = new AbortController()
   private readonly log: (fields: Record<string, unknown>) => void
   private readonly namespace: string | undefined
@@ -129,6 +135,12 @@ export class Controller {
         const started = Date.now()
         durations.set(key, started)
         // A pass the timer started reads the Environment as watched; one an event asked for reads it afresh.
+        if (key.startsWith(SET_KEY)) {
+          const [namespace = '', name = ''] = key.slice(SET_KEY.length).split('/')
+          const outcome = await reconcileSet(ctx, { namespace, name })
+          if (outcome.next === 'backoff') throw outcome.error
+          return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
+        }
         const known = this.stale.delete(key) ? undefined : this.environments.get(key)
         const superseded = new AbortController()
         this.running.set(key, superseded)
@@ -158,7 +170,21 @@ export class Controller {
       // Each shard watches only its own Environments; relabelling one hands it over (a deletion here, an add there).
       { namespace: this.namespace, labelSelector: shardSelector(this.shard) },
     )
-    await this.watch.listed
+    // EnvironmentSets: each queued on a change, and on a change of what one of its Environments says (below).
+    this.setWatch = await this.kube.watch<EnvironmentSet>(
+      SET_API_VERSION,
+      SET_KIND,
+      {
+        event: (type, set) => {
+          const key = `${SET_KEY}${set.metadata.namespace}/${set.metadata.name}`
+          if (type === 'delete') this.queue.forget(key)
+          else this.queue.add(key)
+        },
+        error: (error) => this.log({ msg: 'EnvironmentSet watch failed; restarting', error: messageOf(error) }),
+      },
+      { namespace: this.namespace, labelSelector: shardSelector(this.shard) },
+    )
+    await Promise.all([this.watch.listed, this.setWatch.listed])
     this.watching = true
   }
 
@@ -169,6 +195,7 @@ export class Controller {
   async stop(graceMs = 10_000): Promise<void> {
     this.watching = false
     await this.watch?.stop()
+    await this.setWatch?.stop()
     this.owned.stop()
     const cancel = setTimeout(() => {
       this.cancel.abort()
@@ -219,9 +246,12 @@ export class Controller {
       this.stale.add(key)
       this.queue.add(key)
     }
-    // Turned Ready (or stopped being): what waits on it (dependsOn) looks again now, not at its next retry.
+    // Turned Ready (or stopped being): what waits on it (dependsOn) looks again now, not at its next retry; so does
+    // the EnvironmentSet that made it, whose status shows it.
     if (previous && readyKey(previous) !== readyKey(env)) {
       for (const dependent of this.dependents.get(key) ?? []) this.changed(dependent)
+      const set = env.metadata.labels?.[SET_LABEL]
+      if (set) this.queue.add(`${SET_KEY}${env.metadata.namespace}/${set}`)
     }
   }
 

@@ -10,7 +10,7 @@ export type EventType = 'Normal' | 'Warning'
 
 export async function recordEvent(
   kube: Kube,
-  env: Environment,
+  env: { apiVersion: string; kind: string; metadata: Pick<Environment['metadata'], 'name' | 'namespace' | 'uid'> },
   type: EventType,
   reason: string,
   message: string,

@@ -14,7 +14,7 @@ const HISTORY = 10
  * generation it was decided for (`observedGeneration`), as kstatus and Flux expect of every condition.
  */
 export function setCondition(
-  status: EnvironmentStatus,
+  status: Pick<EnvironmentStatus, 'conditions'>,
   condition: Omit<Condition, 'lastTransitionTime'>,
   now: Date,
 ): void {
@@ -80,7 +80,7 @@ export const HELD_RESULTS = new Set(['Frozen', 'OutsideWindow', 'AwaitingApprova
 export type ReadyText = { status: string; reason: string; message: string }
 
 /** The Ready condition of `status`, when a pass has set one. */
-export function readyCondition(status: EnvironmentStatus | undefined): Condition | undefined {
+export function readyCondition(status: Pick<EnvironmentStatus, 'conditions'> | undefined): Condition | undefined {
   return status?.conditions?.find((c) => c.type === 'Ready')
 }
 

@@ -33,7 +33,7 @@ type DockerConfigSecret = { type?: string; data?: Record<string, string> }
 export async function openSource(
   kube: Kube,
   namespace: string,
-  spec: EnvironmentSpec,
+  spec: Pick<EnvironmentSpec, 'source'>,
   extra: OrasOptions = {},
 ): Promise<Source> {
   const { repository, access } = sourceOf(spec, extra)
