@@ -141,6 +141,15 @@ export const specSchema = z.strictObject({
     })
     .optional()
     .describe('apply only versions signed (cosign, key-based) over their exact digest by one of the trusted keys'),
+  decryption: z
+    .strictObject({
+      provider: z.enum(['sops']),
+      secretRef: z
+        .strictObject({ name: z.string().min(1) })
+        .describe('a Secret in this namespace whose *.agekey entries hold age identities (Flux\'s convention)'),
+    })
+    .optional()
+    .describe('decrypt the artifact\'s SOPS-encrypted Secrets in memory, just before they are applied'),
   serviceAccountName: z
     .string()
     .max(253)

@@ -199,6 +199,11 @@ async function main(): Promise<void> {
     await show('kubectl', ['--context', 'eu-2', 'create', 'namespace', NAMESPACE])
     await show('kubectl', ['--context', 'eu-2', 'create', 'secret', 'generic', 'staging-keys', '-n', NAMESPACE,
       `--from-file=${join(work, 'cosign.pub')}`])
+    note('the config repository holds one SOPS-encrypted Secret (db-credentials); each cluster gets the age key')
+    for (const context of ['eu-1', 'eu-2']) {
+      await show('kubectl', ['--context', context, 'create', 'secret', 'generic', 'sops-age', '-n', NAMESPACE,
+        `--from-file=demo.agekey=${join(ROOT, 'examples', 'demo.agekey')}`])
+    }
     const [eu1Envs, eu2Envs] = [join(work, 'eu-1.yaml'), join(work, 'eu-2.yaml')]
     await writeFile(eu1Envs, environmentsYaml(repository, 'eu-1'))
     await writeFile(eu2Envs, environmentsYaml(repository, 'eu-2'))
@@ -293,8 +298,12 @@ async function main(): Promise<void> {
   }
 }
 
-/** The apps use the FeatureFlag kind platform's CRD brings: a new version lands once platform is Ready on its own. */
-const AFTER_PLATFORM = '  dependsOn: [{name: platform}]   # the FeatureFlag CRD first\n'
+/**
+ * What the apps' Environments add: they use the FeatureFlag kind platform's CRD brings (a new version lands once
+ * platform is Ready), and one SOPS-encrypted Secret, decrypted with the cluster's age key.
+ */
+const APP_SPEC = '  dependsOn: [{name: platform}]   # the FeatureFlag CRD first\n'
+  + '  decryption: {provider: sops, secretRef: {name: sops-age}}   # db-credentials, decrypted in the cluster\n'
 
 function environmentsYaml(repository: string, cluster: 'eu-1' | 'eu-2'): string {
   const one = (name: string, version: string, extra = ''): string => `apiVersion: berth.dev/v1alpha1
@@ -316,7 +325,7 @@ ${extra}`
       one(
         'prod',
         '1.0.0',
-        AFTER_PLATFORM
+        APP_SPEC
         + '  promotion:              # only digests eu-1/shop/staging attested healthy, for 10s at least\n'
         + '    attested: {environment: eu-1/shop/staging, secretRef: {name: staging-keys}}\n'
         + '    soak: 10s\n',
@@ -325,8 +334,8 @@ ${extra}`
   }
   return [
     one('platform', '~1'),
-    one('dev', '~1.1', AFTER_PLATFORM),
-    one('staging', '1.0.0', AFTER_PLATFORM).replace('timeout: 2m', 'timeout: 20s')
+    one('dev', '~1.1', APP_SPEC),
+    one('staging', '1.0.0', APP_SPEC).replace('timeout: 2m', 'timeout: 20s')
     + '  rollback: onFailure    # a version that fails health goes back to the last healthy one\n'
     + '  attest: {secretRef: {name: attest}}   # sign and push a health attestation for what runs healthy\n',
   ].join('---\n')

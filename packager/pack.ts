@@ -13,8 +13,14 @@ import { Header } from 'tar/header'
 import { Pax } from 'tar/pax'
 import { type ArtifactMetadata, METADATA_FILE, objectFileName, sha256Digest } from '../shared/artifact.ts'
 import { type Located, toYaml } from '../shared/manifests.ts'
+import { SOPS_FOLDER } from '../shared/sops.ts'
 
-export type RenderedEnvironment = { name: string; objects: readonly Located[] }
+export type RenderedEnvironment = {
+  name: string
+  objects: readonly Located[]
+  /** The SOPS files its encrypted Secrets come from, by their place in the artifact (`.sops/<sha256>.yaml`). */
+  sopsFiles?: ReadonlyMap<string, Buffer>
+}
 export type ReleaseInfo = { version: string; revision?: string; source?: string }
 export type Packed = { file: string; digest: string; size: number; metadata: ArtifactMetadata }
 
@@ -62,7 +68,12 @@ export async function packArchive(
       digests[path] = sha256Digest(body)
     }
     metadata.environments[env.name] = { objects: named.length, files: digests }
+    for (const [path, body] of env.sopsFiles ?? []) {
+      files.set(path, body)
+      metadata.sops = { ...metadata.sops, [path]: sha256Digest(body) }
+    }
   }
+  if (metadata.sops) folders.push(SOPS_FOLDER)
   files.set(METADATA_FILE, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`))
 
   const blocks: Buffer[] = []

@@ -9,6 +9,7 @@ import { UsageError } from '../shared/errors.ts'
 import { checkObjects } from '../shared/manifests.ts'
 import { loadConfig, type PackageConfig } from './config.ts'
 import { pack, type Packed, type RenderedEnvironment } from './pack.ts'
+import { attachSopsSources } from './sops-sources.ts'
 import { renderEnvironment, type RenderTools } from './render.ts'
 
 export type PackageRequest = {
@@ -55,10 +56,14 @@ export async function renderRepository(
   options: { allowSecrets?: boolean; tools?: RenderTools } = {},
 ): Promise<RenderedEnvironment[]> {
   const environments: RenderedEnvironment[] = []
+  let index: Parameters<typeof attachSopsSources>[2]
   for (const [name, source] of Object.entries(config.environments)) {
-    const objects = await renderEnvironment(dir, name, source, options.tools)
-    checkObjects(objects, { allowSecrets: options.allowSecrets ?? false })
-    environments.push({ name, objects })
+    const rendered = await renderEnvironment(dir, name, source, options.tools)
+    checkObjects(rendered, { allowSecrets: options.allowSecrets ?? false })
+    // SOPS Secrets stay encrypted; the files SOPS wrote go along, byte for byte, for their MAC.
+    const sops = await attachSopsSources(dir, rendered, index)
+    index = sops.index
+    environments.push({ name, objects: sops.objects, ...(sops.files.size > 0 ? { sopsFiles: sops.files } : {}) })
   }
   return environments
 }

@@ -6,6 +6,7 @@
  * the two artifacts' files.
  */
 import { structuredPatch } from 'diff'
+import { isEncryptedValue, isSopsSecret, SOPS_SOURCE } from './sops.ts'
 import { writeYaml } from './yaml-writer.ts'
 import { describeObject, groupOf, type KubeObject, objectKey, parseManifests } from './manifests.ts'
 
@@ -73,7 +74,10 @@ function diffEnvironment(environment: string, from: Side, to: Side): Environment
 }
 
 function folders(files: ReadonlyMap<string, Buffer>): string[] {
-  return [...files.keys()].filter((f) => f.includes('/') && /\.(ya?ml|json)$/.test(f)).map((f) => f.split('/')[0] ?? '')
+  // A dot folder is no environment (.sops holds the SOPS files as they were encrypted).
+  return [...files.keys()]
+    .filter((f) => f.includes('/') && !f.startsWith('.') && /\.(ya?ml|json)$/.test(f))
+    .map((f) => f.split('/')[0] ?? '')
 }
 
 /** The objects under `environment/`, by identity (group, kind, namespace, name), in key order. */
@@ -95,13 +99,23 @@ const isSecret = (o: KubeObject): boolean => o.kind === 'Secret' && groupOf(o) =
 function maskSecrets(a: KubeObject, b: KubeObject, from: string, to: string): [KubeObject, KubeObject] {
   const masked = (o: KubeObject, other: KubeObject, version: string): KubeObject => {
     const out: KubeObject = { ...o }
+    // SOPS: ciphertext says nothing to a reader (and a re-encryption changes it even for the same value).
+    if (isSopsSecret(o)) out.sops = '(SOPS metadata)'
+    const annotations = o.metadata.annotations as Record<string, string> | undefined
+    if (annotations?.[SOPS_SOURCE]) {
+      out.metadata = { ...o.metadata, annotations: { ...annotations, [SOPS_SOURCE]: '(encrypted source)' } }
+    }
     for (const field of ['data', 'stringData']) {
       const values = o[field] as Record<string, unknown> | undefined
       if (!values || typeof values !== 'object') continue
       const others = (other[field] ?? {}) as Record<string, unknown>
-      out[field] = Object.fromEntries(
-        Object.entries(values).map(([k, v]) => [k, others[k] === v ? '(unchanged)' : `(value in ${version})`]),
-      )
+      const said = (k: string, v: unknown): string => {
+        if (others[k] === v) return '(unchanged)'
+        if (!isEncryptedValue(v)) return `(value in ${version})`
+        // The newer side says it changed; the older only that it was encrypted.
+        return version === to ? '(encrypted value changed)' : '(encrypted)'
+      }
+      out[field] = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, said(k, v)]))
     }
     return out
   }

@@ -54,6 +54,8 @@ export const metadataSchema = z.strictObject({
       files: z.record(z.string(), sha256),
     }),
   ),
+  /** The SOPS files the encrypted Secrets come from (`.sops/<sha256>.yaml`), as SOPS wrote them. */
+  sops: z.record(z.string(), sha256).optional(),
 })
 export type ArtifactMetadata = z.infer<typeof metadataSchema>
 

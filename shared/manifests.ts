@@ -8,6 +8,7 @@ import { InvalidInputError } from './errors.ts'
 import { objectNameProblems } from './names.ts'
 import { KUBECTL_SCHEMA, unsendable } from './kubectl-yaml.ts'
 import { writeYaml } from './yaml-writer.ts'
+import { isSopsSecret, sopsSecretProblems } from './sops.ts'
 
 const { loadAll, YAMLException } = jsYaml
 /**
@@ -143,6 +144,13 @@ export function checkObjects(objects: readonly Located[], options: CheckOptions 
     const first = seen.get(key)
     if (first) problems.push(`${source}: ${describeObject(object)} is defined twice (first at ${first}); keep one`)
     else seen.set(key, source)
+    if (isSopsSecret(object)) {
+      // Kept encrypted: accepted without --allow-secrets, but only whole. A value left in clear beside encrypted ones
+      // would reach the registry in clear.
+      const why = sopsSecretProblems(object)
+      if (why.length > 0) problems.push(`${source}: ${describeObject(object)} is not wholly SOPS-encrypted: ${why.join('; ')}`)
+      continue
+    }
     if (!options.allowSecrets && isLiteralSecret(object)) {
       problems.push(
         `${source}: ${describeObject(object)} carries literal data; artifacts are readable by anyone who can pull them. `

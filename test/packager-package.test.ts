@@ -102,8 +102,9 @@ describe('berth package', () => {
     expect(
       new Set(entries.map((e) => `${e.type}:${e.mode.toString(8)}:${e.uid}:${e.gid}:${e.mtime}:${e.uname}`)),
     ).toEqual(new Set(['File:644:0:0:0:', 'Directory:755:0:0:0:']))
-    // The metadata file, seven objects in each of dev, staging and prod, the CRD in platform.
-    expect(entries.filter((e) => e.type === 'File')).toHaveLength(1 + 3 * 7 + 1)
+    // The metadata file, eight objects in each of dev, staging and prod, the CRD in platform, and the SOPS file the
+    // encrypted Secret comes from.
+    expect(entries.filter((e) => e.type === 'File')).toHaveLength(1 + 3 * 8 + 1 + 1)
     // gzip header: no timestamp (bytes 4–7 are MTIME).
     expect((await readFile(a.file)).subarray(4, 8).equals(Buffer.alloc(4))).toBe(true)
   })
@@ -128,6 +129,8 @@ describe('berth package', () => {
       'HorizontalPodAutoscaler',
       'Ingress',
       'Namespace',
+      // SOPS-encrypted: kept encrypted, no --allow-secrets needed.
+      'Secret',
       'Service',
     ])
     // The CRD every environment's FeatureFlag needs is applied once, by its own environment.

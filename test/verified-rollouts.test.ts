@@ -13,7 +13,7 @@ import { publish } from '../packager/publish.ts'
 import { deployment, exampleRepo } from './support/config-repo.ts'
 import { applyEnvironment, eventsOf, installCrd, ownNamespace, passes, publishApp, testClock } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
-import { useGround } from './support/ground.ts'
+import { ROOT, useGround } from './support/ground.ts'
 import { type ReconcilerProcess, startReconciler } from './support/reconciler-process.ts'
 import { pushMetrics, queryValue, startPrometheus } from './ground/prometheus.ts'
 import { freePort, type Started, stopProcess } from './ground/processes.ts'
@@ -287,7 +287,16 @@ describe('verified rollouts', () => {
       access: { plainHttp: true },
       revision: `v1.0.0@sha1:${'0'.repeat(40)}`,
     })
-    await applyEnvironment(g, 'dev', example, { version: '1.0.0', path: 'dev', dependsOn: [{ name: 'platform' }] })
+    // The example's db-credentials Secret is SOPS-encrypted to the demo's age key.
+    const agekey = await readFile(join(ROOT, 'examples', 'demo.agekey'), 'utf8')
+    await g.kube().apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'sops-age', namespace: g.namespace },
+      stringData: { 'demo.agekey': agekey },
+    })
+    const decryption = { provider: 'sops', secretRef: { name: 'sops-age' } }
+    await applyEnvironment(g, 'dev', example, { version: '1.0.0', path: 'dev', dependsOn: [{ name: 'platform' }], decryption })
     const alone = await pass('dev')
     expect(ready(alone)).toMatchObject({ status: 'False', reason: 'DependencyNotReady' })
     expect(ready(alone)?.message).toBe(

@@ -1,7 +1,7 @@
 /**
  * The phases of a reconcile pass, in order, one function each: resolve the pin, hold it at the
  * promotion gate, choose the target (the pin, or the last healthy version after an automatic
- * rollback), hold it by policy, wait for dependencies (dependsOn), verify, fetch, select, apply,
+ * rollback), hold it by policy, wait for dependencies (dependsOn), verify, fetch, select, decrypt, apply,
  * prune, and judge health (kstatus or CEL, then metric checks). Each reads what earlier phases left
  * on the {@link Pass}, owns its own condition and events, and may end the pass with a verdict.
  * Adding a phase (verifying a signature, say) is one function and one line in {@link PHASES}.
@@ -40,6 +40,7 @@ import { judgeMetrics } from '../health/metrics.ts'
 import { instantQuery, prometheusFor } from '../health/prometheus.ts'
 import { dependencyWait } from './depends-on.ts'
 import { trustedKeys } from '../source/verify.ts'
+import { decryptObjects } from '../source/decrypt.ts'
 
 /** How soon a version held at the promotion gate is looked at again. */
 export const PROMOTION_RETRY_MS = 10_000
@@ -203,6 +204,18 @@ async function selectPhase(pass: Pass): Promise<undefined> {
   const { digest, version } = need(pass.target, 'target')
   const selected = pass.ctx.artifacts ? await pass.ctx.artifacts.objects.get(`${digest}|${path}`, select) : select()
   pass.objects = environmentsPinnedBy(pass, selected, version)
+  return undefined
+}
+
+/**
+ * `spec.decryption`: the version's SOPS-encrypted Secrets, decrypted in memory just before the dry run and the apply.
+ * The parsed objects stay encrypted in the controller's cache; only this pass holds the plaintext.
+ */
+async function decryptPhase(pass: Pass): Promise<undefined> {
+  const objects = need(pass.objects, 'objects')
+  const files = need(pass.files, 'files')
+  const { namespace } = pass.env.metadata
+  pass.objects = [...(await decryptObjects(pass.kube, namespace, pass.spec.decryption, objects, files))]
   return undefined
 }
 
@@ -520,7 +533,15 @@ function log(pass: Pass, msg: string, target: Resolved): void {
 }
 
 /** Applying one version: what runs again for the rollback target. */
-const APPLICATION: readonly Phase[] = [verifyPhase, fetchPhase, selectPhase, applyPhase, prunePhase, healthPhase]
+const APPLICATION: readonly Phase[] = [
+  verifyPhase,
+  fetchPhase,
+  selectPhase,
+  decryptPhase,
+  applyPhase,
+  prunePhase,
+  healthPhase,
+]
 
 /** Every phase of a pass, in order. */
 export const PHASES: readonly Phase[] = [

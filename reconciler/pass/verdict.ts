@@ -15,6 +15,9 @@ import { isRange } from '../source/resolve.ts'
 /** How soon to look again while objects are still rolling out, or a failed prune waits for a retry. */
 export const HEALTH_POLL_MS = 2_000
 
+/** Stalled reasons that something outside the spec may fix: looked at again each interval. */
+const LOOK_AGAIN = new Set(['TagMoved', 'OwnershipConflict', 'DecryptionFailed'])
+
 /** History results of a version that failed health: what rolls back (spec.rollback: onFailure). */
 export const FAILED_HEALTH: ReadonlySet<string> = new Set(['HealthCheckFailed', 'MetricCheckFailed'])
 
@@ -128,7 +131,8 @@ export function failureVerdict(error: unknown, spec: EnvironmentSpec | undefined
   switch (kindOf(error)) {
     case 'stalling': {
       // A moved tag may be put back, an owner may let go: look again at the interval, as for a range.
-      const again = spec && (isRange(spec.version) || reason === 'TagMoved' || reason === 'OwnershipConflict')
+      // So may a key Secret be fixed (DecryptionFailed): nothing in the spec changes for that.
+      const again = spec && (isRange(spec.version) || LOOK_AGAIN.has(reason))
       const next = again ? requeue(durationMs(spec.interval)) : ({ next: 'stop' } as const)
       return { ready, reconciling: { status: 'False', reason, message }, stalled: true, outcome: next }
     }

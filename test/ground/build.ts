@@ -24,6 +24,8 @@ const APT_TOOLS: ReadonlyArray<{ command: string; pkg: string }> = [
   // berth's image: buildah builds the Dockerfile, mmdebstrap makes the base images' Debian root.
   { command: 'buildah', pkg: 'buildah' },
   { command: 'mmdebstrap', pkg: 'mmdebstrap' },
+  // SOPS: age keys and recipients for the files the real sops encrypts.
+  { command: 'age', pkg: 'age' },
   // Metric gates: a real Prometheus scraping a real Pushgateway the tests push values to.
   { command: 'prometheus', pkg: 'prometheus' },
   { command: 'prometheus-pushgateway', pkg: 'prometheus-pushgateway' },
@@ -36,6 +38,9 @@ export type PartLocations = {
   helm: string
   actionlint: string
   cosign: string
+  sops: string
+  age: string
+  ageKeygen: string
   kwok: string
   etcd: string
   kubeApiserver: string
@@ -77,6 +82,9 @@ export async function ensureParts(say: Say, options: { bases?: boolean } = {}): 
     helm: binaryPath({ name: 'helm', version: partVersion('helm') }),
     actionlint: binaryPath({ name: 'actionlint', version: partVersion('actionlint') }),
     cosign: binaryPath({ name: 'cosign', version: partVersion('cosign') }),
+    sops: binaryPath({ name: 'sops', version: partVersion('sops') }),
+    age: (await which('age')) ?? 'age',
+    ageKeygen: (await which('age-keygen')) ?? 'age-keygen',
     etcd: binaryPath({ name: 'etcd', version: partVersion('etcd') }),
     kubeApiserver: binaryPath({ name: 'kube-apiserver', version: partVersion('kube-apiserver') }),
     kubeControllerManager: binaryPath({ name: 'kube-controller-manager', version: partVersion('kube-controller-manager') }),

@@ -16,6 +16,8 @@ export const ORAS_VERSION = 'v1.3.6'
 export const HELM_VERSION = 'v3.22.0'
 export const ACTIONLINT_VERSION = 'v1.7.12'
 export const COSIGN_VERSION = 'v2.6.1'
+/** The real sops: tests encrypt with it and check berth decrypts to exactly what `sops --decrypt` prints. */
+export const SOPS_VERSION = 'v3.13.3'
 export const KWOK_VERSION = 'v0.7.0'
 /** The flux CLI: the packager benchmark's anchor (`flux push artifact`); built only by that benchmark. */
 export const FLUX_VERSION = 'v2.9.5'
@@ -48,6 +50,7 @@ export type GoPart = {
     | 'helm'
     | 'actionlint'
     | 'cosign'
+    | 'sops'
     | 'kwok'
   version: string
   /** How to build it: `go install` of a module without replaces, or `go build` inside one of our modules. */
@@ -81,6 +84,12 @@ export const GO_PARTS: readonly GoPart[] = [
     name: 'cosign',
     version: COSIGN_VERSION,
     build: { kind: 'install', pkg: `github.com/sigstore/cosign/v2/cmd/cosign@${COSIGN_VERSION}` },
+  },
+  {
+    // The real sops: files encrypted by it are what berth's SOPS support must read (shared/sops.ts).
+    name: 'sops',
+    version: SOPS_VERSION,
+    build: { kind: 'install', pkg: `github.com/getsops/sops/v3/cmd/sops@${SOPS_VERSION}` },
   },
   {
     // Simulated nodes: keeps fake Nodes Ready and drives the Pods scheduled on them to Running.
