@@ -146,10 +146,13 @@ async function main(): Promise<void> {
     const image = `${g.registries.plain.host}/berth:${version}`
     const built = await buildImage({ say: (line) => note(line) })
     note(`built ${built.local}; pushed as ${image}@${await pushImage(built.local, image, true)}`)
-    note('berth-apply covers common application kinds; the example also needs its Namespaces and its FeatureFlag CRD:')
+    note('berth-apply covers common application kinds; the example also needs its Namespaces, its FeatureFlag CRD and')
+    note('(berth-apply writes no Secret unless allowed) its SOPS-encrypted Secret:')
     const allow = [
       '--allow',
       'namespaces',
+      '--allow',
+      'secrets',
       '--allow',
       'customresourcedefinitions.apiextensions.k8s.io',
       '--allow',
@@ -215,9 +218,15 @@ async function main(): Promise<void> {
         g.parts.kubectl,
         ['--context', context, 'wait', '--for=condition=Ready', 'environments', '--all', '-n', NAMESPACE, '--timeout=180s'],
         { env },
-      ).catch((error: unknown) => {
+      ).catch(async (error: unknown) => {
+        // Say why: each Environment's Ready reason and message, as berth status shows them.
+        const why = await execa(process.execPath, [join(ROOT, 'bin', 'berth.js'), 'status', '--context', context, '-n', NAMESPACE], {
+          env,
+          reject: false,
+        })
         throw new Error(
-          `the Environments of ${context} did not become Ready: ${error instanceof Error ? error.message : String(error)}`,
+          `the Environments of ${context} did not become Ready: ${error instanceof Error ? error.message : String(error)}\n`
+          + `${why.stdout}${why.stderr}`,
         )
       })
     }

@@ -57,8 +57,14 @@ export async function renderRepository(
 ): Promise<RenderedEnvironment[]> {
   const environments: RenderedEnvironment[] = []
   let index: Parameters<typeof attachSopsSources>[2]
-  for (const [name, source] of Object.entries(config.environments)) {
-    const rendered = await renderEnvironment(dir, name, source, options.tools)
+  // Rendering runs a tool per environment (kubectl kustomize, helm template): all at once, not one after another.
+  const renders = Object.entries(config.environments).map(([name, source]) => {
+    const rendering = renderEnvironment(dir, name, source, options.tools)
+    rendering.catch(() => undefined)
+    return [name, rendering] as const
+  })
+  for (const [name, rendering] of renders) {
+    const rendered = await rendering
     checkObjects(rendered, { allowSecrets: options.allowSecrets ?? false })
     // SOPS Secrets stay encrypted; the files SOPS wrote go along, byte for byte, for their MAC.
     const sops = await attachSopsSources(dir, rendered, index)
