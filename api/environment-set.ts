@@ -91,6 +91,8 @@ export const setStatusSchema = z.object({
     .describe('previews removed by ttl: not brought back until a new push'),
 })
 export type SetStatus = z.infer<typeof setStatusSchema>
+/** Every field of a set's status: a pass that drops one sends it as null. */
+export const SET_STATUS_FIELDS = Object.keys(setStatusSchema.shape) as ReadonlyArray<keyof SetStatus>
 
 export type EnvironmentSet = {
   apiVersion: string
@@ -102,6 +104,7 @@ export type EnvironmentSet = {
     generation?: number
     resourceVersion?: string
     deletionTimestamp?: string
+    finalizers?: string[]
   }
   spec: unknown
   status?: SetStatus

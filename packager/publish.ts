@@ -18,9 +18,9 @@ import {
 } from '../shared/artifact.ts'
 import { InvalidInputError, UsageError } from '../shared/errors.ts'
 import type { KeyObject } from 'node:crypto'
-import { copyFromLayout, fetchManifest, listTags, login, OrasError, type RegistryAccess } from '../shared/oras.ts'
+import { copyFromLayout, fetchManifest, listTags, loginInto, OrasError, type RegistryAccess } from '../shared/oras.ts'
 import { writeLayout } from '../shared/oci-layout.ts'
-import { previewOf, previewVersion } from '../shared/previews.ts'
+import { previewOf, previewVersion, pullRequest } from '../shared/previews.ts'
 import { loadConfig } from './config.ts'
 import { packArchive } from './pack.ts'
 import { renderRepository, versionTag } from './package.ts'
@@ -82,9 +82,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     const access: RegistryAccess = { ...request.access }
     const loggedIn = handledLater(
       (async (): Promise<void> => {
-        if (!request.credentials) return
-        access.registryConfig = join(work, 'registry-auth.json')
-        await login(repository.split('/')[0] ?? repository, request.credentials, access)
+        if (request.credentials) await loginInto(work, repository, request.credentials, access)
       })(),
     )
     // A preview's version is its pull request's next push: known once the registry has said which it holds.
@@ -173,9 +171,7 @@ async function nextPreview(
   access: RegistryAccess,
   loggedIn: Promise<void>,
 ): Promise<string> {
-  if (!Number.isInteger(number) || number < 1) {
-    throw new UsageError('InvalidPreview', `--preview ${number}: give the pull request's number (1, 2, …)`)
-  }
+  pullRequest(number)
   await loggedIn
   const pushes = (await listTags(repository, access)).flatMap((tag) => {
     const preview = previewOf(tag)

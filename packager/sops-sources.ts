@@ -11,21 +11,10 @@ import * as jsYaml from 'js-yaml'
 import { sha256Digest } from '../shared/artifact.ts'
 import { InvalidInputError } from '../shared/errors.ts'
 import { describeObject, type KubeObject, type Located } from '../shared/manifests.ts'
-import { isEncryptedValue, isSopsSecret, SOPS_FOLDER, SOPS_SOURCE } from '../shared/sops.ts'
+import { isSopsSecret, sealedValues, SOPS_FOLDER, SOPS_SOURCE } from '../shared/sops.ts'
 
 const SKIP = new Set(['.git', 'node_modules'])
 const MAX_FILE = 1024 * 1024
-
-/** The encrypted values of a Secret, as one string: the same Secret in the file and rendered says the same. */
-export function encryptedFingerprint(object: Record<string, unknown>): string {
-  const parts: string[] = []
-  for (const field of ['data', 'stringData']) {
-    const values = object[field]
-    if (!values || typeof values !== 'object') continue
-    for (const [key, value] of Object.entries(values)) if (isEncryptedValue(value)) parts.push(`${field}.${key}=${String(value)}`)
-  }
-  return parts.sort().join('\n')
-}
 
 type Source = { file: string; bytes: Buffer }
 
@@ -49,8 +38,9 @@ async function indexSources(root: string): Promise<Map<string, Source>> {
     }
     for (const doc of documents) {
       if (!doc || typeof doc !== 'object') continue
-      const fingerprint = encryptedFingerprint(doc as Record<string, unknown>)
-      if (fingerprint) index.set(fingerprint, { file: relative(root, path), bytes })
+      // Only documents with encrypted values: a file's other documents are nobody's source.
+      const fingerprint = sealedValues(doc)
+      if (fingerprint.includes('=ENC[')) index.set(fingerprint, { file: relative(root, path), bytes })
     }
   }
   return index
@@ -71,7 +61,7 @@ export async function attachSopsSources(
   const index = known ?? (await indexSources(root))
   const out = objects.map((located) => {
     if (!isSopsSecret(located.object)) return located
-    const source = index.get(encryptedFingerprint(located.object))
+    const source = index.get(sealedValues(located.object))
     if (!source) {
       throw new InvalidInputError(
         'SopsSourceNotFound',

@@ -8,9 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ANNOTATIONS } from '../shared/artifact.ts'
-import { InvalidInputError, UsageError } from '../shared/errors.ts'
-import { deleteManifest, fetchManifest, listTags, login, OrasError, type RegistryAccess } from '../shared/oras.ts'
-import { previewOf } from '../shared/previews.ts'
+import { InvalidInputError } from '../shared/errors.ts'
+import { deleteManifest, fetchManifest, listTags, loginInto, OrasError, type RegistryAccess } from '../shared/oras.ts'
+import { previewOf, pullRequest } from '../shared/previews.ts'
 
 export type UnpublishRequest = {
   /** `host/path`. */
@@ -23,17 +23,12 @@ export type UnpublishRequest = {
 
 /** Delete pull request `preview`'s previews; returns the versions deleted (none: nothing was there). */
 export async function unpublishPreviews(request: UnpublishRequest): Promise<string[]> {
-  const { repository, preview } = request
-  if (!Number.isInteger(preview) || preview < 1) {
-    throw new UsageError('InvalidPreview', `--preview ${preview}: give the pull request's number (1, 2, …)`)
-  }
+  const { repository } = request
+  const preview = pullRequest(request.preview)
   const work = await mkdtemp(join(tmpdir(), 'berth-unpublish-'))
   try {
     const access: RegistryAccess = { ...request.access }
-    if (request.credentials) {
-      access.registryConfig = join(work, 'registry-auth.json')
-      await login(repository.split('/')[0] ?? repository, request.credentials, access)
-    }
+    if (request.credentials) await loginInto(work, repository, request.credentials, access)
     const tags = await listTags(repository, access)
     const pushOf = (tag: string): number => previewOf(tag)?.push ?? 0
     const previews = tags.filter((tag) => previewOf(tag)?.number === preview).sort((a, b) => pushOf(a) - pushOf(b))

@@ -6,6 +6,7 @@
  * checked with zod. oras exits 1 for every failure, so failures are classified from stderr
  * into the four kinds callers act on: not found, unauthorized, unreachable, invalid.
  */
+import { join } from 'node:path'
 import { execa, type ExecaError } from 'execa'
 import { z } from 'zod'
 import { EnvironmentError, InvalidInputError, RemoteError } from './errors.ts'
@@ -104,6 +105,17 @@ export async function login(
       stdin: credentials.password,
     },
   )
+}
+
+/** Log in to `repository`'s registry into a credentials file of `dir`'s, which `access` names from then on. */
+export async function loginInto(
+  dir: string,
+  repository: string,
+  credentials: { username: string; password: string },
+  access: RegistryAccess,
+): Promise<void> {
+  access.registryConfig = join(dir, 'registry-auth.json')
+  await login(repository.split('/')[0] ?? repository, credentials, access)
 }
 
 export type PushRequest = {

@@ -5,6 +5,7 @@
  * them, an EnvironmentSet runs the newest of each pull request.
  */
 import semver from 'semver'
+import { UsageError } from './errors.ts'
 
 export const PREVIEW_TAG = /^0\.0\.0-pr\.([1-9][0-9]*)\.([1-9][0-9]*)$/
 
@@ -16,4 +17,12 @@ export function previewOf(tag: string): { number: number; push: number } | undef
   const match = PREVIEW_TAG.exec(tag)
   if (!match || !semver.valid(tag)) return undefined
   return { number: Number(match[1]), push: Number(match[2]) }
+}
+
+/** `number` when it can be a pull request's (1, 2, …); a usage error otherwise. */
+export function pullRequest(number: number): number {
+  if (!Number.isInteger(number) || number < 1) {
+    throw new UsageError('InvalidPreview', `--preview ${number}: give the pull request's number (1, 2, …)`)
+  }
+  return number
 }

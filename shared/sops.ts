@@ -82,6 +82,20 @@ export function sopsSecretProblems(object: object): string[] {
   return problems
 }
 
+/**
+ * The values under a Secret's data and stringData, as one string: the same encrypted Secret in its SOPS file and as
+ * rendered (by kustomize, say) says the same, and a changed ciphertext says otherwise.
+ */
+export function sealedValues(object: object): string {
+  const parts: string[] = []
+  for (const field of ['data', 'stringData'] as const) {
+    const values = (object as Secretish)[field]
+    if (!values || typeof values !== 'object') continue
+    for (const [key, value] of Object.entries(values)) parts.push(`${field}.${key}=${String(value)}`)
+  }
+  return parts.sort().join('\n')
+}
+
 /** A SOPS file could not be decrypted: the message names what, never a value. */
 export class DecryptionError extends InvalidInputError {
   constructor(message: string) {

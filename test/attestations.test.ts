@@ -16,7 +16,7 @@ import { appendLayer, attachedLayers, readBlob } from '../shared/cosign-tags.ts'
 import { DSSE_ENVELOPE } from '../shared/dsse.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
 import { type GroundInfo, startGround, stopGround, writeContexts } from './ground/ground.ts'
-import { configMap, deployment } from './support/config-repo.ts'
+import { configMap, deployment, statusCrd } from './support/config-repo.ts'
 import { environment, eventsOf, installCrd, publishApp, testClock } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
@@ -153,7 +153,7 @@ describe('promotion across clusters on health attestations', () => {
 
   it('a digest attested healthy that later fails on staging gets a failed attestation, which blocks prod', async () => {
     const group = `${g.namespace}.attest.example.com`
-    await g.kube().apply(probeCrd(group))
+    await g.kube().apply(statusCrd(group, 'Probe'))
     await eventually(() => g.kubectl(['get', 'crd', `probes.${group}`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']), (s) => s === 'True', 30_000)
     const probe = { apiVersion: `${group}/v1`, kind: 'Probe', metadata: { name: 'probe' }, spec: { n: 1 } }
     await publishApp(g.scratch(), repository(), '3.0.0', { cm: configMap('app-config', { v: '3' }), probe })
@@ -315,27 +315,6 @@ describe('promotion across clusters on health attestations', () => {
     expect(through.status?.lastAppliedVersion).toBe('7.0.0')
   }, 120_000)
 })
-
-/** A CRD whose objects report health in status (a status subresource the test writes). */
-function probeCrd(group: string): object {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `probes.${group}` },
-    spec: {
-      group,
-      scope: 'Namespaced',
-      names: { plural: 'probes', singular: 'probe', kind: 'Probe' },
-      versions: [{
-        name: 'v1',
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        schema: { openAPIV3Schema: { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-      }],
-    },
-  }
-}
 
 async function keyFile(g: ReturnType<typeof useGround>, name: string, content: string): Promise<string> {
   const dir = join(g.scratch(), 'keys')

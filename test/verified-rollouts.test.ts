@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Environment } from '../api/environment.ts'
 import { AUTOMATIC_ROLLBACK } from '../reconciler/pass/phases.ts'
 import { publish } from '../packager/publish.ts'
-import { deployment, exampleRepo } from './support/config-repo.ts'
+import { deployment, exampleRepo, statusCrd } from './support/config-repo.ts'
+import { waitEstablished } from '../shared/crds.ts'
 import { applyEnvironment, eventsOf, installCrd, ownNamespace, passes, publishApp, testClock } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
 import { ROOT, useGround } from './support/ground.ts'
@@ -77,6 +78,26 @@ describe('verified rollouts', () => {
   const image = async (namespace: string): Promise<string | undefined> =>
     (await g.kube().get<Deploy>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'shop', namespace } }))
       ?.spec.template.spec.containers[0]?.image
+  /**
+   * Environment `name` at 1.0.0 in a namespace of its own, gated by the error-rate check on the Prometheus of Secret
+   * `secret` (at `host`), whose value is 0 and scraped before it is created.
+   */
+  const gatedEnvironment = async (
+    name: string,
+    options: { secret: string; host?: string; check?: object; spec?: object },
+  ): Promise<string> => {
+    const namespace = await ownNamespace(g, name)
+    await push(name, 0)
+    await scraped(name, 0, options.host)
+    await applyEnvironment(g, name, repository, {
+      version: '1.0.0',
+      targetNamespace: namespace,
+      timeout: '1h',
+      health: { metrics: [errorRate(name, options.secret, options.check)] },
+      ...options.spec,
+    })
+    return namespace
+  }
   /** Pass until `ok`: the Deployment's controllers work in their own time. */
   const passUntil = (name: string, ok: (e: Environment) => boolean): Promise<Environment> =>
     eventually(() => pass(name), ok, 45_000, 200)
@@ -90,16 +111,7 @@ describe('verified rollouts', () => {
   })
 
   it('a good version is Ready only after `for`; one whose error rate turns bad after its pods are Ready fails MetricCheckFailed and rolls back', async () => {
-    const namespace = await ownNamespace(g, 'gate')
-    await push('gate', 0)
-    await scraped('gate', 0)
-    await applyEnvironment(g, 'gate', repository, {
-      version: '1.0.0',
-      targetNamespace: namespace,
-      rollback: 'onFailure',
-      timeout: '1h',
-      health: { metrics: [errorRate('gate', 'prometheus')] },
-    })
+    const namespace = await gatedEnvironment('gate', { secret: 'prometheus', spec: { rollback: 'onFailure' } })
     // Pods Ready by kstatus first; then the check holds, but not for long enough.
     const holding = await passUntil('gate', (e) => e.status?.metrics?.checks[0]?.result === 'Passing')
     expect(ready(holding)).toMatchObject({ status: 'False', reason: 'Progressing' })
@@ -160,15 +172,7 @@ describe('verified rollouts', () => {
     })
 
     it('Prometheus stops during `for`: berth waits rather than fails, and is Ready once it is back, within the timeout', async () => {
-      const namespace = await ownNamespace(g, 'outage')
-      await push('outage', 0)
-      await scraped('outage', 0, host)
-      await applyEnvironment(g, 'outage', repository, {
-        version: '1.0.0',
-        targetNamespace: namespace,
-        timeout: '1h',
-        health: { metrics: [errorRate('outage', 'own')] },
-      })
+      await gatedEnvironment('outage', { secret: 'own', host })
       await passUntil('outage', (e) => e.status?.metrics?.checks[0]?.result === 'Passing')
       await stopProcess(required(own).pid)
       clock.later(10 * MINUTE)
@@ -189,15 +193,7 @@ describe('verified rollouts', () => {
     })
 
     it('a pin changed while a check waits on a frozen Prometheus is applied at once: the wait is given up', async () => {
-      const namespace = await ownNamespace(g, 'moving')
-      await push('moving', 0)
-      await scraped('moving', 0, host)
-      await applyEnvironment(g, 'moving', repository, {
-        version: '1.0.0',
-        targetNamespace: namespace,
-        timeout: '1h',
-        health: { metrics: [errorRate('moving', 'own', { interval: '1s' })] },
-      })
+      const namespace = await gatedEnvironment('moving', { secret: 'own', host, check: { interval: '1s' } })
       reconciler = startReconciler(g.ground.kubeconfig, join(g.scratch(), 'cache-moving'), ['--namespace', g.namespace])
       const env = (): Promise<Environment> => g.kube().get<Environment>(envRef('moving')).then((e) => required(e))
       await eventually(env, (e) => e.status?.metrics?.checks[0]?.result === 'Passing', 45_000)
@@ -217,24 +213,9 @@ describe('verified rollouts', () => {
 
   it('a custom resource is judged by CEL rules, not kstatus: in progress, healthy, failed; a bad rule is refused', async () => {
     const group = `${g.namespace}.example.com`
-    await g.kube().apply({
-      apiVersion: 'apiextensions.k8s.io/v1',
-      kind: 'CustomResourceDefinition',
-      metadata: { name: `widgets.${group}` },
-      spec: {
-        group,
-        scope: 'Namespaced',
-        names: { plural: 'widgets', singular: 'widget', kind: 'Widget' },
-        versions: [{
-          name: 'v1',
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: { openAPIV3Schema: { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        }],
-      },
-    })
-    await eventually(() => g.kubectl(['get', 'crd', `widgets.${group}`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']), (s) => s === 'True', 30_000)
+    const crd = statusCrd(group, 'Widget')
+    await g.kube().apply(crd)
+    await waitEstablished(g.kube(), crd.metadata.name, 30_000)
     const widgets = `${g.ground.registries.plain.host}/${g.repository}/widgets`
     const widget = (size: number): object => ({ apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: 'w' }, spec: { size } })
     await publishApp(g.scratch(), widgets, '1.0.0', { w: widget(1) })

@@ -24,10 +24,16 @@ import { readyCondition } from '../pass/status.ts'
 import { dependsOnOf } from '../pass/depends-on.ts'
 import { type EnvironmentSet, SET_API_VERSION, SET_KIND, SET_LABEL } from '../../api/environment-set.ts'
 import { reconcileSet } from '../sets/set-pass.ts'
+import { type Outcome, type ReconcileContext, reconcileEnvironment } from '../pass/reconcile.ts'
 
 /** Queue keys of EnvironmentSets: `set:<namespace>/<name>`, beside Environments' `<namespace>/<name>`. */
 const SET_KEY = 'set:'
-import { type ReconcileContext, reconcileEnvironment } from '../pass/reconcile.ts'
+
+/** What the queue does with a pass's outcome: it backs off on a failure by its own count; requeues are fixed delays. */
+function queued(outcome: Outcome): { requeueAfterMs?: number } {
+  if (outcome.next === 'backoff') throw outcome.error
+  return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
+}
 
 export type ControllerOptions = {
   concurrency?: number
@@ -131,24 +137,17 @@ export class Controller {
     this.metrics = metrics
     this.queue = new KeyedQueue(
       async (key) => {
-        const [namespace = '', name = ''] = key.split('/')
+        const isSet = key.startsWith(SET_KEY)
+        const [namespace = '', name = ''] = (isSet ? key.slice(SET_KEY.length) : key).split('/')
+        if (isSet) return queued(await reconcileSet(ctx, { namespace, name }))
         const started = Date.now()
         durations.set(key, started)
         // A pass the timer started reads the Environment as watched; one an event asked for reads it afresh.
-        if (key.startsWith(SET_KEY)) {
-          const [namespace = '', name = ''] = key.slice(SET_KEY.length).split('/')
-          const outcome = await reconcileSet(ctx, { namespace, name })
-          if (outcome.next === 'backoff') throw outcome.error
-          return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
-        }
         const known = this.stale.delete(key) ? undefined : this.environments.get(key)
         const superseded = new AbortController()
         this.running.set(key, superseded)
         try {
-          const outcome = await reconcileEnvironment(ctx, { namespace, name }, known, superseded.signal)
-          // The queue backs off on a failure, by its own count; requeues are fixed delays.
-          if (outcome.next === 'backoff') throw outcome.error
-          return outcome.next === 'requeue' ? { requeueAfterMs: outcome.afterMs } : {}
+          return queued(await reconcileEnvironment(ctx, { namespace, name }, known, superseded.signal))
         } finally {
           this.running.delete(key)
           this.log({ msg: 'reconciled', environment: key, ms: Date.now() - started })

@@ -17,13 +17,21 @@ const num = (value: unknown): number => (typeof value === 'number' ? value : 0)
 const conditions = (o: Obj): Cond[] => (Array.isArray(o.status?.conditions) ? (o.status.conditions as Cond[]) : [])
 const condition = (o: Obj, type: string): Cond | undefined => conditions(o).find((c) => c.type === type)
 
-export function health(object: object): Health {
+/** In progress when the object's controller has not observed its generation yet; undefined otherwise. */
+export function unobservedGeneration(object: object): Health | undefined {
   const o = object as Obj
-  if (o.metadata?.deletionTimestamp) return { status: 'InProgress', message: 'terminating' }
   const observed = o.status?.observedGeneration
   if (typeof observed === 'number' && o.metadata?.generation !== undefined && observed !== o.metadata.generation) {
     return { status: 'InProgress', message: `generation ${o.metadata.generation} not observed yet` }
   }
+  return undefined
+}
+
+export function health(object: object): Health {
+  const o = object as Obj
+  if (o.metadata?.deletionTimestamp) return { status: 'InProgress', message: 'terminating' }
+  const unobserved = unobservedGeneration(object)
+  if (unobserved) return unobserved
   if (condition(o, 'Stalled')?.status === 'True')
     return { status: 'Failed', message: condition(o, 'Stalled')?.message ?? 'stalled' }
   if (condition(o, 'Reconciling')?.status === 'True')

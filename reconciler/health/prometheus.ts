@@ -9,6 +9,7 @@ import type { Kube } from '../../shared/kube.ts'
 import { BERTH } from '../../shared/package-info.ts'
 import { AddressGuard, DeniedAddressError } from '../notify/address-guard.ts'
 import { post } from '../notify/http-post.ts'
+import { readEndpointSecret } from '../notify/endpoint-secret.ts'
 
 /** Where Prometheus is and how to reach it: a Secret's `address`, `token` and `ca.crt`, or the reconciler's flag. */
 export type PrometheusAccess = { address: string; token?: string | undefined; ca?: string | undefined }
@@ -126,17 +127,9 @@ export async function prometheusFor(
       why: 'no Prometheus: name a Secret (secretRef, with "address") or run the reconciler with --prometheus-address',
     }
   }
-  const secret = await kube.get<{ data?: Record<string, string> }>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: secretName, namespace },
-  })
+  const secret = await readEndpointSecret(kube, namespace, secretName)
   if (!secret) return { kind: 'unreachable', why: `Secret ${namespace}/${secretName} (secretRef) does not exist yet` }
-  const value = (key: string): string | undefined => {
-    const encoded = secret.data?.[key]
-    return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim()
-  }
-  const address = value('address')
+  const { address, token, ca } = secret
   if (!address) return { kind: 'refused', why: `Secret ${namespace}/${secretName} (secretRef) has no "address"` }
-  return { address, token: value('token'), ca: value('ca.crt') }
+  return { address, token, ca }
 }

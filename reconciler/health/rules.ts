@@ -8,7 +8,7 @@
  */
 import { compileCel, type CelCheck } from '../../api/cel.ts'
 import type { HealthExpr } from '../../api/environment.ts'
-import { type Health, health as kstatus } from './kstatus.ts'
+import { type Health, health as kstatus, unobservedGeneration } from './kstatus.ts'
 
 type Compiled = { kind: string; rules: Array<{ field: 'inProgress' | 'failed' | 'current'; check: CelCheck }> }
 
@@ -48,11 +48,8 @@ export function healthJudge(exprs: readonly HealthExpr[] | undefined): (object: 
 }
 
 function byCel(object: object, compiledRules: Compiled): Health {
-  const o = object as { metadata?: { generation?: number }; status?: { observedGeneration?: unknown } }
-  const observed = o.status?.observedGeneration
-  if (typeof observed === 'number' && o.metadata?.generation !== undefined && observed !== o.metadata.generation) {
-    return { status: 'InProgress', message: `generation ${o.metadata.generation} not observed yet` }
-  }
+  const unobserved = unobservedGeneration(object)
+  if (unobserved) return unobserved
   const unanswered: string[] = []
   for (const { field, check } of compiledRules.rules) {
     const result = check(object)

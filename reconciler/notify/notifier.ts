@@ -11,6 +11,7 @@
  * receiver is named by its number, type and Secret.
  */
 import { AddressGuard, DeniedAddressError, type Resolve } from './address-guard.ts'
+import { readEndpointSecret } from './endpoint-secret.ts'
 import { InvalidInputError, kindOf, messageOf } from '../../shared/errors.ts'
 import type { Kube } from '../../shared/kube.ts'
 import { sleep } from '../../shared/signals.ts'
@@ -214,19 +215,11 @@ export class Notifier implements NotifierPort {
 
 /** The receiver's Secret: `address` (required), `token`, `ca.crt`. */
 async function readSecret(kube: Kube, namespace: string, name: string): Promise<ReceiverSecret> {
-  const secret = await kube.get<{ data?: Record<string, string> }>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name, namespace },
-  })
+  const secret = await readEndpointSecret(kube, namespace, name)
   if (!secret) throw new DeliveryError(`Secret ${namespace}/${name} does not exist`, true)
-  const value = (key: string): string | undefined => {
-    const encoded = secret.data?.[key]
-    return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim()
-  }
-  const address = value('address')
+  const { address, token, ca } = secret
   if (!address) throw new InvalidInputError('InvalidReceiver', `Secret ${namespace}/${name} has no "address"`)
-  return { address, token: value('token'), ca: value('ca.crt') }
+  return { address, token, ca }
 }
 
 function deploymentId(body: string): number {

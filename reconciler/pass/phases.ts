@@ -440,12 +440,20 @@ async function metricGate(
   if (before && before.length === checks.length && before.every((c) => c.result === 'Passed')) return undefined
   const namespace = pass.env.metadata.namespace
   const signal = anySignal(pass.ctx.signal, pass.superseded)
+  // Checks that name the same Secret (or none) ask the same Prometheus: its Secret is read once per pass.
+  const prometheus = new Map<string, ReturnType<typeof prometheusFor>>()
+  const accessFor = (secret: string | undefined): ReturnType<typeof prometheusFor> => {
+    const key = secret ?? ''
+    const found = prometheus.get(key) ?? prometheusFor(pass.kube, namespace, secret, pass.ctx.prometheusAddress)
+    prometheus.set(key, found)
+    return found
+  }
   const judgement = await judgeMetrics({
     checks,
     before,
     now: pass.now(),
     read: async (check) => {
-      const access = await prometheusFor(pass.kube, namespace, check.secretRef?.name, pass.ctx.prometheusAddress)
+      const access = await accessFor(check.secretRef?.name)
       return 'kind' in access ? access : await instantQuery(access, check.query, signal ? { signal } : {})
     },
   })

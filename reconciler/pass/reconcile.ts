@@ -78,7 +78,7 @@ export async function reconcileEnvironment(
   let failedPass = false
   let raised = ''
   try {
-    await ensureFinalizer(ctx, env)
+    await ensureFinalizer(ctx.kube, env)
     const floored = floorInterval(parseSpec(env.spec), ctx.minIntervalMs)
     spec = floored.spec
     raised = floored.note
@@ -256,11 +256,16 @@ async function actingAs(
   return ctx.kube.as(serviceAccountUser(namespace, name))
 }
 
-async function ensureFinalizer(ctx: ReconcileContext, env: Environment): Promise<void> {
-  const finalizers = env.metadata.finalizers ?? []
+/** Add berth's finalizer to `object` (an Environment, an EnvironmentSet) unless it has it. */
+export async function ensureFinalizer(
+  kube: Kube,
+  object: { apiVersion: string; kind: string; metadata: { name: string; namespace: string; finalizers?: string[] } },
+): Promise<void> {
+  const finalizers = object.metadata.finalizers ?? []
   if (finalizers.includes(FINALIZER)) return
-  const ref = environmentRef(env.metadata.namespace, env.metadata.name)
-  await ctx.kube.mergePatch(ref, { metadata: { finalizers: [...finalizers, FINALIZER] } })
+  const { apiVersion, kind, metadata: { name, namespace } } = object
+  const ref = { apiVersion, kind, metadata: { name, namespace } }
+  await kube.mergePatch(ref, { metadata: { finalizers: [...finalizers, FINALIZER] } })
 }
 
 /** spec.interval, raised to the reconciler's floor when it is shorter, and what Ready says of that. */

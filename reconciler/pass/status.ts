@@ -109,12 +109,15 @@ export function settled(env: Environment, generation: number): 'pending' | 'read
   return { failed: ready }
 }
 
+/** A status with kstatus conditions: an Environment's, an EnvironmentSet's. */
+type WithConditions = { conditions?: ReadonlyArray<{ type: string }> | undefined }
+
 /** Whether two statuses say the same (conditions compared by type, whatever their order). */
-export function sameStatus(a: EnvironmentStatus | undefined, b: EnvironmentStatus | undefined): boolean {
+export function sameStatus<S extends WithConditions>(a: S | undefined, b: S | undefined): boolean {
   return canonical(a) === canonical(b)
 }
 
-function canonical(status: EnvironmentStatus | undefined): string {
+function canonical(status: WithConditions | undefined): string {
   if (!status) return ''
   const conditions = [...(status.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1))
   return JSON.stringify({ ...status, conditions }, (_key, value: unknown) =>
@@ -129,9 +132,13 @@ function canonical(status: EnvironmentStatus | undefined): string {
  * field it no longer has (a merge patch that leaves a key out keeps it). Every status field the
  * schema knows is nulled when absent, so a field the copy in hand lacked is removed all the same.
  */
-export function statusPatch(before: EnvironmentStatus | undefined, after: EnvironmentStatus): Record<string, unknown> {
+export function statusPatch<S extends object>(
+  before: S | undefined,
+  after: S,
+  fields: ReadonlyArray<keyof S> = STATUS_FIELDS as ReadonlyArray<keyof S>,
+): Record<string, unknown> {
   const patch = mergePatch(before ?? {}, after) as Record<string, unknown>
-  for (const field of STATUS_FIELDS) if (after[field] === undefined) patch[field] = null
+  for (const field of fields) if (after[field] === undefined) patch[String(field)] = null
   return patch
 }
 

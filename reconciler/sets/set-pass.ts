@@ -23,6 +23,7 @@ import {
   SET_API_VERSION,
   SET_KIND,
   SET_LABEL,
+  SET_STATUS_FIELDS,
   setRef,
   type SetSpec,
   setSpecSchema,
@@ -32,7 +33,8 @@ import {
 } from '../../api/environment-set.ts'
 import { recordEvent } from '../pass/events.ts'
 import type { Outcome, ReconcileContext } from '../pass/pass.ts'
-import { readyCondition, setCondition } from '../pass/status.ts'
+import { readyCondition, sameStatus, setCondition, statusPatch } from '../pass/status.ts'
+import { ensureFinalizer } from '../pass/reconcile.ts'
 import { openSource } from '../source/source.ts'
 import { planPreviews, type Wanted } from './previews.ts'
 
@@ -59,9 +61,9 @@ export async function reconcileSet(ctx: ReconcileContext, key: { namespace: stri
   const ready = (state: 'True' | 'False', reason: string, message: string): void => {
     setCondition(status, { type: 'Ready', status: state, reason, message, observedGeneration: generation }, now)
   }
-  const problem = parsed.success ? templateProblem(parsed.data) : `spec.${formatIssues(parsed.error)}`
-  if (!parsed.success || problem) {
-    const message = parsed.success ? `spec.${problem ?? ''}` : (problem ?? '')
+  const problem = parsed.success ? templateProblem(parsed.data) : formatIssues(parsed.error)
+  if (!parsed.success || problem !== undefined) {
+    const message = `spec.${problem ?? ''}`
     if (readyCondition(status)?.reason !== 'InvalidSpec') await event('Warning', 'InvalidSpec', message)
     ready('False', 'InvalidSpec', message)
     await writeStatus(ctx, set, { ...status, observedGeneration: generation })
@@ -256,7 +258,7 @@ async function removeUnwanted(
 
 /** Deleting the set: its Environments first (each prunes), then its Namespaces, then the finalizer. */
 async function finalize(ctx: ReconcileContext, set: EnvironmentSet, identity: Kube): Promise<Outcome> {
-  if (!(set.metadata as { finalizers?: string[] }).finalizers?.includes(FINALIZER)) return STOP
+  if (!set.metadata.finalizers?.includes(FINALIZER)) return STOP
   const made = await ctx.kube.list<Environment>(API_VERSION, KIND, {
     namespace: set.metadata.namespace,
     labelSelector: `${SET_LABEL}=${set.metadata.name}`,
@@ -267,31 +269,18 @@ async function finalize(ctx: ReconcileContext, set: EnvironmentSet, identity: Ku
     await writeStatus(ctx, set, { ...status, removing: going })
     return { next: 'requeue', afterMs: BUSY_MS }
   }
-  const finalizers = ((set.metadata as { finalizers?: string[] }).finalizers ?? []).filter((f) => f !== FINALIZER)
+  const finalizers = (set.metadata.finalizers ?? []).filter((f) => f !== FINALIZER)
   await ctx.kube.mergePatch(setRef(set.metadata.namespace, set.metadata.name), { metadata: { finalizers } })
   return STOP
 }
 
-async function ensureFinalizer(kube: Kube, set: EnvironmentSet): Promise<void> {
-  const finalizers = (set.metadata as { finalizers?: string[] }).finalizers ?? []
-  if (finalizers.includes(FINALIZER)) return
-  const ref = setRef(set.metadata.namespace, set.metadata.name)
-  await kube.mergePatch(ref, { metadata: { finalizers: [...finalizers, FINALIZER] } })
-}
-
 async function writeStatus(ctx: ReconcileContext, set: EnvironmentSet, status: SetStatus): Promise<void> {
-  if (JSON.stringify(set.status ?? {}) === JSON.stringify(status)) return
-  await ctx.kube.patchStatus(setRef(set.metadata.namespace, set.metadata.name), nulled(set.status, status))
-    .catch((error: unknown) => {
-      if (!(error instanceof KubeApiError && error.code === 404)) throw error
-    })
-}
-
-/** A merge patch that also removes what the pass dropped. */
-function nulled(before: SetStatus | undefined, after: SetStatus): Record<string, unknown> {
-  const patch: Record<string, unknown> = { ...after }
-  for (const key of Object.keys(before ?? {})) if (!(key in after)) patch[key] = null
-  return patch
+  // A pass that changed nothing writes nothing; one that dropped a field sends it as null (statusPatch).
+  if (sameStatus(set.status, status)) return
+  const patch = statusPatch(set.status, status, SET_STATUS_FIELDS)
+  await ctx.kube.patchStatus(setRef(set.metadata.namespace, set.metadata.name), patch).catch((error: unknown) => {
+    if (!(error instanceof KubeApiError && error.code === 404)) throw error
+  })
 }
 
 const namespaceLabel = (set: EnvironmentSet): string => `${set.metadata.namespace}.${set.metadata.name}`.slice(0, 63)

@@ -10,7 +10,7 @@ import * as jsYaml from 'js-yaml'
 import { InvalidInputError } from '../../shared/errors.ts'
 import type { Kube } from '../../shared/kube.ts'
 import { describeObject, type KubeObject, type Located } from '../../shared/manifests.ts'
-import { decryptSopsFile, DecryptionError, isEncryptedValue, isSopsSecret, SOPS_SOURCE } from '../../shared/sops.ts'
+import { decryptSopsFile, DecryptionError, isSopsSecret, sealedValues, SOPS_SOURCE } from '../../shared/sops.ts'
 
 type Decryption = { provider: 'sops'; secretRef: { name: string } }
 
@@ -73,7 +73,9 @@ export async function decryptObjects(
  * annotation. Each encrypted value must be the file's, at the same key: what the MAC vouches for.
  */
 function plaintextOf(object: KubeObject, file: { plain: unknown[]; sealed: unknown[] }): KubeObject {
-  const index = file.sealed.findIndex((doc) => sameCiphertexts(object, doc))
+  // The same keys with the same ciphertexts (checkObjects let nothing in clear through): what the MAC vouches for.
+  const sealed = sealedValues(object)
+  const index = file.sealed.findIndex((doc) => typeof doc === 'object' && doc !== null && sealedValues(doc) === sealed)
   const plain = file.plain[index] as Record<string, unknown> | undefined
   if (index < 0 || !plain) throw new DecryptionError('its encrypted values are not the file\'s: they were changed')
   const rest = Object.fromEntries(Object.entries(object).filter(([key]) => key !== 'sops')) as KubeObject
@@ -87,21 +89,6 @@ function plaintextOf(object: KubeObject, file: { plain: unknown[]; sealed: unkno
     if (object[field] !== undefined) out[field] = plain[field]
   }
   return out
-}
-
-/** Whether every encrypted value of `object` is `doc`'s, at the same field and key, and no key is missing. */
-function sameCiphertexts(object: KubeObject, doc: unknown): boolean {
-  if (!doc || typeof doc !== 'object') return false
-  const sealed = doc as Record<string, unknown>
-  for (const field of ['data', 'stringData']) {
-    const mine = (object[field] ?? {}) as Record<string, unknown>
-    const theirs = (sealed[field] ?? {}) as Record<string, unknown>
-    const keys = new Set([...Object.keys(mine), ...Object.keys(theirs)])
-    for (const key of keys) {
-      if (mine[key] !== theirs[key] || (mine[key] !== '' && !isEncryptedValue(mine[key]))) return false
-    }
-  }
-  return true
 }
 
 /** The age identities in Secret `name`: every `AGE-SECRET-KEY-1…` line of its `*.agekey` entries. */

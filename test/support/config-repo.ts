@@ -76,3 +76,28 @@ export const deployment = (name: string, spec: Record<string, unknown> = {}): ob
     ...spec,
   },
 })
+
+/**
+ * A CRD for kind `kind` of `group` whose objects report health in status (a status subresource the test writes as
+ * their controller would), its schema open.
+ */
+export function statusCrd(group: string, kind: string): { metadata: { name: string } } & Record<string, unknown> {
+  const plural = `${kind.toLowerCase()}s`
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { plural, singular: kind.toLowerCase(), kind },
+      versions: [{
+        name: 'v1',
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+        schema: { openAPIV3Schema: { 'type': 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+      }],
+    },
+  }
+}
