@@ -59,8 +59,8 @@ export function registerPush(program: Command): void {
       if ((options.version === undefined) === (options.preview === undefined))
         throw new UsageError('VersionOrPreview', 'give --version <semver> for a release or --preview <number> for a pull request')
       if (options.sign && !options.key) throw new UsageError('NoKey', '--sign needs --key <cosign.key|env://VAR>')
-      // The key is read (and its password checked) before anything is pushed.
-      const signWith = options.sign && options.key ? await signingKey(options.key) : undefined
+      // Decrypted (scrypt, ~200 ms) while the release renders; publish waits for it before anything is pushed.
+      const signWith = options.sign && options.key ? signingKey(options.key) : undefined
       const { publish } = await import('../packager/publish.ts')
       const result = await publish({
         input,

@@ -59,7 +59,7 @@ function password(): string {
 /** The signing key named by `--key`, decrypted with BERTH_COSIGN_PASSWORD. */
 export async function signingKey(spec: string): Promise<KeyObject> {
   const { readPrivateKey } = await import('../shared/cosign.ts')
-  return readPrivateKey(await keyText(spec), password())
+  return await readPrivateKey(await keyText(spec), password())
 }
 
 /** `host/path:tag` or `host/path@sha256:…` → repository and the digest it names now. */

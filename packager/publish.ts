@@ -44,8 +44,11 @@ export type PublishRequest = {
   credentials?: { username: string; password: string }
   tools?: RenderTools
   progress?: (line: string) => void
-  /** Sign the pushed digest with this key (cosign's key-based format); also when already published. */
-  signWith?: KeyObject
+  /**
+   * Sign the pushed digest with this key (cosign's key-based format); also when already published. A promise is
+   * awaited before anything is pushed: a key that cannot be read stops the release with nothing published.
+   */
+  signWith?: KeyObject | Promise<KeyObject>
 }
 
 export type PublishResult = {
@@ -72,6 +75,9 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
   if (!isDir && !info?.isFile())
     throw new UsageError('NoInput', `${request.input} is neither a config repository folder nor a .tgz file`)
 
+  // Signing is a module of its own, loaded only to sign: while the release renders, not after its push.
+  const signing = request.signWith ? handledLater(import('../shared/signatures.ts')) : undefined
+  const key = request.signWith ? handledLater(Promise.resolve(request.signWith)) : undefined
   const work = await mkdtemp(join(tmpdir(), 'berth-push-'))
   try {
     const config = isDir ? await loadConfig(input) : undefined
@@ -136,14 +142,15 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     }
     const layout = join(work, 'layout')
     const built = await writeLayout(layout, tag, { layer, title: LAYER_FILE, annotations })
-    const signed = async (result: PublishResult): Promise<PublishResult> => {
-      if (!request.signWith) return result
-      const { signArtifact } = await import('../shared/signatures.ts')
-      const signature = await signArtifact(repository, result.digest, request.signWith, access)
+    const signed = async (result: PublishResult, pushed?: Promise<unknown>): Promise<PublishResult> => {
+      if (!key || !signing) return result
+      const { signArtifact } = await signing
+      const signature = await signArtifact(repository, result.digest, await key, access, pushed)
       say(`${signature.added ? 'signed' : 'already signed with this key:'} ${signature.reference}`)
       return { ...result, signature: signature.reference }
     }
     const held = await existing
+    await key
     if (held === built.digest) {
       say(`${reference} is already published with this content`)
       return await signed({ reference, repository, tag, digest: built.digest, alreadyPublished: true, annotations })
@@ -157,8 +164,13 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     }
     say(`pushing ${reference} (${formatBytes(layer.length)})`)
     // The layout holds the manifest whose digest was checked above; oras copies those bytes as they are.
-    await copyFromLayout(`${layout}:${tag}`, reference, access)
-    return await signed({ reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations })
+    const copied = handledLater(copyFromLayout(`${layout}:${tag}`, reference, access))
+    // Signed while the copy runs (the signature's lookup and making); its push waits for the copy.
+    const result = handledLater(
+      signed({ reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations }, copied),
+    )
+    await copied
+    return await result
   } finally {
     await rm(work, { recursive: true, force: true })
   }

@@ -3,12 +3,13 @@
  * (signatures) or `sha256-<hex>.att` (attestations) beside it, one layer per signature or attestation. Attaching
  * appends a layer (read, append, push), as cosign does; reading gives the layers of one media type.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { sha256Digest } from './artifact.ts'
-import { fetchBlob, fetchManifest, OrasError, type OrasOptions, pushBlob, pushManifest } from './oras.ts'
+import { copyFromLayout, fetchBlob, fetchManifest, OrasError, type OrasOptions } from './oras.ts'
+import { blob as ociBlob, writeManifestLayout } from './oci-layout.ts'
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
@@ -61,20 +62,24 @@ export async function appendLayer(
       rootfs: { type: 'layers', diff_ids: all.map((l) => l.digest) },
     }),
   )
-  const work = await mkdtemp(join(tmpdir(), 'berth-attach-'))
-  try {
-    await writeFile(join(work, 'layer'), blob)
-    await writeFile(join(work, 'config.json'), config)
-    await pushBlob(repository, added.digest, join(work, 'layer'), access)
-    await pushBlob(repository, sha256Digest(config), join(work, 'config.json'), access)
-    const manifest = {
+  const manifest = Buffer.from(
+    JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
       layers: all,
-    }
-    await writeFile(join(work, 'manifest.json'), JSON.stringify(manifest))
-    await pushManifest(reference, join(work, 'manifest.json'), OCI_MANIFEST, access)
+    }),
+  )
+  // One `oras cp` of a layout with the new blobs and the manifest (three processes before): the layers already
+  // attached are in the registry, and oras copies only what the target lacks.
+  const work = await mkdtemp(join(tmpdir(), 'berth-attach-'))
+  try {
+    const tag = reference.slice(reference.lastIndexOf(':') + 1)
+    await writeManifestLayout(work, tag, OCI_MANIFEST, manifest, [
+      [added, blob],
+      [ociBlob(OCI_CONFIG, config), config],
+    ])
+    await copyFromLayout(`${work}:${tag}`, reference, access)
   } finally {
     await rm(work, { recursive: true, force: true })
   }

@@ -22,7 +22,7 @@ describe('cosign keys and signatures', () => {
     expect(payloadDigest(Buffer.from('not json'))).toBeUndefined()
   })
 
-  it('a generated key pair round-trips: the encrypted key decrypts with its password and signs what the public key verifies', () => {
+  it('a generated key pair round-trips: the encrypted key decrypts with its password and signs what the public key verifies', async () => {
     const pair = generateKeyPair('s3cret')
     expect(pair.privateKey).toMatch(/^-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n/)
     expect(
@@ -31,7 +31,7 @@ describe('cosign keys and signatures', () => {
       kdf: { name: 'scrypt', params: { N: 65536, r: 8, p: 1 } },
       cipher: { name: 'nacl/secretbox' },
     })
-    const key = readPrivateKey(pair.privateKey, 's3cret')
+    const key = await readPrivateKey(pair.privateKey, 's3cret')
     const pub = readPublicKey(pair.publicKey)
     const payload = signaturePayload('r.example/app', digest)
     const signature = signPayload(payload, key)
@@ -42,10 +42,10 @@ describe('cosign keys and signatures', () => {
     expect(keyId(pub)).toMatch(/^sha256:[a-f0-9]{16}$/)
   })
 
-  it('a wrong password or a key of another format is refused with a clear message', () => {
+  it('a wrong password or a key of another format is refused with a clear message', async () => {
     const pair = generateKeyPair('right')
-    expect(() => readPrivateKey(pair.privateKey, 'wrong')).toThrow(/wrong password \(BERTH_COSIGN_PASSWORD\)/)
-    expect(() => readPrivateKey('hello', '')).toThrow(/neither a cosign private key nor a PEM private key/)
+    await expect(readPrivateKey(pair.privateKey, 'wrong')).rejects.toThrow(/wrong password \(BERTH_COSIGN_PASSWORD\)/)
+    await expect(readPrivateKey('hello', '')).rejects.toThrow(/neither a cosign private key nor a PEM private key/)
     expect(() => readPublicKey('hello', 'keys/a.pub')).toThrow(/keys\/a\.pub is not a PEM public key/)
   })
 })

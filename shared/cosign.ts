@@ -16,10 +16,16 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto'
-import { scryptSync, sign as signBytes, verify as verifyBytes } from 'node:crypto'
+import { scrypt, type ScryptOptions, scryptSync, sign as signBytes, verify as verifyBytes } from 'node:crypto'
 import nacl from 'tweetnacl'
 import { z } from 'zod'
 import { InvalidInputError, UsageError } from './errors.ts'
+
+function scryptAsync(password: string, salt: Buffer, length: number, options: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, length, options, (error, key) => (error ? reject(error) : resolve(key)))
+  })
+}
 
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature'
 export const SIMPLESIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json'
@@ -92,9 +98,9 @@ export function readPublicKey(pem: string, name = 'the public key'): KeyObject {
 }
 
 /** Decrypt a cosign private key (or read a plain PKCS#8 PEM one). */
-export function readPrivateKey(pem: string, password: string): KeyObject {
+export async function readPrivateKey(pem: string, password: string): Promise<KeyObject> {
   const block = /-----BEGIN ([A-Z ]+)-----\s*([\s\S]*?)\s*-----END \1-----/.exec(pem)
-  if (block && PEM_TYPES.includes(block[1] ?? '')) return decrypt(Buffer.from(block[2] ?? '', 'base64'), password)
+  if (block && PEM_TYPES.includes(block[1] ?? '')) return await decrypt(Buffer.from(block[2] ?? '', 'base64'), password)
   try {
     return createPrivateKey(pem)
   } catch (error: unknown) {
@@ -104,12 +110,14 @@ export function readPrivateKey(pem: string, password: string): KeyObject {
   }
 }
 
-function decrypt(json: Buffer, password: string): KeyObject {
+async function decrypt(json: Buffer, password: string): Promise<KeyObject> {
   const parsed = envelope.safeParse(JSON.parse(json.toString('utf8')))
   if (!parsed.success) throw new UsageError('InvalidKey', 'the cosign private key is not in the format cosign writes')
   const { kdf, cipher, ciphertext } = parsed.data
   const { N, r, p } = kdf.params
-  const secret = scryptSync(password, Buffer.from(kdf.salt, 'base64'), 32, {
+  // cosign's scrypt costs ~200 ms of CPU: on libuv's thread pool, so whatever else runs (rendering, a reconciler's
+  // other passes) goes on meanwhile.
+  const secret = await scryptAsync(password, Buffer.from(kdf.salt, 'base64'), 32, {
     N,
     r,
     p,

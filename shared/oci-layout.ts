@@ -37,26 +37,40 @@ export async function writeLayout(dir: string, tag: string, artifact: LayoutArti
       annotations: Object.fromEntries(Object.entries(artifact.annotations).sort(([a], [b]) => (a < b ? -1 : 1))),
     }),
   )
-  const manifestDescriptor = blob(MEDIA_TYPES.manifest, manifest)
-  const blobs = join(dir, 'blobs', 'sha256')
-  await mkdir(blobs, { recursive: true })
+  return await writeManifestLayout(dir, tag, MEDIA_TYPES.manifest, manifest, [
+    [configDescriptor, config],
+    [layerDescriptor, artifact.layer],
+  ])
+}
+
+/**
+ * Write the manifest `manifest` (exactly these bytes, of `mediaType`) to an OCI layout at `dir`, tagged `tag`,
+ * with `blobs` beside it; returns the manifest's descriptor. Blobs it names that `blobs` leaves out must be in the
+ * registry it is copied to already: `oras cp` copies only what the target lacks.
+ */
+export async function writeManifestLayout(
+  dir: string,
+  tag: string,
+  mediaType: string,
+  manifest: Uint8Array,
+  blobs: ReadonlyArray<readonly [Descriptor, Uint8Array]>,
+): Promise<Descriptor> {
+  const manifestDescriptor = blob(mediaType, manifest)
+  const folder = join(dir, 'blobs', 'sha256')
+  await mkdir(folder, { recursive: true })
   const index = {
     schemaVersion: 2,
     manifests: [{ ...manifestDescriptor, annotations: { 'org.opencontainers.image.ref.name': tag } }],
   }
-  const contents: Array<[Descriptor, Uint8Array]> = [
-    [configDescriptor, config],
-    [layerDescriptor, artifact.layer],
-    [manifestDescriptor, manifest],
-  ]
+  const contents = [...blobs, [manifestDescriptor, manifest] as const]
   await Promise.all([
     writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' })),
     writeFile(join(dir, 'index.json'), JSON.stringify(index)),
-    ...contents.map(([d, bytes]) => writeFile(join(blobs, d.digest.slice('sha256:'.length)), bytes)),
+    ...contents.map(([d, bytes]) => writeFile(join(folder, d.digest.slice('sha256:'.length)), bytes)),
   ])
   return manifestDescriptor
 }
 
-function blob(mediaType: string, bytes: Uint8Array): Descriptor {
+export function blob(mediaType: string, bytes: Uint8Array): Descriptor {
   return { mediaType, digest: sha256Digest(bytes), size: bytes.length }
 }

@@ -9,7 +9,9 @@
  * in memory only, in what decryptSopsFile returns; nothing here logs or writes it.
  */
 import { createDecipheriv, createHash } from 'node:crypto'
-import { isMap, isScalar, isSeq, parseAllDocuments, type Node as YamlNode } from 'yaml'
+// Only decryption reads YAML nodes: the `yaml` package is loaded then, not by the packager's checks (berth push).
+type Yaml = typeof import('yaml')
+type YamlNode = import('yaml').Node
 import { InvalidInputError } from './errors.ts'
 
 const ENCRYPTED = /^ENC\[AES256_GCM,data:(.*),iv:(.+),tag:(.+),type:(.+)\]$/
@@ -111,7 +113,9 @@ type Scalar = string | number | boolean | null
  * identity opens the data key, a value does not decrypt (tampered, wrong key), or the MAC differs.
  */
 export async function decryptSopsFile(text: string, identities: readonly string[]): Promise<unknown[]> {
-  const documents = parseAllDocuments(text)
+  const yaml = await import('yaml')
+  const { isMap } = yaml
+  const documents = yaml.parseAllDocuments(text)
   if (!Array.isArray(documents)) throw new DecryptionError('it holds no YAML document')
   for (const doc of documents) {
     if (doc.errors.length > 0) throw new DecryptionError(`it is not valid YAML: ${doc.errors[0]?.message ?? ''}`)
@@ -128,7 +132,7 @@ export async function decryptSopsFile(text: string, identities: readonly string[
   const encrypted = encryptionRule(metadata)
   const out: unknown[] = []
   for (const doc of documents) {
-    out.push(walk(doc.contents, [], true, (value, path) => {
+    out.push(walk(yaml, doc.contents, [], true, (value, path) => {
       const inScope = encrypted(path)
       const plain = inScope ? decryptValue(value, key, `${path.join(':')}:`) : value
       if (plain !== null && (!metadata.mac_only_encrypted || inScope)) hash.update(macBytes(plain))
@@ -187,21 +191,23 @@ function encryptionRule(m: SopsMetadata): (path: readonly string[]) => boolean {
  * level the `sops` block is not part of the tree. Leaves go through `leaf`; the result is plain JavaScript.
  */
 function walk(
+  yaml: Yaml,
   node: unknown,
   path: readonly string[],
   top: boolean,
   leaf: (value: Scalar, path: readonly string[]) => Scalar,
 ): unknown {
+  const { isMap, isScalar, isSeq } = yaml
   if (isMap(node)) {
     const out: Record<string, unknown> = {}
     for (const pair of node.items) {
       const name = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
       if (top && name === 'sops') continue
-      out[name] = walk(pair.value, [...path, name], false, leaf)
+      out[name] = walk(yaml, pair.value, [...path, name], false, leaf)
     }
     return out
   }
-  if (isSeq(node)) return node.items.map((item) => walk(item, path, false, leaf))
+  if (isSeq(node)) return node.items.map((item) => walk(yaml, item, path, false, leaf))
   if (isScalar(node)) {
     const value = node.value
     if (value === null || value === undefined) return null

@@ -211,7 +211,7 @@ describe('promotion across clusters on health attestations', () => {
   }, 120_000)
 
   it('refuses attestations signed by another key, naming another environment, copied from another digest, or altered', async () => {
-    const key = readPrivateKey(keys.privateKey, PASSWORD)
+    const key = await readPrivateKey(keys.privateKey, PASSWORD)
     const access = { plainHttp: true }
     const publish = async (version: string): Promise<string> =>
       await publishApp(g.scratch(), repository(), version, { cm: configMap('app-config', { v: version }) })

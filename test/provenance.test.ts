@@ -62,10 +62,10 @@ describe('provenance: cosign signatures, signed in CI and verified in the cluste
   beforeAll(async () => {
     await installCrd(g.kube())
     repository = `${g.ground.registries.plain.host}/${g.repository}/app`
-    await signArtifact(repository, await publish('1.0.0', '1'), teamKey, access)
+    await signArtifact(repository, await publish('1.0.0', '1'), await teamKey, access)
     await publish('2.0.0', '2')
-    await signArtifact(repository, await publish('3.0.0', '3'), readPrivateKey(stranger.privateKey, 'other-pw'), access)
-    await signArtifact(repository, await publish('4.0.0', '4'), teamKey, access)
+    await signArtifact(repository, await publish('3.0.0', '3'), await readPrivateKey(stranger.privateKey, 'other-pw'), access)
+    await signArtifact(repository, await publish('4.0.0', '4'), await teamKey, access)
     await publish('5.0.0', '5')
     await keysSecret({ 'team.pub': team.publicKey, 'notes.txt': 'not a key' })
     await applyEnvironment(g, 'app', repository, {
@@ -171,7 +171,7 @@ describe('provenance: cosign signatures, signed in CI and verified in the cluste
   })
 
   it('refuses a moved tag even though the old digest keeps its valid signature', async () => {
-    await signArtifact(repository, await publish('6.0.0', '6'), teamKey, access)
+    await signArtifact(repository, await publish('6.0.0', '6'), await teamKey, access)
     await pushRaw(g, `${repository}:6.0.0`, await tarGz({ './app/a.yaml': writeYaml(configMap('app', { v: 'evil' })) }))
     const moved = await resolve(repository, '6.0.0', undefined, access)
     expect(moved.digest).not.toBe(digests['6.0.0'])
@@ -190,7 +190,7 @@ describe('provenance: cosign signatures, signed in CI and verified in the cluste
 
   it('key rotation: any one trusted key suffices; a changed keys Secret is checked again', async () => {
     const next = generateKeyPair('next-pw')
-    await signArtifact(repository, await publish('7.0.0', '7'), readPrivateKey(next.privateKey, 'next-pw'), access)
+    await signArtifact(repository, await publish('7.0.0', '7'), await readPrivateKey(next.privateKey, 'next-pw'), access)
     await keysSecret({ 'team.pub': team.publicKey, 'next.pub': next.publicKey })
     await g.kube().mergePatch(envRef('app'), { spec: { version: '7.0.0' } })
     const { env } = await run('app')
@@ -325,6 +325,18 @@ describe('berth and the real cosign CLI, both ways', () => {
     await writeFile(join(dir, 'third.key'), other.privateKey)
     await berth(['sign', `${repository}@${digest}`, '--key', 'third.key', '--plain-http'], 'x', dir)
     expect(await layers()).toBe(count + 1)
+  })
+
+  it('berth push --sign with a key it cannot open publishes nothing, though the key is opened while it renders', async () => {
+    const dir = join(g.scratch(), 'cosign-keys')
+    const args = ['push', join(ROOT, 'examples/shop-config'), '--version', '5.0.0', '--repository', `oci://${repository}`]
+    const failed = await failureOf<Failed>(
+      berth([...args, '--plain-http', '--sign', '--key', 'cosign.key'], 'not-the-password', dir),
+    )
+    expect(failed.stderr).toContain('wrong password (BERTH_COSIGN_PASSWORD)')
+    expect(failed.stderr).not.toContain('not-the-password')
+    const { stdout } = await execa(g.ground.parts.oras, ['repo', 'tags', repository, '--plain-http'])
+    expect(stdout.split('\n')).not.toContain('5.0.0')
   })
 
   it('berth verify exits 3 on an unsigned version, saying so', async () => {

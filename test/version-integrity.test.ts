@@ -42,7 +42,7 @@ describe.each([
   }
   const publish = async (repo: string, version: string, object: string, v: string): Promise<string> => {
     const digest = await publishApp(g.scratch(), repo, version, { cm: configMap(object, { v }) })
-    if (signed) await signArtifact(repository, digest, readPrivateKey(key.privateKey, 'pw'), access)
+    if (signed) await signArtifact(repository, digest, await readPrivateKey(key.privateKey, 'pw'), access)
     return digest
   }
   const pin = (env: string, spec: Record<string, unknown>): Promise<void> =>
@@ -66,7 +66,7 @@ describe.each([
     // Other bytes that also say they are 2.0.0 (a build from another branch, pushed elsewhere), copied in later.
     d.other = await publishApp(g.scratch(), `${repository}-elsewhere`, '2.0.0', { cm: configMap(name('moved'), { v: 'X' }) })
     await execa(g.ground.parts.oras, ['cp', '--from-plain-http', '--to-plain-http', `${repository}-elsewhere@${d.other}`, `${repository}:scratch`])
-    if (signed) await signArtifact(repository, d.other, readPrivateKey(key.privateKey, 'pw'), access)
+    if (signed) await signArtifact(repository, d.other, await readPrivateKey(key.privateKey, 'pw'), access)
   })
 
   it('an older release re-tagged as a newer version is refused: VersionMismatch, nothing applied', async () => {

@@ -112,7 +112,7 @@ async function push(pass: Pass, name: string, due: Due): Promise<AttestedEntry> 
       + '.dockerconfigjson (push credentials for the repository)',
     )
   }
-  const key = readPrivateKey(pem, text('cosign.password') ?? '')
+  const key = await readPrivateKey(pem, text('cosign.password') ?? '')
   const at = pass.now().toISOString()
   const predicate: HealthPredicate = {
     cluster,
