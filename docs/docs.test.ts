@@ -1,10 +1,13 @@
 /**
  * The docs say what the code does: every reason the code can write is explained in
  * troubleshooting.md, every status field in reference/status.md, every relative link in the
- * README and docs/ leads to a file, and the README stays a front door (under 400 lines).
+ * README and docs/ leads to a file, the cost-curves picture is current with the recorded figures, and the README
+ * stays a front door (under 400 lines).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
+import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { STATUS_FIELDS } from '../api/environment.ts'
 
@@ -65,6 +68,17 @@ describe('the docs match the code', () => {
       }
     }
     expect(broken).toEqual([])
+  })
+
+  it('the cost-curves picture is the one its source makes from the recorded figures', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-pictures-'))
+    try {
+      const made = join(dir, 'cost-curves.svg')
+      await execa(process.execPath, [join(ROOT, 'docs/pictures/cost-curves.ts'), made])
+      expect(readFileSync(made, 'utf8'), 'run npm run docs:pictures').toBe(read('docs/pictures/cost-curves.svg'))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('the README is the front door: under 400 lines', () => {

@@ -76,7 +76,7 @@ export async function applyObjects(
   })
   await dryRun(kube, placedLater, warnings, partly)
   const all = [...now, ...placedLater]
-  live.push(...(await inBatches(all, ({ object }) => kube.apply(object, { warnings }))))
+  live.push(...(await inParallel(all, ({ object }) => kube.apply(object, { warnings }))))
   const inventory = [...first, ...all].map((o) => entryOf(o.object))
   return { inventory, live, warnings: [...new Set(warnings)], claims }
 }
@@ -100,12 +100,27 @@ export function entryOf(o: KubeObject): InventoryEntry {
   return { apiVersion, kind, ...(metadata.namespace ? { namespace: metadata.namespace } : {}), name: metadata.name }
 }
 
-/** `action` on every item, PARALLEL at a time; results in item order. */
-export async function inBatches<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = []
-  for (let i = 0; i < items.length; i += PARALLEL) {
-    results.push(...(await Promise.all(items.slice(i, i + PARALLEL).map(action))))
+/**
+ * `action` on every item, at most PARALLEL at a time (a pool: the next starts as soon as one
+ * ends, not when the slowest of a batch does); results in item order. The first failure rejects,
+ * and no further item starts.
+ */
+export async function inParallel<T, R>(items: readonly T[], action: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length)
+  let next = 0
+  let failed = false
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const index = next++
+      try {
+        results[index] = await action(items[index] as T)
+      } catch (error: unknown) {
+        failed = true
+        throw error
+      }
+    }
   }
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker))
   return results
 }
 
@@ -160,7 +175,7 @@ function crdKind(crd: KubeObject): string {
  * came from, and (`landed`) what of the version is in the cluster at that point.
  */
 async function dryRun(kube: Kube, objects: readonly Labelled[], warnings: string[], landed: string): Promise<void> {
-  await inBatches(objects, async ({ object, source }) => {
+  await inParallel(objects, async ({ object, source }) => {
     try {
       await kube.apply(object, { dryRun: true, warnings })
     } catch (error: unknown) {
@@ -186,7 +201,7 @@ async function ownerLabelled(kube: Kube, objects: readonly Labelled[]): Promise<
     scopes.set(`${apiVersion}|${kind}|${namespace ?? ''}`, { apiVersion, kind, namespace })
   }
   const found = new Map<string, KubeObject>()
-  await inBatches([...scopes.values()], async ({ apiVersion, kind, namespace }) => {
+  await inParallel([...scopes.values()], async ({ apiVersion, kind, namespace }) => {
     const listed = await kube
       .list<KubeObject>(apiVersion, kind, { ...(namespace ? { namespace } : {}), labelSelector: OWNER_LABELS.name })
       .catch((error: unknown) => {

@@ -5,7 +5,7 @@
  */
 import type { Kube } from '../../shared/kube.ts'
 import { describeObject, type KubeObject } from '../../shared/manifests.ts'
-import { inBatches } from './apply.ts'
+import { inParallel } from './apply.ts'
 
 /** An object that differs from the artifact: the fields that would change, or `missing` when it is not there at all. */
 export type Drift = { object: string; fields: string[]; missing?: true; of: KubeObject }
@@ -16,7 +16,7 @@ const VOLATILE = new Set(['resourceVersion', 'generation', 'managedFields', 'cre
 
 /** Objects that drifted, with their differing field paths: a read and a dry run per object, nothing written. */
 export async function findDrift(kube: Kube, objects: readonly KubeObject[]): Promise<DriftCheck> {
-  const checks = await inBatches(objects, async (object): Promise<{ drift?: Drift; live?: KubeObject }> => {
+  const checks = await inParallel(objects, async (object): Promise<{ drift?: Drift; live?: KubeObject }> => {
     const live = await kube.get<KubeObject>(object)
     const name = describeObject(object)
     if (!live) return { drift: { object: name, fields: ['(deleted)'], missing: true, of: object } }

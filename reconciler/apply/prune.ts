@@ -6,7 +6,7 @@
 import { type Kube, type ObjectRef } from '../../shared/kube.ts'
 import { describeObject } from '../../shared/manifests.ts'
 import { type InventoryEntry, OWNER_LABELS } from '../../api/environment.ts'
-import type { Owner } from './apply.ts'
+import { inParallel, type Owner } from './apply.ts'
 import { describeContents, foreignContents, PRUNE_WITH_CONTENTS } from './prune-guard.ts'
 
 export type PruneFailure = { entry: InventoryEntry; error: string }
@@ -40,6 +40,12 @@ export const entryKey = (e: InventoryEntry): string =>
 export const describeFailures = (failed: readonly PruneFailure[]): string =>
   failed.map((f) => `${describeEntry(f.entry)}: ${f.error}`).join('; ')
 
+/** What became of one entry: deleted (maybe forced), failed, blocked, or nothing (gone, or no longer berth's). */
+type Pruned = { deleted?: InventoryEntry; failed?: PruneFailure; blocked?: PruneFailure; forced?: PruneFailure }
+
+/** Kinds that take what is inside along: deleted after everything else, so their own contents have gone first. */
+const CONTAINERS = new Set(['Namespace', 'CustomResourceDefinition'])
+
 export async function prune(
   kube: Kube,
   previous: readonly InventoryEntry[],
@@ -47,32 +53,47 @@ export async function prune(
   owner: Owner,
 ): Promise<PruneResult> {
   const keep = new Set(current.map(entryKey))
+  const gone = previous.filter((e) => !keep.has(entryKey(e)))
+  // A read and a delete each, several at a time: a version that drops thousands of objects is not a serial walk.
+  const one = (entry: InventoryEntry): Promise<Pruned> => pruneOne(kube, entry, owner)
+  const outcomes = [
+    ...(await inParallel(gone.filter((e) => !CONTAINERS.has(e.kind)), one)),
+    ...(await inParallel(gone.filter((e) => CONTAINERS.has(e.kind)), one)),
+  ]
   const result: PruneResult = { deleted: [], failed: [] }
-  for (const entry of previous.filter((e) => !keep.has(entryKey(e)))) {
-    const ref = refOf(entry)
-    try {
-      const live = await kube.get<{
-        metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }
-      }>(ref)
-      const labels = live?.metadata.labels ?? {}
-      // Gone already, or no longer berth's (someone took it over): forget it, never delete it.
-      if (labels[OWNER_LABELS.name] !== owner.name || labels[OWNER_LABELS.namespace] !== owner.namespace) continue
-      // A Namespace or CRD takes what is inside along: look first.
-      const inside = await foreignContents(kube, entry, owner)
-      if (inside.length > 0) {
-        const what = describeContents(inside)
-        if (live?.metadata.annotations?.[PRUNE_WITH_CONTENTS] !== 'true') {
-          const error = `holds what this Environment does not own: ${what}; kept. Annotate it `
-            + `${PRUNE_WITH_CONTENTS}="true" to prune it with its contents`
-          ;(result.blocked ??= []).push({ entry, error })
-          continue
-        }
-        ;(result.forced ??= []).push({ entry, error: `deleted with ${what} (${PRUNE_WITH_CONTENTS}="true")` })
-      }
-      if (await kube.delete(ref)) result.deleted.push(entry)
-    } catch (error: unknown) {
-      result.failed.push({ entry, error: error instanceof Error ? error.message : String(error) })
-    }
+  for (const o of outcomes) {
+    if (o.deleted) result.deleted.push(o.deleted)
+    if (o.failed) result.failed.push(o.failed)
+    if (o.blocked) (result.blocked ??= []).push(o.blocked)
+    if (o.forced) (result.forced ??= []).push(o.forced)
   }
   return result
+}
+
+async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner): Promise<Pruned> {
+  const ref = refOf(entry)
+  try {
+    const live = await kube.get<{
+      metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }
+    }>(ref)
+    const labels = live?.metadata.labels ?? {}
+    // Gone already, or no longer berth's (someone took it over): forget it, never delete it.
+    if (labels[OWNER_LABELS.name] !== owner.name || labels[OWNER_LABELS.namespace] !== owner.namespace) return {}
+    // A Namespace or CRD takes what is inside along: look first.
+    const inside = await foreignContents(kube, entry, owner)
+    let forced: PruneFailure | undefined
+    if (inside.length > 0) {
+      const what = describeContents(inside)
+      if (live?.metadata.annotations?.[PRUNE_WITH_CONTENTS] !== 'true') {
+        const error = `holds what this Environment does not own: ${what}; kept. Annotate it `
+          + `${PRUNE_WITH_CONTENTS}="true" to prune it with its contents`
+        return { blocked: { entry, error } }
+      }
+      forced = { entry, error: `deleted with ${what} (${PRUNE_WITH_CONTENTS}="true")` }
+    }
+    const deleted = await kube.delete(ref)
+    return { ...(forced ? { forced } : {}), ...(deleted ? { deleted: entry } : {}) }
+  } catch (error: unknown) {
+    return { failed: { entry, error: error instanceof Error ? error.message : String(error) } }
+  }
 }

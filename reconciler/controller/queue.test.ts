@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { gate } from '../../test/support/gate.ts'
 import { KeyedQueue } from './queue.ts'
 
 // Time is vitest's fake clock: every wait below is advanced by the test, never slept.
@@ -8,13 +9,6 @@ beforeEach(() => {
 afterEach(() => {
   vi.useRealTimers()
 })
-
-/** A piece of work the test finishes when it chooses. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = (): void => undefined
-  const promise = new Promise<void>((resolve) => (open = resolve))
-  return { promise, open }
-}
 
 describe('KeyedQueue', () => {
   it('never runs one key twice at once, and runs it again when added meanwhile', async () => {

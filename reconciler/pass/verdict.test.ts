@@ -49,6 +49,19 @@ describe('healthVerdict: what the health of the applied objects asks for', () =>
     expect(failed.outcome).toEqual({ next: 'requeue', afterMs: 60_000 })
   })
 
+  it('a version of thousands of objects names ten and counts the rest, in Ready and in its failure', () => {
+    const waiting = Array.from({ length: 1666 }, (_, i) => `Deployment a/d-${i}: not observed by its controller yet`)
+    const v = healthVerdict(input({ report: { failed: [], waiting } }))
+    expect(v.ready?.message).toMatch(/^waiting for Deployment a\/d-0: not observed by its controller yet; /)
+    expect(v.ready?.message).toContain('Deployment a/d-9: not observed')
+    expect(v.ready?.message).not.toContain('Deployment a/d-10:')
+    expect(v.ready?.message).toMatch(/; and 1656 more$/)
+    const late = healthVerdict(input({ now: at(301), report: { failed: ['Job a/j: failed'], waiting } }))
+    expect(late.ready?.message).toMatch(/^1\.2\.0 is unhealthy: Job a\/j: failed; Deployment a\/d-0: .*; and 1657 more$/)
+    const unpruned = healthVerdict(input({ pruneFailed: waiting.map((w) => w.split(':')[0] ?? '') }))
+    expect(unpruned.ready?.message).toMatch(/could not prune Deployment a\/d-0; .*; and 1656 more$/)
+  })
+
   it('healthy after an automatic rollback: Ready False RolledBack, naming both versions', () => {
     const v = healthVerdict(input({ version: '1.1.0', rolledBackFrom: '1.2.0' }))
     expect(v.ready).toMatchObject({ status: 'False', reason: 'RolledBack' })

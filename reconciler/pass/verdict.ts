@@ -23,6 +23,15 @@ export const FAILED_HEALTH: ReadonlySet<string> = new Set(['HealthCheckFailed', 
 
 export type HealthReport = { failed: string[]; waiting: string[] }
 
+/** How many objects a message names before it counts the rest: a version of 5,000 keeps its conditions readable. */
+export const NAMED = 10
+
+/** `items` joined by `; `, the first {@link NAMED} named and the rest counted (`; and 1656 more`). */
+export function namedFew(items: readonly string[]): string {
+  const named = items.slice(0, NAMED).join('; ')
+  return items.length > NAMED ? `${named}; and ${items.length - NAMED} more` : named
+}
+
 /** Every object that is not Current, named with its health message (kstatus, or `judge`: the CEL rules). */
 export function healthOf(
   objects: readonly KubeObject[],
@@ -65,15 +74,15 @@ export function healthVerdict(input: HealthInput): Verdict {
     return ended('False', 'RolledBack', message, message, 'Succeeded', requeue(interval))
   }
   if (healthy) {
-    const unpruned = input.pruneFailed?.length ? `; could not prune ${input.pruneFailed.join(', ')}` : ''
+    const unpruned = input.pruneFailed?.length ? `; could not prune ${namedFew(input.pruneFailed)}` : ''
     // A blocked prune waits for a person (or for the contents to go): looked at again each interval, said in Ready.
-    const blocked = input.pruneBlocked?.length ? `; prune blocked: ${input.pruneBlocked.join('; ')}` : ''
+    const blocked = input.pruneBlocked?.length ? `; prune blocked: ${namedFew(input.pruneBlocked)}` : ''
     const next = requeue(unpruned ? HEALTH_POLL_MS : interval)
     const message = `applied ${version}${unpruned}${blocked}`
     return ended('True', 'Succeeded', message, `applied ${version}`, 'Succeeded', next)
   }
   if (report.failed.length > 0 || timedOut) {
-    const names = [...report.failed, ...report.waiting].join('; ')
+    const names = namedFew([...report.failed, ...report.waiting])
     return ended(
       'False',
       'HealthCheckFailed',
@@ -84,7 +93,7 @@ export function healthVerdict(input: HealthInput): Verdict {
     )
   }
   return {
-    ready: { status: 'False', reason: 'Progressing', message: `waiting for ${report.waiting.join('; ')}` },
+    ready: { status: 'False', reason: 'Progressing', message: `waiting for ${namedFew(report.waiting)}` },
     reconciling: { status: 'True', reason: 'Progressing', message: `rolling out ${version}` },
     history: 'Progressing',
     outcome: requeue(HEALTH_POLL_MS),

@@ -45,6 +45,9 @@ export async function startCluster(
       '--secure-port=0',
       // kwok renews node Leases; this only covers a slow renewal on a busy 2-core machine.
       '--node-monitor-grace-period=60s',
+      // Its default 20 requests/s, not the 2 cores, would pace thousands of namespaces or Deployments (benchmarks).
+      '--kube-api-qps=100',
+      '--kube-api-burst=200',
     ],
     join(dir, 'kube-controller-manager.log'),
   )

@@ -22,7 +22,8 @@ import { freePort, NODE_CLEANUP, type Started, startProcess, waitUntil } from '.
 
 export const NODE_NAME = 'berth-node-0'
 const CNI_BIN = '/usr/lib/cni'
-export const SERVICE_CIDR = '10.0.0.0/24'
+// Room for the large benchmark's Services (a /24 holds 254).
+export const SERVICE_CIDR = '10.0.0.0/16'
 export const KUBERNETES_SERVICE_IP = '10.0.0.1'
 
 export type Bridge = { name: string; address: string; subnet: string }
