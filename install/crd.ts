@@ -2,7 +2,8 @@
 import type { Kube } from '../shared/kube.ts'
 import { environmentCrd } from '../api/crd.ts'
 import { environmentSetCrd } from '../api/environment-set.ts'
-import { waitEstablished } from '../shared/crds.ts'
+import { API_VERSION, KIND } from '../api/environment.ts'
+import { waitAdmitted, waitEstablished } from '../shared/crds.ts'
 
 /** Apply the Environment and EnvironmentSet CRDs and wait until they are served. */
 export async function installEnvironmentCrd(kube: Kube, timeoutMs = 60_000): Promise<string> {
@@ -13,5 +14,14 @@ export async function installEnvironmentCrd(kube: Kube, timeoutMs = 60_000): Pro
   await waitEstablished(kube, crd.metadata.name, timeoutMs)
   await waitEstablished(kube, set.metadata.name, timeoutMs)
   kube.forgetDiscovery()
+  // Established is not yet served: for a moment the apiserver may still say the kind is "not found" (seen when many
+  // test files install it at once). A dry run that is admitted is proof.
+  const probe = {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'berth-crd-probe', namespace: 'default' },
+    spec: { source: { repository: 'oci://registry.invalid/probe' }, version: '0.0.0' },
+  }
+  await waitAdmitted(kube, probe, timeoutMs)
   return crd.metadata.name
 }

@@ -26,6 +26,11 @@ async function startChildGround(): Promise<{ child: ReturnType<typeof spawn>; in
   return { child, info: await readGroundInfo(first) }
 }
 
+/** An assertion that failed before the test stopped its ground must not leave the ground running: stop it now. */
+function stopIfRunning(child: ReturnType<typeof spawn>): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+}
+
 async function allGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
   const deadline = Date.now() + timeoutMs
   let alive = pids.filter(isAlive)
@@ -39,27 +44,35 @@ async function allGone(pids: readonly number[], timeoutMs: number): Promise<numb
 describe('the test ground leaves no process behind', () => {
   it('stops every server and removes its folder on SIGTERM', async () => {
     const { child, info } = await startChildGround()
-    const pids = info.processes.map((p) => p.pid)
-    // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the two registries, Prometheus and the
-    // Pushgateway.
-    expect(pids).toHaveLength(9)
-    expect(pids.every(isAlive)).toBe(true)
+    try {
+      const pids = info.processes.map((p) => p.pid)
+      // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the two registries, Prometheus and the
+      // Pushgateway.
+      expect(pids).toHaveLength(9)
+      expect(pids.every(isAlive)).toBe(true)
 
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
-    expect(pids.filter(isAlive)).toEqual([])
-    expect(existsSync(info.dir)).toBe(false)
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      expect(pids.filter(isAlive)).toEqual([])
+      expect(existsSync(info.dir)).toBe(false)
+    } finally {
+      stopIfRunning(child)
+    }
   })
 
   it('reaps every server when its owner is killed outright (SIGKILL)', async () => {
     const { child, info } = await startChildGround()
-    const pids = [...info.processes.map((p) => p.pid), info.guardianPid ?? -1]
-    expect(pids.every(isAlive)).toBe(true)
+    try {
+      const pids = [...info.processes.map((p) => p.pid), info.guardianPid ?? -1]
+      expect(pids.every(isAlive)).toBe(true)
 
-    child.kill('SIGKILL')
-    // The guardian polls once a second, gives SIGTERM 5 s, then SIGKILLs.
-    expect(await allGone(pids, 15_000)).toEqual([])
-    expect(existsSync(info.dir)).toBe(false)
+      child.kill('SIGKILL')
+      // The guardian polls once a second, gives SIGTERM 5 s, then SIGKILLs.
+      expect(await allGone(pids, 15_000)).toEqual([])
+      expect(existsSync(info.dir)).toBe(false)
+    } finally {
+      stopIfRunning(child)
+    }
   })
 })
