@@ -13,21 +13,18 @@
  * stdout gets one line `large: …` for the largest, the curve at its end. `--record <file>` writes
  * the points as JSON (docs/figures/large.json feeds docs/pictures/cost-curves.svg).
  */
-import type { ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { execa } from 'execa'
 import { publishApp } from '../test/support/environments.ts'
 import { API_VERSION, type Environment, KIND } from '../api/environment.ts'
 import { OWNER_LABELS, RECONCILE_REQUESTED_AT } from '../api/well-known.ts'
-import { installEnvironmentCrd } from '../install/crd.ts'
 import { NODE_MEMORY_OPTIONS } from '../install/manifests.ts'
-import { Kube, loadKubeConfig } from '../shared/kube.ts'
+import type { Kube } from '../shared/kube.ts'
 import { writeYaml } from '../shared/yaml-writer.ts'
-import { startGround, stopGround } from '../test/ground/ground.ts'
 import { startReconciler } from '../test/support/reconciler-process.ts'
+import { onFreshGround } from './support/ground.ts'
 import { median, peakRssMiB, timed } from './support/stats.ts'
 
 const { values: flags } = parseArgs({
@@ -92,13 +89,7 @@ if (p) {
 /** One point of the curve on a ground of its own. */
 async function measure(objects: number): Promise<Point> {
   const half = Math.floor(objects / 2)
-  const ground = await startGround({ say })
-  process.env.BERTH_ORAS = ground.parts.oras
-  const work = await mkdtemp(join(tmpdir(), 'berth-bench-large-'))
-  let reconciler: ChildProcess | undefined
-  try {
-    const kube = new Kube(loadKubeConfig({ kubeconfig: ground.kubeconfig }))
-    await installEnvironmentCrd(kube)
+  return await onFreshGround('berth-bench-large-', say, async ({ ground, kube, work, started: track }) => {
     for (const name of ['large', 'large-kubectl'])
       await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })
     const all = Array.from({ length: objects }, (_, i) => object(i))
@@ -120,8 +111,8 @@ async function measure(objects: number): Promise<Point> {
     await observed(kube, 'large-kubectl')
 
     const berth = startReconciler(ground.kubeconfig, join(work, 'cache'), [], { NODE_OPTIONS: NODE_MEMORY_OPTIONS })
-    reconciler = berth.child
-    const pid = reconciler.pid ?? 0
+    track(berth.child)
+    const pid = berth.child.pid ?? 0
     while (!berth.logs().includes('watching Environments')) await sleep(50)
     const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'app', namespace: 'large' } }
     const source = { repository: `oci://${repository}`, plainHTTP: true }
@@ -207,11 +198,7 @@ async function measure(objects: number): Promise<Point> {
     }
     say(`${objects}: ${JSON.stringify(point)}`)
     return point
-  } finally {
-    reconciler?.kill('SIGTERM')
-    await rm(work, { recursive: true, force: true })
-    await stopGround(ground)
-  }
+  })
 }
 
 /** Until the Deployment controller has observed every Deployment in `namespace`. */

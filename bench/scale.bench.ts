@@ -15,11 +15,9 @@
  * every object, as Flux's kustomize-controller does each interval), its requests counted by the
  * client. Each point is said on stderr; stdout gets one line `scale: …` for the largest point,
  * the curve at its end. `--record <file>` writes the points as JSON (docs/figures/scale.json
- * feeds docs/pictures/scale.svg: `npm run docs:pictures`).
+ * feeds docs/pictures/cost-curves.svg: `npm run docs:pictures`).
  */
-import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { execa } from 'execa'
@@ -27,12 +25,12 @@ import { publishApp } from '../test/support/environments.ts'
 import { configMap } from '../test/support/config-repo.ts'
 import { API_VERSION, type Environment, KIND } from '../api/environment.ts'
 import { inParallel } from '../reconciler/apply/apply.ts'
-import { installEnvironmentCrd } from '../install/crd.ts'
 import { NODE_MEMORY_OPTIONS } from '../install/manifests.ts'
 import { reconcileEnvironment } from '../reconciler/pass/reconcile.ts'
 import { Kube, loadKubeConfig } from '../shared/kube.ts'
-import { type GroundInfo, startGround, stopGround } from '../test/ground/ground.ts'
+import type { GroundInfo } from '../test/ground/ground.ts'
 import { startReconciler } from '../test/support/reconciler-process.ts'
+import { onFreshGround } from './support/ground.ts'
 import { median, peakRssMiB } from './support/stats.ts'
 
 const { values: flags } = parseArgs({
@@ -106,13 +104,7 @@ if (last) {
 
 /** One point of the curve on a ground of its own. */
 async function measure(environments: number): Promise<Point> {
-  const ground = await startGround({ say })
-  process.env.BERTH_ORAS = ground.parts.oras
-  const work = await mkdtemp(join(tmpdir(), 'berth-bench-scale-'))
-  let reconciler: ChildProcess | undefined
-  try {
-    const kube = new Kube(loadKubeConfig({ kubeconfig: ground.kubeconfig }))
-    await installEnvironmentCrd(kube)
+  return await onFreshGround('berth-bench-scale-', say, async ({ ground, kube, work, started: track }) => {
     const repository = `${ground.registries.plain.host}/bench/scale`
     const objects: Record<string, object> = {}
     for (let i = 0; i < OBJECTS; i++) objects[`cm-${i}`] = configMap(`cm-${i}`, { key: `value-${i}`, n: String(i) })
@@ -126,8 +118,8 @@ async function measure(environments: number): Promise<Point> {
 
     const cacheDir = join(work, 'cache')
     const berth = startReconciler(ground.kubeconfig, cacheDir, [], { NODE_OPTIONS })
-    reconciler = berth.child
-    const pid = reconciler.pid ?? 0
+    track(berth.child)
+    const pid = berth.child.pid ?? 0
     while (!berth.logs().includes('watching Environments')) await sleep(50)
     const pids = { berth: pid, apiserver: pidOf(ground, 'kube-apiserver'), etcd: pidOf(ground, 'etcd') }
 
@@ -217,11 +209,7 @@ async function measure(environments: number): Promise<Point> {
     }
     say(`${environments}: ${JSON.stringify(point)}`)
     return point
-  } finally {
-    reconciler?.kill('SIGTERM')
-    await rm(work, { recursive: true, force: true })
-    await stopGround(ground)
-  }
+  })
 }
 
 /** Until every namespace has the ConfigMap and ServiceAccount the controllers put there. */

@@ -219,10 +219,11 @@ export function registerReconciler(program: Command): void {
         process.stdout.write(installYaml(objects))
         return
       }
-      const [{ Kube }, { waitEstablished, waitAdmitted }, { applyInstall }] = await Promise.all([
+      const [{ Kube }, { waitEstablished }, { applyInstall }, { waitEnvironmentsAdmitted }] = await Promise.all([
         import('../shared/kube.ts'),
         import('../shared/crds.ts'),
         import('../install/apply.ts'),
+        import('../install/crd.ts'),
       ])
       const kube = Kube.connect(target(options))
       const dryRun = options.dryRun === true
@@ -234,14 +235,7 @@ export function registerReconciler(program: Command): void {
       if (dryRun) return
       await waitEstablished(kube, crd.metadata.name, 60_000)
       // Established, and admitted: Environments can be created the moment this returns.
-      const { API_VERSION, KIND } = await import('../api/environment.ts')
-      const probe = {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        metadata: { name: 'berth-install-probe', namespace: options.crdsOnly ? 'default' : options.namespace },
-        spec: { source: { repository: 'oci://registry.invalid/probe' }, version: '0.0.0' },
-      }
-      await waitAdmitted(kube, probe, 60_000)
+      await waitEnvironmentsAdmitted(kube, options.crdsOnly ? 'default' : options.namespace, 60_000)
       process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)
     })
 }

@@ -14,14 +14,20 @@ export async function installEnvironmentCrd(kube: Kube, timeoutMs = 60_000): Pro
   await waitEstablished(kube, crd.metadata.name, timeoutMs)
   await waitEstablished(kube, set.metadata.name, timeoutMs)
   kube.forgetDiscovery()
-  // Established is not yet served: for a moment the apiserver may still say the kind is "not found" (seen when many
-  // test files install it at once). A dry run that is admitted is proof.
+  await waitEnvironmentsAdmitted(kube, 'default', timeoutMs)
+  return crd.metadata.name
+}
+
+/**
+ * Until an Environment in `namespace` would be admitted (a server-side dry run of one): Established is not yet served,
+ * and for a moment the apiserver may still say the kind is "not found". After this, Environments can be created.
+ */
+export async function waitEnvironmentsAdmitted(kube: Kube, namespace: string, timeoutMs: number): Promise<void> {
   const probe = {
     apiVersion: API_VERSION,
     kind: KIND,
-    metadata: { name: 'berth-crd-probe', namespace: 'default' },
+    metadata: { name: 'berth-crd-probe', namespace },
     spec: { source: { repository: 'oci://registry.invalid/probe' }, version: '0.0.0' },
   }
   await waitAdmitted(kube, probe, timeoutMs)
-  return crd.metadata.name
 }

@@ -62,13 +62,9 @@ export async function appendLayer(
       rootfs: { type: 'layers', diff_ids: all.map((l) => l.digest) },
     }),
   )
+  const configDescriptor = ociBlob(OCI_CONFIG, config)
   const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
-      layers: all,
-    }),
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: configDescriptor, layers: all }),
   )
   // One `oras cp` of a layout with the new blobs and the manifest (three processes before): the layers already
   // attached are in the registry, and oras copies only what the target lacks.
@@ -77,7 +73,7 @@ export async function appendLayer(
     const tag = reference.slice(reference.lastIndexOf(':') + 1)
     await writeManifestLayout(work, tag, OCI_MANIFEST, manifest, [
       [added, blob],
-      [ociBlob(OCI_CONFIG, config), config],
+      [configDescriptor, config],
     ])
     await copyFromLayout(`${work}:${tag}`, reference, access)
   } finally {

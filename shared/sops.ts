@@ -9,10 +9,11 @@
  * in memory only, in what decryptSopsFile returns; nothing here logs or writes it.
  */
 import { createDecipheriv, createHash } from 'node:crypto'
+import { InvalidInputError } from './errors.ts'
+
 // Only decryption reads YAML nodes: the `yaml` package is loaded then, not by the packager's checks (berth push).
 type Yaml = typeof import('yaml')
 type YamlNode = import('yaml').Node
-import { InvalidInputError } from './errors.ts'
 
 const ENCRYPTED = /^ENC\[AES256_GCM,data:(.*),iv:(.+),tag:(.+),type:(.+)\]$/
 
