@@ -235,7 +235,9 @@ export function registerReconciler(program: Command): void {
       if (dryRun) return
       await waitEstablished(kube, crd.metadata.name, 60_000)
       // Established, and admitted: Environments can be created the moment this returns.
-      await waitEnvironmentsAdmitted(kube, options.crdsOnly ? 'default' : options.namespace, 60_000)
+      // And stamped by the promotion policies, where they apply (the watched namespace, if one).
+      const where = options.crdsOnly ? 'default' : (options.watchNamespace ?? options.namespace)
+      await waitEnvironmentsAdmitted(kube, where, 60_000, { stamped: !options.crdsOnly })
       process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)
     })
 }
