@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import type { RegistryAccess } from '../shared/oras.ts'
 import { UsageError } from '../shared/errors.ts'
-import { signingKey } from './signing.ts'
+import { decryptingKey } from './signing.ts'
 import { count } from './flags.ts'
 
 type Options = {
@@ -59,8 +59,9 @@ export function registerPush(program: Command): void {
       if ((options.version === undefined) === (options.preview === undefined))
         throw new UsageError('VersionOrPreview', 'give --version <semver> for a release or --preview <number> for a pull request')
       if (options.sign && !options.key) throw new UsageError('NoKey', '--sign needs --key <cosign.key|env://VAR>')
-      // Decrypted (scrypt, ~200 ms) while the release renders; publish waits for it before anything is pushed.
-      const signWith = options.sign && options.key ? signingKey(options.key) : undefined
+      // The key's scrypt (~270 ms of CPU) starts before the release's modules load, on the core their loading leaves
+      // idle; later it would compete with the renders for both. Publish waits for the key before anything is pushed.
+      const signWith = options.sign && options.key ? (await decryptingKey(options.key)).key : undefined
       const { publish } = await import('../packager/publish.ts')
       const result = await publish({
         input,

@@ -58,8 +58,19 @@ function password(): string {
 
 /** The signing key named by `--key`, decrypted with BERTH_COSIGN_PASSWORD. */
 export async function signingKey(spec: string): Promise<KeyObject> {
+  return await (await decryptingKey(spec)).key
+}
+
+/**
+ * Starts decrypting the key named by `--key`: resolves as soon as its scrypt runs on libuv's thread pool, with the
+ * key to come. A key or password that cannot be read throws here; a wrong password rejects `key`, marked handled so
+ * that it surfaces where `key` is awaited, not as an unhandled rejection while other work runs first.
+ */
+export async function decryptingKey(spec: string): Promise<{ key: Promise<KeyObject> }> {
   const { readPrivateKey } = await import('../shared/cosign.ts')
-  return await readPrivateKey(await keyText(spec), password())
+  const key = readPrivateKey(await keyText(spec), password())
+  key.catch(() => undefined)
+  return { key }
 }
 
 /** `host/path:tag` or `host/path@sha256:…` → repository and the digest it names now. */

@@ -85,6 +85,20 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     if (!repositoryUrl)
       throw new UsageError('NoRepository', 'pushing a .tgz needs --repository oci://<registry>/<path>')
     const repository = ociRepository(repositoryUrl)
+    // A bad --version is refused before anything runs.
+    const wanted = request.preview === undefined
+      ? { release: versionTag(request.version ?? '') }
+      : { preview: request.preview }
+    // The renders start first, being the long pole; the registry is asked while they run.
+    if (isDir) say(`packaging ${input}`)
+    const rendering = isDir && config
+      ? handledLater(
+          renderRepository(input, config, {
+            ...(request.allowSecrets ? { allowSecrets: true } : {}),
+            ...(request.tools ? { tools: request.tools } : {}),
+          }),
+        )
+      : undefined
     const access: RegistryAccess = { ...request.access }
     const loggedIn = handledLater(
       (async (): Promise<void> => {
@@ -92,9 +106,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       })(),
     )
     // A preview's version is its pull request's next push: known once the registry has said which it holds.
-    const tag = request.preview === undefined
-      ? versionTag(request.version ?? '')
-      : await nextPreview(repository, request.preview, access, loggedIn)
+    const tag = 'release' in wanted ? wanted.release : await nextPreview(repository, wanted.preview, access, loggedIn)
     const reference = `${repository}:${tag}`
     // Asked now, answered while the release is rendered and packed: neither waits for the other.
     const existing = handledLater(
@@ -111,12 +123,8 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     )
 
     let layer: Buffer
-    if (isDir && config) {
-      say(`packaging ${input}`)
-      const environments = await renderRepository(input, config, {
-        ...(request.allowSecrets ? { allowSecrets: true } : {}),
-        ...(request.tools ? { tools: request.tools } : {}),
-      })
+    if (rendering) {
+      const environments = await rendering
       const { revision, source } = await asked
       layer = (
         await packArchive(environments, {
@@ -142,10 +150,10 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     }
     const layout = join(work, 'layout')
     const built = await writeLayout(layout, tag, { layer, title: LAYER_FILE, annotations })
-    const signed = async (result: PublishResult, pushed?: Promise<unknown>): Promise<PublishResult> => {
+    const signed = async (result: PublishResult): Promise<PublishResult> => {
       if (!key || !signing) return result
       const { signArtifact } = await signing
-      const signature = await signArtifact(repository, result.digest, await key, access, pushed)
+      const signature = await signArtifact(repository, result.digest, await key, access)
       say(`${signature.added ? 'signed' : 'already signed with this key:'} ${signature.reference}`)
       return { ...result, signature: signature.reference }
     }
@@ -164,13 +172,18 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     }
     say(`pushing ${reference} (${formatBytes(layer.length)})`)
     // The layout holds the manifest whose digest was checked above; oras copies those bytes as they are.
-    const copied = handledLater(copyFromLayout(`${layout}:${tag}`, reference, access))
-    // Signed while the copy runs (the signature's lookup and making); its push waits for the copy.
-    const result = handledLater(
-      signed({ reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations }, copied),
-    )
-    await copied
-    return await result
+    const copied = copyFromLayout(`${layout}:${tag}`, reference, access)
+    // Signed while the copy runs, so the tag is visible unsigned for as short a time as may be (a verifying
+    // reconciler that resolves it meanwhile waits for its next pass). If the copy fails, a signature may have gone up
+    // for bytes not there: harmless, and the retry pushes exactly those bytes (the build is reproducible) and finds
+    // itself already signed.
+    const [copy, result] = await Promise.allSettled([
+      copied,
+      signed({ reference, repository, tag, digest: built.digest, alreadyPublished: false, annotations }),
+    ])
+    if (copy.status === 'rejected') throw copy.reason
+    if (result.status === 'rejected') throw result.reason
+    return result.value
   } finally {
     await rm(work, { recursive: true, force: true })
   }

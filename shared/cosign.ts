@@ -115,8 +115,8 @@ async function decrypt(json: Buffer, password: string): Promise<KeyObject> {
   if (!parsed.success) throw new UsageError('InvalidKey', 'the cosign private key is not in the format cosign writes')
   const { kdf, cipher, ciphertext } = parsed.data
   const { N, r, p } = kdf.params
-  // cosign's scrypt costs ~200 ms of CPU: on libuv's thread pool, so whatever else runs (rendering, a reconciler's
-  // other passes) goes on meanwhile.
+  // cosign's scrypt (N=65536) costs ~270 ms of CPU: on libuv's thread pool, so whatever else runs (rendering, a
+  // reconciler's other passes) goes on meanwhile.
   const secret = await scryptAsync(password, Buffer.from(kdf.salt, 'base64'), 32, {
     N,
     r,

@@ -4,7 +4,8 @@
  * every release, and a range such as `~1.2` never selects one. The packager writes them, `berth unpublish` deletes
  * them, an EnvironmentSet runs the newest of each pull request.
  */
-import semver from 'semver'
+// Only semver's validator, as shared/artifact.ts takes only its parser: the whole package is start-up for every push.
+import validSemver from 'semver/functions/valid.js'
 import { UsageError } from './errors.ts'
 
 export const PREVIEW_TAG = /^0\.0\.0-pr\.([1-9][0-9]*)\.([1-9][0-9]*)$/
@@ -15,7 +16,7 @@ export const previewVersion = (number: number, push: number): string => `0.0.0-p
 /** The pull request and push a tag is the preview of, or undefined for any other tag (releases among them). */
 export function previewOf(tag: string): { number: number; push: number } | undefined {
   const match = PREVIEW_TAG.exec(tag)
-  if (!match || !semver.valid(tag)) return undefined
+  if (!match || !validSemver(tag)) return undefined
   return { number: Number(match[1]), push: Number(match[2]) }
 }
 

@@ -37,14 +37,12 @@ export function signatureTag(repository: string, digest: string): string {
 /**
  * Sign `digest` of `repository` with `key`, adding a signature to any already there. Signing
  * again with a key that already signed this digest changes nothing. Returns the signature reference.
- * `pushed`: the artifact's own push, when it runs meanwhile; the signature goes up after it.
  */
 export async function signArtifact(
   repository: string,
   digest: string,
   key: KeyObject,
   access: OrasOptions = {},
-  pushed: Promise<unknown> = Promise.resolve(),
 ): Promise<{ reference: string; added: boolean }> {
   const reference = signatureTag(repository, digest)
   const layers = await signatureLayers(repository, digest, access)
@@ -54,8 +52,6 @@ export async function signArtifact(
   }
   const payload = signaturePayload(repository, digest)
   const annotations = { [SIGNATURE_ANNOTATION]: signPayload(payload, key) }
-  // Looked up and made while the artifact goes up, pushed once it is there: no signature names missing bytes.
-  await pushed
   await appendLayer(repository, reference, layers, payload, { mediaType: SIMPLESIGNING, annotations }, access)
   return { reference, added: true }
 }

@@ -339,6 +339,19 @@ describe('berth and the real cosign CLI, both ways', () => {
     expect(stdout.split('\n')).not.toContain('5.0.0')
   })
 
+  it('berth push --sign with a key it cannot read says so plainly (exit 2, no stack trace) and publishes nothing', async () => {
+    const dir = g.scratch()
+    const args = ['push', join(ROOT, 'examples/shop-config'), '--version', '5.0.1', '--repository', `oci://${repository}`]
+    for (const key of ['missing.key', 'env://BERTH_TEST_NO_SUCH_KEY']) {
+      const failed = await failureOf<Failed>(berth([...args, '--plain-http', '--sign', '--key', key], 'pw', dir))
+      expect(failed.exitCode).toBe(2)
+      expect(failed.stderr).toContain(`--key ${key}: `)
+      expect(failed.stderr).not.toMatch(/\bat .*signing\.ts/)
+    }
+    const { stdout } = await execa(g.ground.parts.oras, ['repo', 'tags', repository, '--plain-http'])
+    expect(stdout.split('\n')).not.toContain('5.0.1')
+  })
+
   it('berth verify exits 3 on an unsigned version, saying so', async () => {
     const unsigned = await publishApp(g.scratch(), repository, '4.0.0', { a: configMap('interop', { v: '4' }) })
     const dir = join(g.scratch(), 'cosign-keys')
