@@ -32,6 +32,15 @@ describe('berth CLI shell', () => {
     expect(stdout).toContain('SREs promote')
   })
 
+  it('berth install --crds-only prints every berth CRD and nothing else', async () => {
+    const { code, stdout } = await berth(['install', '--crds-only'])
+    expect(code).toBe(0)
+    const kinds = [...stdout.matchAll(/^kind: (.+)$/gm)].map((m) => m[1])
+    const names = [...stdout.matchAll(/^ {2}name: (.+)$/gm)].map((m) => m[1])
+    expect(kinds).toEqual(['CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition'])
+    expect(names.sort()).toEqual(['approvals.berth.dev', 'environments.berth.dev', 'environmentsets.berth.dev'])
+  })
+
   it('exits 2 with a hint on a usage error', async () => {
     const { code, stderr } = await berth(['--no-such-flag'])
     expect(code).toBe(2)

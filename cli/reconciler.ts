@@ -198,7 +198,7 @@ export function registerReconciler(program: Command): void {
     .option('--cluster-name <name>', 'the cluster\'s name in notifications (berth reconciler --cluster-name)')
     .option('--deny-receiver-cidr <cidr>', 'passed to the reconciler: receivers may not resolve into this range (repeatable)', cidrs)
     .option('--prometheus-address <url>', 'passed to the reconciler: the Prometheus metric checks ask by default')
-    .option('--crds-only', 'just the Environment CRD')
+    .option('--crds-only', 'just berth\'s CRDs (Environment, EnvironmentSet, Approval)')
     .option(
       '--apply',
       'apply it to the cluster (server-side), delete what an earlier install of this namespace created and this one '
@@ -209,12 +209,10 @@ export function registerReconciler(program: Command): void {
     .option('--context <name>', 'kubeconfig context')
     .action(async (given: Target & InstallOptions & InstallFlags) => {
       const options = { ...given, denyReceiverCidrs: given.denyReceiverCidr }
-      const [{ installObjects, installYaml }, { environmentCrd }] = await Promise.all([
-        import('../install/manifests.ts'),
-        import('../api/crd.ts'),
-      ])
-      const crd = environmentCrd()
-      const objects = options.crdsOnly ? [crd] : installObjects(options)
+      const { installObjects, installYaml } = await import('../install/manifests.ts')
+      const everything = installObjects(options)
+      const crds = everything.filter((o) => o.kind === 'CustomResourceDefinition')
+      const objects = options.crdsOnly ? crds : everything
       if (!options.apply) {
         process.stdout.write(installYaml(objects))
         return
@@ -233,11 +231,11 @@ export function registerReconciler(program: Command): void {
       for (const o of done.deleted)
         process.stdout.write(`${o} ${dryRun ? 'would be deleted' : 'deleted'}: no longer installed\n`)
       if (dryRun) return
-      await waitEstablished(kube, crd.metadata.name, 60_000)
+      for (const crd of crds) await waitEstablished(kube, crd.metadata.name, 60_000)
       // Established, and admitted: Environments can be created the moment this returns.
       // And stamped by the promotion policies, where they apply (the watched namespace, if one).
       const where = options.crdsOnly ? 'default' : (options.watchNamespace ?? options.namespace)
       await waitEnvironmentsAdmitted(kube, where, 60_000, { stamped: !options.crdsOnly })
-      process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)
+      for (const crd of crds) process.stdout.write(`customresourcedefinition/${crd.metadata.name} Established\n`)
     })
 }

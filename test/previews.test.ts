@@ -66,6 +66,16 @@ describe('preview environments', () => {
     return namespace
   }
 
+  /** ServiceAccount `account` may edit `namespace` (a RoleBinding; the account itself is not created). */
+  const bindEdit = (namespace: string, account: string): Promise<unknown> =>
+    g.kube().apply({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: account, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+      subjects: [{ kind: 'ServiceAccount', name: account, namespace }],
+    })
+
   beforeAll(async () => {
     await installCrd(g.kube())
     repository = `${g.ground.registries.plain.host}/${g.repository}/shop-config`
@@ -181,13 +191,7 @@ describe('preview environments', () => {
     const elsewhere = await ownNs('elsewhere')
     await g.kube().apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'previewer', namespace } })
     // It may write its own namespace only.
-    await g.kube().apply({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'previewer', namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-      subjects: [{ kind: 'ServiceAccount', name: 'previewer', namespace }],
-    })
+    await bindEdit(namespace, 'previewer')
     await g.kube().apply(set(namespace, 'reach', {
       template: { path: 'app', targetNamespace: elsewhere },
       serviceAccountName: 'previewer',
@@ -200,6 +204,26 @@ describe('preview environments', () => {
     )
     expect(await envsOf(namespace)).toEqual([])
     expect(await page(elsewhere)).toBeUndefined()
+  })
+
+  it('a ServiceAccount bound but never created lends the set no rights: ServiceAccountNotFound, nothing made', async () => {
+    const namespace = await ownNs('ghost')
+    const ghostly = `${g.ground.registries.plain.host}/${g.repository}/ghost-config`
+    await pushPreview(1, 'ghost', ghostly)
+    // A RoleBinding may name an account before it exists; impersonating that name would carry the binding's rights.
+    await bindEdit(namespace, 'ghost')
+    await g.kube().apply(set(namespace, 'haunted', { template: { path: 'app' }, serviceAccountName: 'ghost' }, ghostly))
+    await setPass(namespace, 'haunted')
+    const refused = await getSet(namespace, 'haunted')
+    expect(readyOf(refused)).toBe('ServiceAccountNotFound')
+    expect(refused.status?.conditions?.[0]?.message).toContain(`ServiceAccount ${namespace}/ghost does not exist`)
+    expect(await envsOf(namespace)).toEqual([])
+
+    // Once the account exists the set goes on by itself, as that account.
+    await g.kube().apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'ghost', namespace } })
+    await setPass(namespace, 'haunted')
+    expect(readyOf(await getSet(namespace, 'haunted'))).toBe('Succeeded')
+    expect((await envsOf(namespace)).map((e) => (e.spec as { serviceAccountName?: string }).serviceAccountName)).toEqual(['ghost'])
   })
 
   it('the preview workflow runs berth\'s own action: a push publishes the next preview, a close removes them', async () => {

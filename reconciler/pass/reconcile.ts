@@ -21,7 +21,6 @@ import {
   FINALIZER,
   inShard,
   RECONCILE_REQUESTED_AT,
-  serviceAccountUser,
   specSchema,
   SUSPENDED,
 } from '../../api/environment.ts'
@@ -29,6 +28,7 @@ import type { Owner } from '../apply/apply.ts'
 import { takeOverList } from '../apply/ownership.ts'
 import { TAKE_OVER_FROM } from '../../api/well-known.ts'
 import { recordEvent } from './events.ts'
+import { actingAs } from './identity.ts'
 import type { ConditionText, Outcome, Pass, ReconcileContext, Verdict } from './pass.ts'
 import { PHASES, recordAttempt, runPhases } from './phases.ts'
 import { attestAfter } from './attest.ts'
@@ -86,7 +86,7 @@ export async function reconcileEnvironment(
     if (held) {
       verdict = held
     } else {
-      const kube = await actingAs(ctx, env, spec)
+      const kube = await identityOf(ctx, env, spec)
       const source = gated(ctx, await openSource(kube, env.metadata.namespace, spec, signalOf(ctx)))
       pass = { ctx, env, spec, status, owner, now, started, source, event, kube, superseded }
       try {
@@ -146,7 +146,7 @@ function notify(
   })
   if (told.length === 0) return
   const acting = pass?.kube
-  ctx.notifier.send(env, spec.notify, () => (acting ? Promise.resolve(acting) : actingAs(ctx, env, spec)), told)
+  ctx.notifier.send(env, spec.notify, () => (acting ? Promise.resolve(acting) : identityOf(ctx, env, spec)), told)
 }
 
 /** The version an event is about: the pass's target when it has one. */
@@ -227,33 +227,17 @@ function keptNote(status: EnvironmentStatus, pass: Pass | undefined): string {
   return running
 }
 
-/**
- * The client that acts on this Environment's objects: as its ServiceAccount (spec, else the
- * lockdown default), which must exist, or the reconciler's own identity when it has neither.
- */
-async function actingAs(
+/** The client that acts on this Environment's objects (see identity.ts). */
+async function identityOf(
   ctx: ReconcileContext,
   env: Environment,
   spec: Pick<EnvironmentSpec, 'serviceAccountName'>,
 ): Promise<Kube> {
-  const { namespace } = env.metadata
-  const name = spec.serviceAccountName ?? ctx.defaultServiceAccount
-  if (!name) return ctx.kube
-  const ref = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } }
-  // Without the right to read ServiceAccounts the apiserver's refusals will say what is missing.
-  const found = await ctx.kube.get(ref).catch((error: unknown) => {
-    if (error instanceof KubeApiError && error.code === 403) return true
-    throw error
+  const { name, namespace } = env.metadata
+  return await actingAs(ctx, namespace, spec.serviceAccountName, {
+    needs: 'this Environment',
+    retry: `run berth reconcile ${name} -n ${namespace}`,
   })
-  if (!found) {
-    const field = spec.serviceAccountName ? 'spec.serviceAccountName' : 'the reconciler\'s --default-service-account'
-    throw new InvalidInputError(
-      'ServiceAccountNotFound',
-      `${field}: ServiceAccount ${namespace}/${name} does not exist; create it, bind it the rights this Environment `
-      + `needs, then run berth reconcile ${env.metadata.name} -n ${namespace}`,
-    )
-  }
-  return ctx.kube.as(serviceAccountUser(namespace, name))
 }
 
 /** Add berth's finalizer to `object` (an Environment, an EnvironmentSet) unless it has it. */
@@ -326,7 +310,7 @@ async function finalize(ctx: ReconcileContext, env: Environment): Promise<Outcom
   const owner = { name: env.metadata.name, namespace: env.metadata.namespace }
   // As the identity that applied them: never with the reconciler's own rights when the Environment has one.
   // Orphaning deletes nothing, so it needs no identity (its ServiceAccount may already be gone).
-  const prunedAs = async (): Promise<Kube> => (parsed.success ? await actingAs(ctx, env, parsed.data) : ctx.kube)
+  const prunedAs = async (): Promise<Kube> => (parsed.success ? await identityOf(ctx, env, parsed.data) : ctx.kube)
   const inventory = env.status?.inventory ?? []
   const { failed: left } = orphan ? { failed: [] } : await prune(await prunedAs(), inventory, [], owner)
   if (left.length > 0) {

@@ -13,7 +13,7 @@ import { type Kube, KubeApiError } from '../../shared/kube.ts'
 import { listTags } from '../../shared/oras.ts'
 import { durationMs } from '../../shared/duration.ts'
 import { formatIssues } from '../../shared/validation.ts'
-import { API_VERSION, type Environment, environmentRef, FINALIZER, KIND, serviceAccountUser } from '../../api/environment.ts'
+import { API_VERSION, type Environment, environmentRef, FINALIZER, KIND } from '../../api/environment.ts'
 import {
   type EnvironmentSet,
   type Preview,
@@ -35,6 +35,7 @@ import { recordEvent } from '../pass/events.ts'
 import type { Outcome, ReconcileContext } from '../pass/pass.ts'
 import { readyCondition, sameStatus, setCondition, statusPatch } from '../pass/status.ts'
 import { ensureFinalizer } from '../pass/reconcile.ts'
+import { actingAs } from '../pass/identity.ts'
 import { openSource } from '../source/source.ts'
 import { planPreviews, type Wanted } from './previews.ts'
 
@@ -53,8 +54,9 @@ export async function reconcileSet(ctx: ReconcileContext, key: { namespace: stri
   const event = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> =>
     recordEvent(ctx.kube, set, type, reason, message, ctx.log)
   const parsed = setSpecSchema.safeParse(set.spec)
-  const identity = parsed.success ? actingAs(ctx, set, parsed.data) : ctx.kube
-  if (set.metadata.deletionTimestamp) return await finalize(ctx, set, identity)
+  // Removing what it made acts as the set's ServiceAccount too: without it, deletion waits (ServiceAccountNotFound).
+  if (set.metadata.deletionTimestamp)
+    return await finalize(ctx, set, parsed.success ? await actingAsSet(ctx, set, parsed.data) : ctx.kube)
   await ensureFinalizer(ctx.kube, set)
   const status: SetStatus = structuredClone(set.status ?? {})
   const generation = set.metadata.generation ?? 0
@@ -70,6 +72,16 @@ export async function reconcileSet(ctx: ReconcileContext, key: { namespace: stri
     return STOP
   }
   const spec = parsed.data
+  let identity: Kube
+  try {
+    identity = await actingAsSet(ctx, set, spec)
+  } catch (error: unknown) {
+    if (!(error instanceof InvalidInputError && error.reason === 'ServiceAccountNotFound')) throw error
+    if (readyCondition(status)?.reason !== error.reason) await event('Warning', error.reason, error.message)
+    ready('False', error.reason, error.message)
+    await writeStatus(ctx, set, { ...status, observedGeneration: generation })
+    return { next: 'backoff', error }
+  }
   let tags: string[]
   const source = await openSource(identity, set.metadata.namespace, spec, ctx.signal ? { signal: ctx.signal } : {})
   try {
@@ -126,10 +138,12 @@ export async function reconcileSet(ctx: ReconcileContext, key: { namespace: stri
   return { next: 'requeue', afterMs: Math.max(next, 1000) }
 }
 
-/** The set's identity: its ServiceAccount when it names one, else the reconciler's own. */
-function actingAs(ctx: ReconcileContext, set: EnvironmentSet, spec: SetSpec): Kube {
-  const name = spec.serviceAccountName ?? ctx.defaultServiceAccount
-  return name ? ctx.kube.as(serviceAccountUser(set.metadata.namespace, name)) : ctx.kube
+/** The set's identity (see identity.ts): its previews, Namespaces and the write check act as it. */
+async function actingAsSet(ctx: ReconcileContext, set: EnvironmentSet, spec: SetSpec): Promise<Kube> {
+  return await actingAs(ctx, set.metadata.namespace, spec.serviceAccountName, {
+    needs: 'this EnvironmentSet',
+    retry: 'berth retries on its own',
+  })
 }
 
 /**
