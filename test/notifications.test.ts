@@ -493,7 +493,7 @@ describe('notifications (spec.notify)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     try {
-      const { post } = await import('../reconciler/notify/http-post.ts')
+      const { post } = await import('../reconciler/outbound/http-post.ts')
       const redirect = await post({ url: `http://127.0.0.1:${port}/redirect`, headers: {}, body: '{}' }, { timeoutMs: 5000 })
       expect(redirect.status).toBe(302)
       expect([redirected, followed]).toEqual([1, 0])

@@ -7,9 +7,9 @@
  */
 import type { Kube } from '../../shared/kube.ts'
 import { BERTH } from '../../shared/package-info.ts'
-import { AddressGuard, DeniedAddressError } from '../notify/address-guard.ts'
-import { post } from '../notify/http-post.ts'
-import { readEndpointSecret } from '../notify/endpoint-secret.ts'
+import { AddressGuard, DeniedAddressError } from '../outbound/address-guard.ts'
+import { post } from '../outbound/http-post.ts'
+import { readEndpointSecret } from '../outbound/endpoint-secret.ts'
 
 /** Where Prometheus is and how to reach it: a Secret's `address`, `token` and `ca.crt`, or the reconciler's flag. */
 export type PrometheusAccess = { address: string; token?: string | undefined; ca?: string | undefined }

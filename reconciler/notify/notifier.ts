@@ -10,20 +10,19 @@
  * Secret takes effect at once); neither appears in a log line, an Event or the status: a
  * receiver is named by its number, type and Secret.
  */
-import { AddressGuard, DeniedAddressError, type Resolve } from './address-guard.ts'
-import { readEndpointSecret } from './endpoint-secret.ts'
+import { AddressGuard, DeniedAddressError, type Resolve } from '../outbound/address-guard.ts'
+import { readEndpointSecret } from '../outbound/endpoint-secret.ts'
 import { InvalidInputError, kindOf, messageOf } from '../../shared/errors.ts'
 import type { Kube } from '../../shared/kube.ts'
 import { sleep } from '../../shared/signals.ts'
 import type { Environment, Receiver } from '../../api/environment.ts'
 import { recordEvent } from '../pass/events.ts'
 import { Lru } from '../../shared/memo.ts'
-import { post } from './http-post.ts'
+import { type HttpRequest, post } from '../outbound/http-post.ts'
 import type { Notification } from './notify.ts'
 import {
   githubDeploymentRequest,
   githubStatusRequest,
-  type HttpRequest,
   type ReceiverSecret,
   slackRequest,
   webhookRequest,

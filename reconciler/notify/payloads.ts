@@ -10,14 +10,13 @@
 import { InvalidInputError } from '../../shared/errors.ts'
 import { BERTH } from '../../shared/package-info.ts'
 import type { NotifyEvent } from '../../api/notify-events.ts'
+import type { HttpRequest } from '../outbound/http-post.ts'
 import type { Notification } from './notify.ts'
 
 export type ReceiverType = 'webhook' | 'slack' | 'github'
 
 /** What the receiver's Secret holds: `address`, optional `token` and `ca.crt`. */
 export type ReceiverSecret = { address: string; token?: string | undefined; ca?: string | undefined }
-
-export type HttpRequest = { url: string; headers: Record<string, string>; body: string }
 
 const USER_AGENT = `berth/${BERTH.version}`
 

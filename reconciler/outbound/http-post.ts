@@ -6,8 +6,8 @@ import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { proxyFor, throughProxy } from '../../shared/proxy.ts'
 import { type AddressGuard, pinnedLookup } from './address-guard.ts'
-import type { HttpRequest } from './payloads.ts'
-
+/** A request to send: where, its headers, its body. */
+export type HttpRequest = { url: string; headers: Record<string, string>; body: string }
 export type HttpAnswer = { status: number; body: string }
 
 /** The most of an answer kept: a receiver's reply is only read for an id (GitHub) or a status. */
