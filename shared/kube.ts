@@ -239,12 +239,15 @@ export class Kube {
     }
   }
 
-  /** Delete an object; false when it was already gone. */
-  async delete(ref: ObjectRef): Promise<boolean> {
+  /**
+   * Delete an object; false when it was already gone. With `preconditions` (the uid and resourceVersion of the copy a
+   * caller judged), the apiserver refuses with 409 Conflict if the object has changed or been replaced since.
+   */
+  async delete(ref: ObjectRef, preconditions?: { uid?: string; resourceVersion?: string }): Promise<boolean> {
     try {
       await this.request('DELETE', await this.pathOf(ref), {
         what: describeObject(ref),
-        body: { propagationPolicy: 'Background' },
+        body: { propagationPolicy: 'Background', ...(preconditions ? { preconditions } : {}) },
       })
       return true
     } catch (error: unknown) {

@@ -5,7 +5,9 @@
  * prunes it); deleting either Environment never deletes what the other owns.
  */
 import { beforeAll, describe, expect, it } from 'vitest'
-import { type Environment, environmentRef } from '../api/environment.ts'
+import { type Environment, environmentRef, OWNER_LABELS } from '../api/environment.ts'
+import { prune } from '../reconciler/apply/prune.ts'
+import type { ObjectRef } from '../shared/kube.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, eventsOf, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
@@ -70,5 +72,32 @@ describe('one object, one owner', () => {
     await eventually(() => g.kube().get<Environment>(environmentRef(g.namespace, 'a')), (e) => e === undefined, 20_000)
     expect(await cm('a-own')).toBeUndefined()
     expect((await cm('shared'))?.data).toEqual({ from: 'b' })
+  })
+
+  it('an object taken over between prune\'s read and its delete is not deleted: the delete names the copy judged', async () => {
+    const owner = { name: 'racer', namespace: g.namespace }
+    const labels = { [OWNER_LABELS.name]: owner.name, [OWNER_LABELS.namespace]: owner.namespace }
+    await g.kube().apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'raced', namespace: g.namespace, labels } })
+    // The real apiserver; a take-over lands just after prune has read (and judged) the object, before its delete.
+    const kube = g.kube()
+    let taken = false
+    const racing = new Proxy(kube, {
+      get(target, property): unknown {
+        if (property !== 'get') return (Reflect.get(target, property) as (...a: unknown[]) => unknown).bind(target)
+        return async (ref: ObjectRef): Promise<unknown> => {
+          const live = await target.get(ref)
+          if (ref.metadata.name === 'raced' && !taken) {
+            taken = true
+            await target.mergePatch(ref, { metadata: { labels: { [OWNER_LABELS.name]: 'other' } } })
+          }
+          return live
+        }
+      },
+    })
+    const entry = { apiVersion: 'v1', kind: 'ConfigMap', name: 'raced', namespace: g.namespace }
+    const result = await prune(racing, [entry], [], owner)
+    expect(taken).toBe(true)
+    expect(result).toEqual({ deleted: [], failed: [] })
+    expect((await cm('raced'))?.metadata.labels?.[OWNER_LABELS.name]).toBe('other')
   })
 })

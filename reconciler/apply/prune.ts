@@ -3,7 +3,7 @@
  * live object still carries this Environment's owner labels. A failed delete stays in the
  * inventory so the next pass retries it; an object already gone is simply forgotten.
  */
-import { type Kube, type ObjectRef } from '../../shared/kube.ts'
+import { type Kube, KubeApiError, type ObjectRef } from '../../shared/kube.ts'
 import { describeObject } from '../../shared/manifests.ts'
 import { type InventoryEntry, OWNER_LABELS } from '../../api/environment.ts'
 import { inParallel, type Owner } from './apply.ts'
@@ -70,30 +70,65 @@ export async function prune(
   return result
 }
 
+/** How often an object that changes while it is being pruned is read and judged again, within one pass. */
+const JUDGE_ATTEMPTS = 3
+
+type Live = { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } & Version }
+type Version = { uid?: string; resourceVersion?: string }
+
 async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner): Promise<Pruned> {
-  const ref = refOf(entry)
   try {
-    const live = await kube.get<{
-      metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }
-    }>(ref)
-    const labels = live?.metadata.labels ?? {}
-    // Gone already, or no longer berth's (someone took it over): forget it, never delete it.
-    if (labels[OWNER_LABELS.name] !== owner.name || labels[OWNER_LABELS.namespace] !== owner.namespace) return {}
-    // A Namespace or CRD takes what is inside along: look first.
-    const inside = await foreignContents(kube, entry, owner)
-    let forced: PruneFailure | undefined
-    if (inside.length > 0) {
-      const what = describeContents(inside)
-      if (live?.metadata.annotations?.[PRUNE_WITH_CONTENTS] !== 'true') {
-        const error = `holds what this Environment does not own: ${what}; kept. Annotate it `
-          + `${PRUNE_WITH_CONTENTS}="true" to prune it with its contents`
-        return { blocked: { entry, error } }
-      }
-      forced = { entry, error: `deleted with ${what} (${PRUNE_WITH_CONTENTS}="true")` }
+    for (let attempt = 1; attempt <= JUDGE_ATTEMPTS; attempt++) {
+      const outcome = await judgeAndDelete(kube, entry, owner)
+      if (outcome !== 'changed') return outcome
     }
-    const deleted = await kube.delete(ref)
-    return { ...(forced ? { forced } : {}), ...(deleted ? { deleted: entry } : {}) }
+    return { failed: { entry, error: `changed ${JUDGE_ATTEMPTS} times while being pruned; judged again next pass` } }
   } catch (error: unknown) {
     return { failed: { entry, error: error instanceof Error ? error.message : String(error) } }
   }
 }
+
+/**
+ * Read the object, judge it, and delete exactly the copy judged: its uid and resourceVersion go as preconditions, so
+ * an object taken over, relabelled or replaced since the read is never deleted on the strength of the old copy
+ * (`changed`: judge it again).
+ */
+async function judgeAndDelete(kube: Kube, entry: InventoryEntry, owner: Owner): Promise<Pruned | 'changed'> {
+  const ref = refOf(entry)
+  const live = await kube.get<Live>(ref)
+  const labels = live?.metadata.labels ?? {}
+  // Gone already, or no longer berth's (someone took it over): forget it, never delete it.
+  if (labels[OWNER_LABELS.name] !== owner.name || labels[OWNER_LABELS.namespace] !== owner.namespace) return {}
+  // A Namespace or CRD takes what is inside along: look first.
+  const inside = await foreignContents(kube, entry, owner)
+  let forced: PruneFailure | undefined
+  if (inside.length > 0) {
+    const what = describeContents(inside)
+    if (live?.metadata.annotations?.[PRUNE_WITH_CONTENTS] !== 'true') {
+      const error = `holds what this Environment does not own: ${what}; kept. Annotate it `
+        + `${PRUNE_WITH_CONTENTS}="true" to prune it with its contents`
+      return { blocked: { entry, error } }
+    }
+    forced = { entry, error: `deleted with ${what} (${PRUNE_WITH_CONTENTS}="true")` }
+  }
+  const judged = versionOf(live)
+  let deleted: boolean
+  try {
+    deleted = await kube.delete(ref, judged)
+  } catch (error: unknown) {
+    // A 409 for another reason (a Namespace already terminating) is a failure like any other.
+    if (error instanceof KubeApiError && error.code === 409 && (await changedSince(kube, ref, judged))) return 'changed'
+    throw error
+  }
+  return { ...(forced ? { forced } : {}), ...(deleted ? { deleted: entry } : {}) }
+}
+
+async function changedSince(kube: Kube, ref: ObjectRef, judged: Version): Promise<boolean> {
+  const now = versionOf(await kube.get<Live>(ref))
+  return now.uid !== judged.uid || now.resourceVersion !== judged.resourceVersion
+}
+
+const versionOf = (o: Live | undefined): Version => ({
+  ...(o?.metadata.uid ? { uid: o.metadata.uid } : {}),
+  ...(o?.metadata.resourceVersion ? { resourceVersion: o.metadata.resourceVersion } : {}),
+})
