@@ -40,6 +40,8 @@ export const FROZEN = {
  * Without it, an object another Environment owns is never applied (OwnershipConflict).
  */
 export const TAKE_OVER_FROM = 'berth.dev/take-over-from'
+/** On a Namespace or CRD: prune it even though it holds what this Environment does not own. */
+export const PRUNE_WITH_CONTENTS = 'berth.dev/prune-with-contents'
 /** Left by `berth promote` and `berth rollback`: who set the pin, recorded in the history. */
 export const PROMOTED_BY = 'berth.dev/promoted-by'
 /**

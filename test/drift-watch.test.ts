@@ -114,6 +114,16 @@ describe('owned objects watched for drift', () => {
     expect(took).toBeLessThan(3_000)
   })
 
+  it('a version that drops an object prunes it, judged by the watch\'s copy', async () => {
+    await publishApp(g.scratch(), repository, '1.1.0', { a: configMap('fixed-a', { v: '1' }) })
+    await until(() => Promise.resolve(controller.owned.watched(`${g.namespace}/fixed`) === 2), 10_000)
+    await g.kube().mergePatch(environmentRef(g.namespace, 'fixed'), { spec: { version: '1.1.0' } })
+    await eventually(() => cm('fixed-b'), (b) => b === undefined, 20_000)
+    await eventually(() => env('fixed'), (e) => e?.status?.inventory?.length === 1, 20_000)
+    expect((await cm('fixed-a'))?.data?.v).toBe('1')
+    expect((await events('fixed', 'Pruned')).map((e) => e.message)).toContain(`deleted ConfigMap ${g.namespace}/fixed-b`)
+  })
+
   it('with driftPolicy warn, says Drifted at once and changes nothing', async () => {
     const source = { repository: `oci://${repository}`, plainHTTP: true }
     await g

@@ -5,9 +5,11 @@
  * prunes it); deleting either Environment never deletes what the other owns.
  */
 import { beforeAll, describe, expect, it } from 'vitest'
-import { type Environment, environmentRef, OWNER_LABELS } from '../api/environment.ts'
-import { prune } from '../reconciler/apply/prune.ts'
+import { type Environment, environmentRef, type InventoryEntry, OWNER_LABELS } from '../api/environment.ts'
+import { slim, type Watched } from '../reconciler/apply/owned.ts'
+import { entryKey, prune } from '../reconciler/apply/prune.ts'
 import type { ObjectRef } from '../shared/kube.ts'
+import type { KubeObject } from '../shared/manifests.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, eventsOf, installCrd, passes, publishApp } from './support/environments.ts'
 import { eventually } from './support/eventually.ts'
@@ -99,5 +101,46 @@ describe('one object, one owner', () => {
     expect(taken).toBe(true)
     expect(result).toEqual({ deleted: [], failed: [] })
     expect((await cm('raced'))?.metadata.labels?.[OWNER_LABELS.name]).toBe('other')
+  })
+
+  it('prune judges by the watch\'s copy without a read, and a stale copy deletes nothing that changed hands', async () => {
+    const owner = { name: 'watcher', namespace: g.namespace }
+    const labels = { [OWNER_LABELS.name]: owner.name, [OWNER_LABELS.namespace]: owner.namespace }
+    const ref = (name: string): ObjectRef => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
+    const make = async (name: string): Promise<KubeObject> =>
+      await g.kube().apply<KubeObject>({ ...ref(name), metadata: { ...ref(name).metadata, labels } })
+    const entry = (name: string): InventoryEntry => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: g.namespace })
+    const fresh = await make('watched-fresh')
+    const stale = await make('watched-stale')
+    await make('watched-gone')
+    // Taken over after the watch's copy was made: the copy still says it is this Environment's.
+    await g.kube().mergePatch(ref('watched-stale'), { metadata: { labels: { [OWNER_LABELS.name]: 'other' } } })
+    const kube = g.kube()
+    const reads: string[] = []
+    const counting = new Proxy(kube, {
+      get(target, property): unknown {
+        if (property !== 'get') return (Reflect.get(target, property) as (...a: unknown[]) => unknown).bind(target)
+        return async (r: ObjectRef): Promise<unknown> => {
+          reads.push(r.metadata.name)
+          return await target.get(r)
+        }
+      },
+    })
+    const watched = new Map<string, Watched>([
+      [entryKey(entry('watched-fresh')), slim(fresh)],
+      [entryKey(entry('watched-stale')), slim(stale)],
+      [entryKey(entry('watched-gone')), 'gone'],
+    ])
+    const names = ['watched-fresh', 'watched-stale', 'watched-gone']
+    const result = await prune(counting, names.map(entry), [], owner, watched)
+    expect(result.deleted.map((e) => e.name)).toEqual(['watched-fresh'])
+    expect(result.failed).toEqual([])
+    // The fresh one was judged by its copy alone; the stale one read only after the apiserver refused its delete.
+    expect(reads.filter((n) => n === 'watched-fresh')).toEqual([])
+    expect(reads.filter((n) => n === 'watched-stale').length).toBeGreaterThan(0)
+    expect(await cm('watched-fresh')).toBeUndefined()
+    expect((await cm('watched-stale'))?.metadata.labels?.[OWNER_LABELS.name]).toBe('other')
+    // The watch said gone: forgotten, not deleted (here it was not gone: a watch that lags never costs an object).
+    expect((await cm('watched-gone'))?.metadata.labels?.[OWNER_LABELS.name]).toBe(owner.name)
   })
 })

@@ -19,6 +19,7 @@ import { type Kube, KubeApiError, type WatchHandlers, type Watching } from '../.
 import { type KubeObject, objectKey } from '../../shared/manifests.ts'
 import { messageOf } from '../../shared/errors.ts'
 import { OWNER_LABELS } from '../../api/environment.ts'
+import { PRUNE_WITH_CONTENTS } from '../../api/well-known.ts'
 import { comparable } from './drift.ts'
 
 type Log = (fields: Record<string, unknown>) => void
@@ -63,6 +64,8 @@ class Scope {
   }
 }
 
+/** What a listed watch last saw of an object: a slim copy, or that it is gone (or no longer labelled berth's). */
+export type Watched = KubeObject | 'gone'
 /** What the watch last saw of an object. */
 type Seen = { fingerprint: string; live: KubeObject; deleted?: true }
 /** What a pass left an object as: its fingerprint then, and that copy for health until the watch has one. */
@@ -122,9 +125,15 @@ export class OwnedObjects {
    * After a pass: `wanted` are this Environment's objects now, acted on as `kube`'s identity, and
    * `live` those of them the pass applied or read and found as berth means them (as the apiserver
    * returned them). The others keep what was confirmed before; objects no longer wanted are no
-   * longer its, and watches no Environment needs stop.
+   * longer its, and watches no Environment needs stop. Returns, of those no longer wanted, what a
+   * listed watch last saw (a slim copy, or `gone`) by object key: what prune judges without a read.
    */
-  confirm(environment: string, kube: Kube, live: readonly KubeObject[], wanted: readonly KubeObject[]): void {
+  confirm(
+    environment: string,
+    kube: Kube,
+    live: readonly KubeObject[],
+    wanted: readonly KubeObject[],
+  ): Map<string, Watched> {
     const before = this.confirmed.get(environment) ?? new Map<string, Confirmed>()
     const fresh = new Map(live.map((o) => [objectKey(o), o]))
     const now = new Map<string, Confirmed>()
@@ -139,7 +148,20 @@ export class OwnedObjects {
       if (now.has(key)) this.owners.set(key, environment)
     }
     this.confirmed.set(environment, now)
+    const leaving = this.lastSeen(before, now)
     this.release(environment, before, now)
+    return leaving
+  }
+
+  /** Of `before` not in `now`: what a listed watch last saw of each, where one vouches for it. */
+  private lastSeen(before: Map<string, Confirmed>, now: Map<string, Confirmed>): Map<string, Watched> {
+    const seen = new Map<string, Watched>()
+    for (const [key, confirmed] of before) {
+      if (now.has(key) || this.scopes.get(confirmed.scope)?.synced !== true) continue
+      const last = this.store.get(key)
+      seen.set(key, last?.deleted ? 'gone' : (last?.live ?? confirmed.live))
+    }
+    return seen
   }
 
   /** Keep what is confirmed, but not `objects` (drift left under driftPolicy warn): they stay suspects. */
@@ -255,7 +277,10 @@ function stableJson(value: unknown): string {
   return value === undefined ? 'null' : JSON.stringify(value)
 }
 
-/** What health reads of an object: identity, generation, deletion, the spec fields kstatus looks at, status. */
+/**
+ * What health reads of an object (identity, generation, deletion, the spec fields kstatus looks at, status) and what
+ * prune judges by (uid and resourceVersion, the owner labels, the prune-with-contents annotation).
+ */
 export function slim(object: KubeObject): KubeObject {
   const { apiVersion, kind, metadata } = object
   const spec = object.spec as Record<string, unknown> | undefined
@@ -269,10 +294,21 @@ export function slim(object: KubeObject): KubeObject {
       ...(metadata.namespace ? { namespace: metadata.namespace } : {}),
       ...(metadata.generation !== undefined ? { generation: metadata.generation } : {}),
       ...(metadata.deletionTimestamp !== undefined ? { deletionTimestamp: metadata.deletionTimestamp } : {}),
+      ...(metadata.uid !== undefined ? { uid: metadata.uid } : {}),
+      ...(metadata.resourceVersion !== undefined ? { resourceVersion: metadata.resourceVersion } : {}),
+      ...pick('labels', metadata.labels, [OWNER_LABELS.name, OWNER_LABELS.namespace]),
+      ...pick('annotations', metadata.annotations, [PRUNE_WITH_CONTENTS]),
     },
     ...(Object.keys(kept).length > 0 ? { spec: kept } : {}),
     ...(object.status !== undefined ? { status: object.status } : {}),
   }
+}
+
+/** `{ [field]: the keys of `map` among `keys` }`, or nothing when it has none of them. */
+function pick(field: string, map: unknown, keys: readonly string[]): Record<string, Record<string, string>> {
+  const from = (map ?? {}) as Record<string, string>
+  const kept = Object.fromEntries(keys.filter((k) => from[k] !== undefined).map((k) => [k, from[k] as string]))
+  return Object.keys(kept).length > 0 ? { [field]: kept } : {}
 }
 
 /** `namespace/name` of the Environment an object's owner labels name, if they name one. */

@@ -9,9 +9,6 @@ import { OWNER_LABELS } from '../../api/well-known.ts'
 import type { Kube } from '../../shared/kube.ts'
 import type { Owner } from './apply.ts'
 
-/** On a Namespace or CRD: prune it even though it holds what this Environment does not own. */
-export const PRUNE_WITH_CONTENTS = 'berth.dev/prune-with-contents'
-
 type Meta = {
   metadata: {
     name: string

@@ -4,10 +4,12 @@
  * inventory so the next pass retries it; an object already gone is simply forgotten.
  */
 import { type Kube, KubeApiError, type ObjectRef } from '../../shared/kube.ts'
-import { describeObject } from '../../shared/manifests.ts'
+import { describeObject, type KubeObject } from '../../shared/manifests.ts'
+import type { Watched } from './owned.ts'
 import { type InventoryEntry, OWNER_LABELS } from '../../api/environment.ts'
+import { PRUNE_WITH_CONTENTS } from '../../api/well-known.ts'
 import { inParallel, type Owner } from './apply.ts'
-import { describeContents, foreignContents, PRUNE_WITH_CONTENTS } from './prune-guard.ts'
+import { describeContents, foreignContents } from './prune-guard.ts'
 
 export type PruneFailure = { entry: InventoryEntry; error: string }
 /**
@@ -46,16 +48,21 @@ type Pruned = { deleted?: InventoryEntry; failed?: PruneFailure; blocked?: Prune
 /** Kinds that take what is inside along: deleted after everything else, so their own contents have gone first. */
 const CONTAINERS = new Set(['Namespace', 'CustomResourceDefinition'])
 
+/**
+ * Delete what `previous` had and `current` has not. `watched`: what a listed watch last saw of them (by object key),
+ * judged instead of reading each first; the delete's preconditions make a stale copy harmless (read and judged again).
+ */
 export async function prune(
   kube: Kube,
   previous: readonly InventoryEntry[],
   current: readonly InventoryEntry[],
   owner: Owner,
+  watched: ReadonlyMap<string, Watched> = new Map(),
 ): Promise<PruneResult> {
   const keep = new Set(current.map(entryKey))
   const gone = previous.filter((e) => !keep.has(entryKey(e)))
-  // A read and a delete each, several at a time: a version that drops thousands of objects is not a serial walk.
-  const one = (entry: InventoryEntry): Promise<Pruned> => pruneOne(kube, entry, owner)
+  // A delete each (and a read where no watch vouches), several at a time: thousands of objects are not a serial walk.
+  const one = (entry: InventoryEntry): Promise<Pruned> => pruneOne(kube, entry, owner, watched.get(entryKey(entry)))
   const outcomes = [
     ...(await inParallel(gone.filter((e) => !CONTAINERS.has(e.kind)), one)),
     ...(await inParallel(gone.filter((e) => CONTAINERS.has(e.kind)), one)),
@@ -76,10 +83,12 @@ const JUDGE_ATTEMPTS = 3
 type Live = { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } & Version }
 type Version = { uid?: string; resourceVersion?: string }
 
-async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner): Promise<Pruned> {
+async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner, watched?: Watched): Promise<Pruned> {
   try {
+    // The watch says it is gone, or no longer labelled berth's: forget it, as a read finding so would.
+    if (watched === 'gone') return {}
     for (let attempt = 1; attempt <= JUDGE_ATTEMPTS; attempt++) {
-      const outcome = await judgeAndDelete(kube, entry, owner)
+      const outcome = await judgeAndDelete(kube, entry, owner, attempt === 1 ? watched : undefined)
       if (outcome !== 'changed') return outcome
     }
     return { failed: { entry, error: `changed ${JUDGE_ATTEMPTS} times while being pruned; judged again next pass` } }
@@ -89,13 +98,18 @@ async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner): Promis
 }
 
 /**
- * Read the object, judge it, and delete exactly the copy judged: its uid and resourceVersion go as preconditions, so
- * an object taken over, relabelled or replaced since the read is never deleted on the strength of the old copy
- * (`changed`: judge it again).
+ * Judge the object (the watched copy, else a read) and delete exactly the copy judged: its uid and resourceVersion go
+ * as preconditions, so an object taken over, relabelled or replaced since is never deleted on the strength of the old
+ * copy (`changed`: read and judge it again).
  */
-async function judgeAndDelete(kube: Kube, entry: InventoryEntry, owner: Owner): Promise<Pruned | 'changed'> {
+async function judgeAndDelete(
+  kube: Kube,
+  entry: InventoryEntry,
+  owner: Owner,
+  watched?: KubeObject,
+): Promise<Pruned | 'changed'> {
   const ref = refOf(entry)
-  const live = await kube.get<Live>(ref)
+  const live = (watched as Live | undefined) ?? (await kube.get<Live>(ref))
   const labels = live?.metadata.labels ?? {}
   // Gone already, or no longer berth's (someone took it over): forget it, never delete it.
   if (labels[OWNER_LABELS.name] !== owner.name || labels[OWNER_LABELS.namespace] !== owner.namespace) return {}

@@ -11,7 +11,7 @@ import type { Applied, Owner } from '../apply/apply.ts'
 import type { EventType } from './events.ts'
 import type { Lru, SharedLookups } from '../../shared/memo.ts'
 import type { Notification } from '../notify/notify.ts'
-import type { OwnedObjects } from '../apply/owned.ts'
+import type { OwnedObjects, Watched } from '../apply/owned.ts'
 import type { PruneResult } from '../apply/prune.ts'
 import type { Resolved } from '../source/resolve.ts'
 import type { RegistryGate } from '../source/registry-gate.ts'
@@ -129,6 +129,8 @@ export type Pass = {
   /** True when the live objects already match `target`: nothing was written. */
   inSync?: boolean
   applied?: Applied
+  /** What the watch last saw of the objects this pass no longer applies, by object key: prune's first judgement. */
+  leaving?: Map<string, Watched>
   pruned?: PruneResult
 }
 

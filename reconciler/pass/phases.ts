@@ -341,7 +341,8 @@ async function checkDrift(
 
 /** Tell the watch of owned objects what this pass left: `live` as read or applied, of all `wanted`. */
 function confirm(pass: Pass, live: readonly KubeObject[], wanted: readonly KubeObject[]): void {
-  pass.ctx.owned?.confirm(`${pass.owner.namespace}/${pass.owner.name}`, pass.kube, live, wanted)
+  const leaving = pass.ctx.owned?.confirm(`${pass.owner.namespace}/${pass.owner.name}`, pass.kube, live, wanted)
+  if (leaving) pass.leaving = new Map([...(pass.leaving ?? []), ...leaving])
 }
 
 async function warnings(pass: Pass, found: readonly string[]): Promise<void> {
@@ -371,7 +372,7 @@ async function prunePhase(pass: Pass): Promise<undefined> {
   const { spec, status } = pass
   const applied = need(pass.applied, 'applied')
   const pruned = spec.prune
-    ? await prune(pass.kube, status.inventory ?? [], applied.inventory, pass.owner)
+    ? await prune(pass.kube, status.inventory ?? [], applied.inventory, pass.owner, pass.leaving)
     : { deleted: [], failed: [] }
   pass.pruned = pruned
   const keys = new Set(applied.inventory.map(entryKey))
