@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { type Environment, environmentRef, type InventoryEntry, OWNER_LABELS } from '../api/environment.ts'
 import { slim, type Watched } from '../reconciler/apply/owned.ts'
 import { entryKey, prune } from '../reconciler/apply/prune.ts'
-import type { ObjectRef } from '../shared/kube.ts'
+import type { Kube, ObjectRef } from '../shared/kube.ts'
 import type { KubeObject } from '../shared/manifests.ts'
 import { configMap } from './support/config-repo.ts'
 import { applyEnvironment, eventsOf, installCrd, passes, publishApp } from './support/environments.ts'
@@ -25,6 +25,18 @@ describe('one object, one owner', () => {
   type Cm = { data?: Record<string, string>; metadata: { labels?: Record<string, string> } }
   const cm = (name: string): Promise<Cm | undefined> =>
     g.kube().get({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace } })
+  /** The test's client, on the real apiserver, running `then` after each read it makes (before answering). */
+  const afterReads = (then: (ref: ObjectRef) => Promise<void>): Kube =>
+    new Proxy(g.kube(), {
+      get(target, property): unknown {
+        if (property !== 'get') return (Reflect.get(target, property) as (...a: unknown[]) => unknown).bind(target)
+        return async (ref: ObjectRef): Promise<unknown> => {
+          const live = await target.get(ref)
+          await then(ref)
+          return live
+        }
+      },
+    })
   const events = async (env: string, reason: string): Promise<string[]> =>
     (await eventsOf(g, env, reason)).map((e) => e.message)
 
@@ -81,20 +93,11 @@ describe('one object, one owner', () => {
     const labels = { [OWNER_LABELS.name]: owner.name, [OWNER_LABELS.namespace]: owner.namespace }
     await g.kube().apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'raced', namespace: g.namespace, labels } })
     // The real apiserver; a take-over lands just after prune has read (and judged) the object, before its delete.
-    const kube = g.kube()
     let taken = false
-    const racing = new Proxy(kube, {
-      get(target, property): unknown {
-        if (property !== 'get') return (Reflect.get(target, property) as (...a: unknown[]) => unknown).bind(target)
-        return async (ref: ObjectRef): Promise<unknown> => {
-          const live = await target.get(ref)
-          if (ref.metadata.name === 'raced' && !taken) {
-            taken = true
-            await target.mergePatch(ref, { metadata: { labels: { [OWNER_LABELS.name]: 'other' } } })
-          }
-          return live
-        }
-      },
+    const racing = afterReads(async (ref) => {
+      if (ref.metadata.name !== 'raced' || taken) return
+      taken = true
+      await g.kube().mergePatch(ref, { metadata: { labels: { [OWNER_LABELS.name]: 'other' } } })
     })
     const entry = { apiVersion: 'v1', kind: 'ConfigMap', name: 'raced', namespace: g.namespace }
     const result = await prune(racing, [entry], [], owner)
@@ -115,16 +118,10 @@ describe('one object, one owner', () => {
     await make('watched-gone')
     // Taken over after the watch's copy was made: the copy still says it is this Environment's.
     await g.kube().mergePatch(ref('watched-stale'), { metadata: { labels: { [OWNER_LABELS.name]: 'other' } } })
-    const kube = g.kube()
     const reads: string[] = []
-    const counting = new Proxy(kube, {
-      get(target, property): unknown {
-        if (property !== 'get') return (Reflect.get(target, property) as (...a: unknown[]) => unknown).bind(target)
-        return async (r: ObjectRef): Promise<unknown> => {
-          reads.push(r.metadata.name)
-          return await target.get(r)
-        }
-      },
+    const counting = afterReads((r) => {
+      reads.push(r.metadata.name)
+      return Promise.resolve()
     })
     const watched = new Map<string, Watched>([
       [entryKey(entry('watched-fresh')), slim(fresh)],

@@ -4,7 +4,7 @@
  * inventory so the next pass retries it; an object already gone is simply forgotten.
  */
 import { type Kube, KubeApiError, type ObjectRef } from '../../shared/kube.ts'
-import { describeObject, type KubeObject } from '../../shared/manifests.ts'
+import { describeObject } from '../../shared/manifests.ts'
 import type { Watched } from './owned.ts'
 import { type InventoryEntry, OWNER_LABELS } from '../../api/environment.ts'
 import { PRUNE_WITH_CONTENTS } from '../../api/well-known.ts'
@@ -87,9 +87,11 @@ async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner, watched
   try {
     // The watch says it is gone, or no longer labelled berth's: forget it, as a read finding so would.
     if (watched === 'gone') return {}
+    let live = watched === undefined ? await kube.get<Live>(refOf(entry)) : (watched as Live)
     for (let attempt = 1; attempt <= JUDGE_ATTEMPTS; attempt++) {
-      const outcome = await judgeAndDelete(kube, entry, owner, attempt === 1 ? watched : undefined)
-      if (outcome !== 'changed') return outcome
+      const outcome = await judgeAndDelete(kube, entry, owner, live)
+      if (!('changed' in outcome)) return outcome
+      live = outcome.changed
     }
     return { failed: { entry, error: `changed ${JUDGE_ATTEMPTS} times while being pruned; judged again next pass` } }
   } catch (error: unknown) {
@@ -98,18 +100,16 @@ async function pruneOne(kube: Kube, entry: InventoryEntry, owner: Owner, watched
 }
 
 /**
- * Judge the object (the watched copy, else a read) and delete exactly the copy judged: its uid and resourceVersion go
- * as preconditions, so an object taken over, relabelled or replaced since is never deleted on the strength of the old
- * copy (`changed`: read and judge it again).
+ * Judge `live` (the watched copy, or a read) and delete exactly that copy: its uid and resourceVersion go as
+ * preconditions, so an object taken over, relabelled or replaced since is never deleted on the strength of the old
+ * copy (`changed`: the object as read after the refusal, to judge again).
  */
 async function judgeAndDelete(
   kube: Kube,
   entry: InventoryEntry,
   owner: Owner,
-  watched?: KubeObject,
-): Promise<Pruned | 'changed'> {
-  const ref = refOf(entry)
-  const live = (watched as Live | undefined) ?? (await kube.get<Live>(ref))
+  live: Live | undefined,
+): Promise<Pruned | { changed: Live | undefined }> {
   const labels = live?.metadata.labels ?? {}
   // Gone already, or no longer berth's (someone took it over): forget it, never delete it.
   if (labels[OWNER_LABELS.name] !== owner.name || labels[OWNER_LABELS.namespace] !== owner.namespace) return {}
@@ -125,21 +125,20 @@ async function judgeAndDelete(
     }
     forced = { entry, error: `deleted with ${what} (${PRUNE_WITH_CONTENTS}="true")` }
   }
+  const ref = refOf(entry)
   const judged = versionOf(live)
   let deleted: boolean
   try {
     deleted = await kube.delete(ref, judged)
   } catch (error: unknown) {
+    if (!(error instanceof KubeApiError && error.code === 409)) throw error
+    const now = await kube.get<Live>(ref)
+    const current = versionOf(now)
     // A 409 for another reason (a Namespace already terminating) is a failure like any other.
-    if (error instanceof KubeApiError && error.code === 409 && (await changedSince(kube, ref, judged))) return 'changed'
-    throw error
+    if (current.uid === judged.uid && current.resourceVersion === judged.resourceVersion) throw error
+    return { changed: now }
   }
   return { ...(forced ? { forced } : {}), ...(deleted ? { deleted: entry } : {}) }
-}
-
-async function changedSince(kube: Kube, ref: ObjectRef, judged: Version): Promise<boolean> {
-  const now = versionOf(await kube.get<Live>(ref))
-  return now.uid !== judged.uid || now.resourceVersion !== judged.resourceVersion
 }
 
 const versionOf = (o: Live | undefined): Version => ({
